@@ -1,0 +1,333 @@
+//! Entries: upsert, get, delete, replacement semantics, validation, hashes.
+
+use serde_json::json;
+use storage_core::*;
+
+use crate::fixtures::*;
+
+fn full_entry() -> NewEntry {
+    NewEntry::new("k", "full")
+        .entry_type("task")
+        .title("Full entry")
+        .summary("Every field set")
+        .body("The body text.")
+        .tags(["alpha", "topic/ai"])
+        .link(Link::to("other").relation("depends_on").note("needs it"))
+        .link(Link::to("x").in_kb("elsewhere"))
+        .source(Source {
+            title: "Paper".into(),
+            url: Some("https://example.org/p".into()),
+            date: Some(date(2024, 5, 1)),
+        })
+        .meta("owner", json!({"team": "search", "size": 3}))
+        .meta("flag", json!(true))
+        .date(date(2024, 6, 30))
+        .importance(7)
+        .status("open")
+        .assignee("ana")
+        .source_path("notes/full.md")
+}
+
+/// Every field written comes back unchanged, and the returned entry equals the stored one.
+pub async fn upsert_then_get_round_trips_every_field(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let input = full_entry();
+    let stored = s.upsert_entry(&input).await?;
+    let got = s.get_entry(&input.key()).await?.expect("stored");
+    assert_eq!(got, stored);
+    assert_eq!(got.to_new(), input);
+    assert_eq!(got.content_hash, input.content_hash());
+    assert_eq!(got.created_at, got.updated_at);
+    Ok(())
+}
+
+/// Upserting into a missing KB is `NotFound` and writes nothing.
+pub async fn upsert_into_missing_kb_is_not_found(s: S) -> Result<()> {
+    let err = s
+        .upsert_entry(&note("ghost", "1", "t", ""))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
+    assert_eq!(
+        s.count_entries(&Filter::new().lifecycle(LifecycleFilter::Any))
+            .await?,
+        0
+    );
+    Ok(())
+}
+
+/// Re-upserting replaces tags, links and sources; it never merges them.
+pub async fn reupsert_replaces_tags_links_and_sources(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    s.upsert_entry(&full_entry()).await?;
+    let second = NewEntry::new("k", "full")
+        .title("Full entry")
+        .tags(["beta"])
+        .link(Link::to("new-target"))
+        .source(Source {
+            title: "Other".into(),
+            url: None,
+            date: None,
+        });
+    s.upsert_entry(&second).await?;
+    let got = s.get_entry(&second.key()).await?.unwrap();
+    assert_eq!(got.tags, ["beta"]);
+    assert_eq!(got.links, vec![Link::to("new-target")]);
+    assert_eq!(got.sources.len(), 1);
+    assert_eq!(got.sources[0].title, "Other");
+    assert!(got.metadata.is_empty());
+    assert_eq!(got.status, None);
+    assert_eq!(
+        s.tags(Some("k"))
+            .await?
+            .iter()
+            .map(|t| t.tag.as_str())
+            .collect::<Vec<_>>(),
+        ["beta"]
+    );
+    assert!(s.backlinks(&EntryKey::new("k", "other")).await?.is_empty());
+    assert_eq!(s.count_entries(&Filter::new().tag("alpha")).await?, 0);
+    Ok(())
+}
+
+/// Re-upserting keeps `created_at` and moves `updated_at` forward.
+pub async fn reupsert_keeps_created_and_advances_updated(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let first = put(&s, note("k", "1", "v1", "")).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = put(&s, note("k", "1", "v2", "")).await?;
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at > first.updated_at);
+    assert_eq!(
+        s.get_entry(&EntryKey::new("k", "1")).await?.unwrap().title,
+        "v2"
+    );
+    Ok(())
+}
+
+/// Blank tags are dropped, tags are trimmed, and duplicates collapse in first-seen order.
+pub async fn empty_and_duplicate_tags_are_dropped(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let e = put(
+        &s,
+        note("k", "1", "t", "").tags(["b", "", "  ", " a ", "b", "a"]),
+    )
+    .await?;
+    assert_eq!(e.tags, ["b", "a"]);
+    assert_eq!(s.get_entry(&e.key()).await?.unwrap().tags, ["b", "a"]);
+    Ok(())
+}
+
+/// Getting a missing entry is `Ok(None)`.
+pub async fn get_missing_entry_is_none(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    assert!(s.get_entry(&EntryKey::new("k", "missing")).await?.is_none());
+    assert!(s
+        .get_entry(&EntryKey::new("nokb", "missing"))
+        .await?
+        .is_none());
+    Ok(())
+}
+
+/// `get_entries` returns existing entries in the order asked, skipping missing keys.
+pub async fn get_entries_keeps_order_and_skips_missing(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    for id in ["1", "2", "3"] {
+        put(&s, note("k", id, id, "")).await?;
+    }
+    let keys = [
+        EntryKey::new("k", "3"),
+        EntryKey::new("k", "x"),
+        EntryKey::new("k", "1"),
+    ];
+    assert_eq!(ids(&s.get_entries(&keys).await?), ["3", "1"]);
+    Ok(())
+}
+
+/// Deleting reports true for an existing entry and false afterwards.
+pub async fn delete_entry_reports_whether_it_deleted(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    put(&s, note("k", "1", "t", "")).await?;
+    let key = EntryKey::new("k", "1");
+    assert!(s.delete_entry(&key).await?);
+    assert!(!s.delete_entry(&key).await?);
+    assert!(s.get_entry(&key).await?.is_none());
+    Ok(())
+}
+
+/// A batch with one invalid entry writes nothing (one transaction).
+pub async fn upsert_many_is_all_or_nothing(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let batch = vec![
+        note("k", "1", "ok", ""),
+        note("k", "2", "ok", ""),
+        note("missing-kb", "3", "bad", ""),
+    ];
+    assert!(s.upsert_entries(&batch).await.is_err());
+    assert_eq!(s.count_entries(&Filter::new()).await?, 0);
+    let batch = vec![note("k", "1", "ok", ""), note("k", "", "empty id", "")];
+    assert!(matches!(
+        s.upsert_entries(&batch).await,
+        Err(StorageError::InvalidInput { .. })
+    ));
+    assert_eq!(s.count_entries(&Filter::new()).await?, 0);
+    Ok(())
+}
+
+/// A batch returns stored entries in input order; a repeated key ends with the last value.
+pub async fn upsert_many_returns_input_order_and_last_duplicate_wins(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let batch = vec![
+        note("k", "b", "first", ""),
+        note("k", "a", "a", ""),
+        note("k", "b", "second", ""),
+    ];
+    let out = s.upsert_entries(&batch).await?;
+    assert_eq!(ids(&out), ["b", "a", "b"]);
+    assert_eq!(
+        s.get_entry(&EntryKey::new("k", "b")).await?.unwrap().title,
+        "second"
+    );
+    assert_eq!(s.count_entries(&Filter::new()).await?, 2);
+    Ok(())
+}
+
+/// The content hash is the same for the same content and changes with any content field.
+pub async fn content_hash_tracks_content_only(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let a = put(&s, note("k", "1", "t", "b").tags(["x"])).await?;
+    let again = put(&s, note("k", "1", "t", "b").tags(["x"])).await?;
+    assert_eq!(a.content_hash, again.content_hash);
+    assert_eq!(a.content_hash.len(), 64);
+    let changed = put(&s, note("k", "1", "t", "b").tags(["y"])).await?;
+    assert_ne!(changed.content_hash, a.content_hash);
+    let body = put(&s, note("k", "1", "t", "b2").tags(["y"])).await?;
+    assert_ne!(body.content_hash, changed.content_hash);
+    Ok(())
+}
+
+/// Bodies over the size limit are rejected as `InvalidInput`, not truncated.
+pub async fn oversized_body_is_invalid_input(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let big = "x".repeat(MAX_BODY_BYTES + 1);
+    let err = s
+        .upsert_entry(&note("k", "1", "t", &big))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+    assert!(err.to_string().contains("limit"));
+    assert!(s.get_entry(&EntryKey::new("k", "1")).await?.is_none());
+    Ok(())
+}
+
+/// Empty ids, ids with control characters or padding are `InvalidInput`.
+pub async fn malformed_ids_are_invalid_input(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    for bad in ["", " padded", "tab\there", "nul\0"] {
+        let err = s.upsert_entry(&note("k", bad, "t", "")).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{bad:?}: {err:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Ids may contain slashes, spaces, quotes and non-ASCII text.
+pub async fn unusual_ids_round_trip(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    for id in [
+        "a/b/c.md",
+        "with space",
+        "quote'\"",
+        "ünïcødé ✓",
+        "100%_like",
+    ] {
+        put(&s, note("k", id, "t", "")).await?;
+        assert_eq!(s.get_entry(&EntryKey::new("k", id)).await?.unwrap().id, id);
+    }
+    assert_eq!(s.count_entries(&Filter::new()).await?, 5);
+    Ok(())
+}
+
+/// The same id in two KBs names two distinct entries.
+pub async fn same_id_in_two_kbs_is_two_entries(s: S) -> Result<()> {
+    kb(&s, "a").await?;
+    kb(&s, "b").await?;
+    put(&s, note("a", "same", "in a", "")).await?;
+    put(&s, note("b", "same", "in b", "")).await?;
+    assert_eq!(
+        s.get_entry(&EntryKey::new("a", "same"))
+            .await?
+            .unwrap()
+            .title,
+        "in a"
+    );
+    assert_eq!(
+        s.get_entry(&EntryKey::new("b", "same"))
+            .await?
+            .unwrap()
+            .title,
+        "in b"
+    );
+    s.delete_entry(&EntryKey::new("a", "same")).await?;
+    assert!(s.get_entry(&EntryKey::new("b", "same")).await?.is_some());
+    Ok(())
+}
+
+/// Distinct entry types come back ordered, with counts, under the filter.
+pub async fn entry_types_are_distinct_with_counts(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    kb(&s, "other").await?;
+    for (id, t) in [
+        ("1", "note"),
+        ("2", "task"),
+        ("3", "task"),
+        ("4", "decision"),
+    ] {
+        put(&s, note("k", id, "t", "").entry_type(t)).await?;
+    }
+    put(&s, note("other", "1", "t", "").entry_type("person")).await?;
+    let types = s.entry_types(&Filter::new().kb("k")).await?;
+    assert_eq!(
+        types,
+        vec![
+            ("decision".into(), 1),
+            ("note".into(), 1),
+            ("task".into(), 2)
+        ]
+    );
+    assert_eq!(s.entry_types(&Filter::new()).await?.len(), 4);
+    Ok(())
+}
+
+/// Nested metadata of every JSON type round-trips exactly.
+pub async fn metadata_round_trips_nested_json(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let m = json!({"s": "text", "n": 1.5, "i": -3, "b": false, "null": null, "arr": [1, "two", {"x": 3}], "o": {"deep": {"er": "yes"}}});
+    let mut e = note("k", "1", "t", "");
+    e.metadata = m.as_object().unwrap().clone();
+    put(&s, e).await?;
+    let got = s.get_entry(&EntryKey::new("k", "1")).await?.unwrap();
+    assert_eq!(Value::Object(got.metadata), m);
+    Ok(())
+}
+
+use serde_json::Value;
+
+/// Source paths are normalised to forward slashes without a leading `./`.
+pub async fn source_paths_are_normalised(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let e = put(
+        &s,
+        note("k", "1", "t", "").source_path("./notes\\sub\\a.md"),
+    )
+    .await?;
+    assert_eq!(e.source_path.as_deref(), Some("notes/sub/a.md"));
+    assert_eq!(
+        s.count_entries(&Filter::new().path_prefix("notes/sub"))
+            .await?,
+        1
+    );
+    Ok(())
+}

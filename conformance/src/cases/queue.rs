@@ -1,0 +1,220 @@
+//! The durable embedding queue: enqueue on text change, claim, complete, fail, give up.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use storage_core::*;
+
+use crate::fixtures::*;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn keys(items: &[QueueItem]) -> Vec<String> {
+    items.iter().map(|i| i.key.id.clone()).collect()
+}
+
+async fn three(s: &S) -> Result<()> {
+    kb(s, "q").await?;
+    for id in ["1", "2", "3"] {
+        put(s, note("q", id, &format!("title {id}"), "body")).await?;
+    }
+    Ok(())
+}
+
+/// New entries with text are queued, oldest first; entries without text are not.
+pub async fn new_entries_are_queued_in_order(s: S) -> Result<()> {
+    three(&s).await?;
+    put(&s, NewEntry::new("q", "empty")).await?;
+    assert_eq!(
+        s.queue_stats().await?,
+        QueueStats {
+            pending: 3,
+            in_progress: 0,
+            failed: 0
+        }
+    );
+    let got = s.claim_embedding_batch("w", 10, LEASE).await?;
+    assert_eq!(keys(&got), ["1", "2", "3"]);
+    assert!(got
+        .iter()
+        .all(|i| i.attempts == 0 && i.text_hash.len() == 64));
+    Ok(())
+}
+
+/// Re-upserting unchanged text does not queue again; changing it does.
+pub async fn only_text_changes_requeue(s: S) -> Result<()> {
+    three(&s).await?;
+    let items = s.claim_embedding_batch("w", 10, LEASE).await?;
+    assert_eq!(s.complete_embedding(&items).await?, 3);
+    put(
+        &s,
+        note("q", "1", "title 1", "body")
+            .tags(["new-tag"])
+            .importance(3),
+    )
+    .await?;
+    assert_eq!(s.queue_stats().await?.pending, 0);
+    put(&s, note("q", "2", "title 2", "new body")).await?;
+    assert_eq!(keys(&s.claim_embedding_batch("w", 10, LEASE).await?), ["2"]);
+    Ok(())
+}
+
+/// A claim takes at most `limit` items and never hands out items already leased.
+pub async fn claims_respect_limit_and_leases(s: S) -> Result<()> {
+    three(&s).await?;
+    let a = s.claim_embedding_batch("w1", 2, LEASE).await?;
+    let b = s.claim_embedding_batch("w2", 2, LEASE).await?;
+    assert_eq!(keys(&a), ["1", "2"]);
+    assert_eq!(keys(&b), ["3"]);
+    assert!(s.claim_embedding_batch("w3", 2, LEASE).await?.is_empty());
+    assert_eq!(
+        s.queue_stats().await?,
+        QueueStats {
+            pending: 0,
+            in_progress: 3,
+            failed: 0
+        }
+    );
+    Ok(())
+}
+
+/// An expired lease (a crashed worker) makes the item claimable again.
+pub async fn expired_leases_are_claimable_again(s: S) -> Result<()> {
+    three(&s).await?;
+    let first = s
+        .claim_embedding_batch("crashed", 3, Duration::from_millis(1))
+        .await?;
+    assert_eq!(first.len(), 3);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let again = s.claim_embedding_batch("w2", 3, LEASE).await?;
+    assert_eq!(keys(&again), ["1", "2", "3"]);
+    Ok(())
+}
+
+/// Completing removes items; an item whose text changed meanwhile stays queued.
+pub async fn completing_with_stale_text_keeps_the_item(s: S) -> Result<()> {
+    three(&s).await?;
+    let items = s.claim_embedding_batch("w", 3, LEASE).await?;
+    put(&s, note("q", "2", "edited while embedding", "body")).await?;
+    assert_eq!(s.complete_embedding(&items).await?, 2);
+    let again = s.claim_embedding_batch("w", 3, LEASE).await?;
+    assert_eq!(keys(&again), ["2"]);
+    assert_ne!(again[0].text_hash, items[1].text_hash);
+    assert_eq!(s.complete_embedding(&again).await?, 1);
+    assert_eq!(s.queue_stats().await?, QueueStats::default());
+    Ok(())
+}
+
+/// Failures count attempts; at the limit the item gives up and keeps its last error.
+pub async fn failures_retry_then_give_up(s: S) -> Result<()> {
+    kb(&s, "q").await?;
+    put(&s, note("q", "1", "t", "")).await?;
+    for attempt in 1..=2 {
+        let item = s.claim_embedding_batch("w", 1, LEASE).await?.remove(0);
+        assert_eq!(item.attempts, attempt - 1);
+        let out = s
+            .fail_embedding(&item, &format!("timeout {attempt}"), 3)
+            .await?;
+        assert_eq!(out, FailOutcome::WillRetry { attempts: attempt });
+    }
+    let item = s.claim_embedding_batch("w", 1, LEASE).await?.remove(0);
+    assert_eq!(
+        s.fail_embedding(&item, "model crashed", 3).await?,
+        FailOutcome::GaveUp { attempts: 3 }
+    );
+    assert!(s.claim_embedding_batch("w", 1, LEASE).await?.is_empty());
+    assert_eq!(
+        s.queue_stats().await?,
+        QueueStats {
+            pending: 0,
+            in_progress: 0,
+            failed: 1
+        }
+    );
+    let failed = s.failed_embeddings().await?;
+    assert_eq!(
+        failed,
+        vec![FailedItem {
+            key: EntryKey::new("q", "1"),
+            attempts: 3,
+            last_error: "model crashed".into()
+        }]
+    );
+    assert_eq!(
+        s.fail_embedding(&item, "again", 3).await?,
+        FailOutcome::NotQueued
+    );
+    Ok(())
+}
+
+/// Editing a given-up entry's text queues it afresh with zero attempts.
+pub async fn editing_a_failed_entry_requeues_it(s: S) -> Result<()> {
+    kb(&s, "q").await?;
+    put(&s, note("q", "1", "t", "")).await?;
+    let item = s.claim_embedding_batch("w", 1, LEASE).await?.remove(0);
+    s.fail_embedding(&item, "bad", 1).await?;
+    put(&s, note("q", "1", "t2", "")).await?;
+    let again = s.claim_embedding_batch("w", 1, LEASE).await?;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 0);
+    Ok(())
+}
+
+/// Concurrent workers never receive the same item.
+pub async fn concurrent_workers_claim_disjoint_batches(s: S) -> Result<()> {
+    kb(&s, "q").await?;
+    let batch: Vec<NewEntry> = (0..60)
+        .map(|i| note("q", &format!("{i:02}"), "t", "b"))
+        .collect();
+    s.upsert_entries(&batch).await?;
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = s.claim_embedding_batch(&format!("w{w}"), 4, LEASE).await?;
+                if got.is_empty() {
+                    return Ok::<_, StorageError>(mine);
+                }
+                mine.extend(got.into_iter().map(|i| i.key.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task")?);
+    }
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 60);
+    assert_eq!(unique.len(), 60);
+    Ok(())
+}
+
+/// Deleting an entry drops its queue item.
+pub async fn deleting_an_entry_drops_its_queue_item(s: S) -> Result<()> {
+    three(&s).await?;
+    s.delete_entry(&EntryKey::new("q", "2")).await?;
+    assert_eq!(
+        keys(&s.claim_embedding_batch("w", 10, LEASE).await?),
+        ["1", "3"]
+    );
+    Ok(())
+}
+
+/// Requeue puts entries without vectors (or all, when asked) back in the queue.
+pub async fn requeue_covers_missing_vectors_or_all(s: S) -> Result<()> {
+    three(&s).await?;
+    s.ensure_embedding_space(&space(2)).await?;
+    let items = s.claim_embedding_batch("w", 10, LEASE).await?;
+    s.put_vector(&EntryKey::new("q", "1"), &[1.0, 0.0]).await?;
+    s.complete_embedding(&items).await?;
+    assert_eq!(s.requeue_embeddings(&Filter::new(), false).await?, 2);
+    assert_eq!(
+        keys(&s.claim_embedding_batch("w", 10, LEASE).await?),
+        ["2", "3"]
+    );
+    assert_eq!(s.requeue_embeddings(&Filter::new().kb("q"), true).await?, 3);
+    assert_eq!(s.queue_stats().await?.pending, 3);
+    Ok(())
+}

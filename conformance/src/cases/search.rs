@@ -1,0 +1,359 @@
+//! Full-text search: operators, ranking, snippets, filters, malformed input.
+
+use storage_core::*;
+
+use crate::fixtures::*;
+
+/// A single term finds every entry containing it, in title or body.
+pub async fn single_term_matches_title_and_body(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert_eq!(found(&s, "apple").await?, ["a", "c"]);
+    assert_eq!(found(&s, "yogurt").await?, ["c"]);
+    Ok(())
+}
+
+/// Terms are ANDed by default, and `AND` spells the same.
+pub async fn terms_are_anded_by_default(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert_eq!(found(&s, "apple banana").await?, ["c"]);
+    assert_eq!(found(&s, "apple AND banana").await?, ["c"]);
+    assert_eq!(found(&s, "apple cherry").await?, Vec::<String>::new());
+    Ok(())
+}
+
+/// `OR` widens the result.
+pub async fn or_widens(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert_eq!(found(&s, "apple OR cherry").await?, ["a", "c", "d"]);
+    Ok(())
+}
+
+/// `-term` and `NOT term` exclude entries containing the term.
+pub async fn not_and_minus_exclude(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert_eq!(found(&s, "apple -banana").await?, ["a"]);
+    assert_eq!(found(&s, "apple NOT banana").await?, ["a"]);
+    assert_eq!(
+        found(&s, "cinnamon -walnut -pie").await?,
+        Vec::<String>::new()
+    );
+    Ok(())
+}
+
+/// A quoted phrase needs its words adjacent and in order.
+pub async fn phrase_requires_adjacency(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert_eq!(found(&s, "\"banana bread\"").await?, ["b"]);
+    assert_eq!(found(&s, "\"bread banana\"").await?, Vec::<String>::new());
+    assert_eq!(found(&s, "\"apple pie\"").await?, ["a"]);
+    Ok(())
+}
+
+/// `prefix*` matches words starting with the prefix.
+pub async fn prefix_matches_word_starts(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert_eq!(found(&s, "walnu*").await?, ["b", "e"]);
+    assert_eq!(found(&s, "smoo*").await?, ["c"]);
+    Ok(())
+}
+
+/// Parentheses group operators.
+pub async fn parentheses_group(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert_eq!(found(&s, "(apple OR cherry) -pie").await?, ["c", "d"]);
+    assert_eq!(found(&s, "cinnamon (apple OR banana)").await?, ["a", "b"]);
+    assert_eq!(found(&s, "cinnamon apple OR cherry").await?, ["a", "d"]);
+    Ok(())
+}
+
+/// Matching ignores case and diacritics, and word forms meet through stemming.
+pub async fn matching_folds_case_accents_and_word_forms(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    put(
+        &s,
+        note("food", "f", "Crème brûlée", "Caramelised sugar crust."),
+    )
+    .await?;
+    assert_eq!(found(&s, "APPLE").await?, ["a", "c"]);
+    assert_eq!(found(&s, "creme brulee").await?, ["f"]);
+    assert_eq!(found(&s, "cherry").await?, ["d"]);
+    assert_eq!(found(&s, "walnut").await?, ["b", "e"]);
+    Ok(())
+}
+
+/// Tags are searchable text.
+pub async fn tags_are_searchable(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    put(
+        &s,
+        note("k", "1", "Untitled", "nothing here").tags(["kubernetes"]),
+    )
+    .await?;
+    let hits = s.search("kubernetes", &Filter::new()).await?;
+    assert_eq!(hits.len(), 1);
+    Ok(())
+}
+
+/// A title match outranks the same word in the body.
+pub async fn title_outweighs_body(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    put(
+        &s,
+        note(
+            "k",
+            "body",
+            "Common words here",
+            "a zebra appears in this body text once",
+        ),
+    )
+    .await?;
+    put(
+        &s,
+        note(
+            "k",
+            "title",
+            "Zebra",
+            "other words appear in this body text once",
+        ),
+    )
+    .await?;
+    put(
+        &s,
+        note(
+            "k",
+            "summary",
+            "Plain",
+            "more words appear in this body text once",
+        )
+        .summary("about a zebra"),
+    )
+    .await?;
+    let hits = s.search("zebra", &Filter::new()).await?;
+    let order: Vec<&str> = hits.iter().map(|h| h.entry.id.as_str()).collect();
+    assert_eq!(order[0], "title");
+    assert_eq!(order.len(), 3);
+    Ok(())
+}
+
+/// Scores are positive and non-increasing; ranks count from 1 and continue across pages.
+pub async fn scores_descend_and_ranks_count_across_pages(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    let all = s
+        .search("apple OR banana OR walnut", &Filter::new())
+        .await?;
+    assert_eq!(all.len(), 4);
+    assert!(all.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(all.iter().all(|h| h.score > 0.0 && h.score.is_finite()));
+    assert_eq!(all.iter().map(|h| h.rank).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let page = s
+        .search(
+            "apple OR banana OR walnut",
+            &Filter::new().limit(2).offset(2),
+        )
+        .await?;
+    assert_eq!(page.iter().map(|h| h.rank).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(page[0].entry.id, all[2].entry.id);
+    Ok(())
+}
+
+/// Result pages are disjoint and together equal the full ranking.
+pub async fn search_pages_are_disjoint_and_complete(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let batch: Vec<NewEntry> = (0..23)
+        .map(|i| {
+            note(
+                "k",
+                &format!("{i:02}"),
+                &format!("lorem {}", "ipsum ".repeat(i % 5)),
+                &"dolor ".repeat(i + 1),
+            )
+        })
+        .collect();
+    s.upsert_entries(&batch).await?;
+    let full: Vec<String> = s
+        .search("dolor", &Filter::new())
+        .await?
+        .into_iter()
+        .map(|h| h.entry.id)
+        .collect();
+    assert_eq!(full.len(), 23);
+    let mut paged = Vec::new();
+    for p in 0..5 {
+        let page = s
+            .search("dolor", &Filter::new().limit(5).offset(p * 5))
+            .await?;
+        paged.extend(page.into_iter().map(|h| h.entry.id));
+    }
+    assert_eq!(paged, full);
+    Ok(())
+}
+
+/// The snippet contains the matched word, highlighted.
+pub async fn snippet_highlights_matches(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    let hits = s.search("cinnamon", &Filter::new()).await?;
+    assert_eq!(hits.len(), 2);
+    for h in &hits {
+        let marked = h.snippet.highlighted();
+        assert!(!marked.is_empty(), "{:?}", h.snippet);
+        assert!(
+            marked.iter().all(|m| m.to_lowercase() == "cinnamon"),
+            "{marked:?}"
+        );
+        assert!(h.snippet.marked("[", "]").contains("[cinnamon]"));
+    }
+    Ok(())
+}
+
+/// Filters restrict search results exactly as they restrict lists.
+pub async fn filters_apply_to_search(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    kb(&s, "other").await?;
+    put(
+        &s,
+        note("other", "x", "Apple crumble", "apple").tags(["dessert"]),
+    )
+    .await?;
+    put(
+        &s,
+        note("food", "g", "Apple jam", "")
+            .tags(["dessert"])
+            .lifecycle(Lifecycle::Archived),
+    )
+    .await?;
+    let ids_of = |h: Vec<SearchHit>| {
+        let mut v: Vec<String> = h.into_iter().map(|h| h.entry.key().to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids_of(s.search("apple", &Filter::new()).await?),
+        ["food/a", "food/c", "other/x"]
+    );
+    assert_eq!(
+        ids_of(s.search("apple", &Filter::new().tag("dessert")).await?),
+        ["other/x"]
+    );
+    assert_eq!(
+        ids_of(
+            s.search(
+                "apple",
+                &Filter::new().kb("food").lifecycle(LifecycleFilter::Any)
+            )
+            .await?
+        ),
+        ["food/a", "food/c", "food/g"]
+    );
+    assert_eq!(
+        ids_of(
+            s.search("apple", &Filter::new().lifecycle(LifecycleFilter::Archived))
+                .await?
+        ),
+        ["food/g"]
+    );
+    Ok(())
+}
+
+/// Rewritten and deleted entries are found by their new text only.
+pub async fn index_follows_rewrites_and_deletes(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    put(&s, note("food", "a", "Pear pie", "Bake the pear pie.")).await?;
+    assert_eq!(found(&s, "apple").await?, ["c"]);
+    assert_eq!(found(&s, "pear").await?, ["a"]);
+    s.delete_entry(&EntryKey::new("food", "c")).await?;
+    assert!(found(&s, "apple").await?.is_empty());
+    // A status-only change keeps the entry searchable.
+    s.claim(&EntryKey::new("food", "a"), None, "doing", "me")
+        .await?;
+    assert_eq!(found(&s, "pear").await?, ["a"]);
+    Ok(())
+}
+
+/// Malformed queries are `InvalidQuery` with a position, never an engine error.
+pub async fn malformed_queries_are_invalid_query(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    for q in [
+        "\"unclosed phrase",
+        "(apple",
+        "apple)",
+        "OR",
+        "apple OR",
+        "AND apple",
+        "*",
+        "NOT",
+        "-apple",
+        "apple \u{1}",
+        "",
+        "   ",
+        "()",
+        "\"\"",
+    ] {
+        match s.search(q, &Filter::new()).await {
+            Err(StorageError::InvalidQuery { message, .. }) => assert!(!message.is_empty()),
+            other => panic!("{q:?} gave {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+/// Engine syntax in user text is treated as plain words, never as engine operators.
+pub async fn engine_syntax_is_plain_text(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    for q in [
+        "apple:pie",
+        "NEAR(apple pie)",
+        "title:apple",
+        "apple^2",
+        "apple & | !",
+        "a'b",
+        "{apple}",
+        "apple;DROP TABLE entries",
+        "pie:*",
+        "apple <-> pie",
+        "\\\"",
+        "col : apple",
+    ] {
+        if let Err(e) = s.search(q, &Filter::new()).await {
+            assert!(
+                matches!(e, StorageError::InvalidQuery { .. }),
+                "{q:?}: {e:?}"
+            );
+        }
+    }
+    assert_eq!(found(&s, "title:apple").await?, Vec::<String>::new());
+    assert_eq!(found(&s, "apple:pie").await?, ["a"]);
+    assert_eq!(
+        s.count_entries(&Filter::new().lifecycle(LifecycleFilter::Any))
+            .await?,
+        5
+    );
+    Ok(())
+}
+
+/// A search with no matches is an empty list, not an error.
+pub async fn no_match_is_empty(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert!(s.search("xylophone", &Filter::new()).await?.is_empty());
+    Ok(())
+}
+
+/// A term matches whole (stemmed) words only, not substrings.
+pub async fn terms_match_whole_words(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    assert!(found(&s, "app").await?.is_empty());
+    assert!(found(&s, "nana").await?.is_empty());
+    Ok(())
+}
+
+/// Slash-separated words (as in hierarchical tags) search as a phrase.
+pub async fn slashed_words_search_as_phrase(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    put(&s, note("k", "1", "t", "").tags(["topic/ai"])).await?;
+    put(&s, note("k", "2", "ai topic", "")).await?;
+    let hits = s.search("topic/ai", &Filter::new()).await?;
+    assert_eq!(
+        hits.iter().map(|h| h.entry.id.as_str()).collect::<Vec<_>>(),
+        ["1"]
+    );
+    Ok(())
+}

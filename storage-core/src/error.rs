@@ -1,0 +1,124 @@
+//! One error type for every backend, with kinds that say what went wrong for the caller,
+//! never which driver said it.
+//!
+//! Backends map their driver's codes into these kinds in one private module each
+//! (`storage-sqlite/src/error.rs`, …). The `Display` text of every variant is written by
+//! this crate or by the backend's mapping code — driver messages are kept only as
+//! `source` for logs, so they never reach a user through `to_string()`.
+
+use std::error::Error as StdError;
+
+/// Boxed driver error, kept for logs and `Error::source()`.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Result alias used throughout the protocol.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Every failure a storage backend can report.
+///
+/// Match on the kind, never on the message: messages are for humans and may change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The named thing does not exist (a knowledge base, an entry, a collection…).
+    #[error("{what} not found")]
+    NotFound { what: String },
+
+    /// Creating something that already exists.
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
+
+    /// The write raced with another writer or violates a constraint between records.
+    #[error("conflict: {message}")]
+    Conflict { message: String },
+
+    /// The caller passed a value the protocol does not accept (bad id, oversized field…).
+    #[error("invalid input: {message}")]
+    InvalidInput { message: String },
+
+    /// A search query could not be parsed. `position` is a character offset into the query.
+    #[error("invalid query at position {position}: {message}")]
+    InvalidQuery { message: String, position: usize },
+
+    /// A vector's length differs from the store's embedding dimension.
+    #[error(
+        "embedding dimension mismatch: the store holds {expected}-dimensional vectors but got {actual}; \
+         use an embedding model with {expected} dimensions, or re-embed the store into a new one"
+    )]
+    DimensionMismatch { expected: usize, actual: usize },
+
+    /// The store was built with another embedding model or dimension than the one configured.
+    #[error(
+        "embedding model mismatch: the store was embedded with {stored_model} ({stored_dimension} dims) \
+         but {requested_model} ({requested_dimension} dims) was configured; configure {stored_model}, \
+         or clear the vectors and re-embed with the new model"
+    )]
+    ModelMismatch {
+        stored_model: String,
+        stored_dimension: usize,
+        requested_model: String,
+        requested_dimension: usize,
+    },
+
+    /// The backend cannot be reached right now; retrying later may succeed.
+    #[error("storage unavailable: {message} ({hint})")]
+    Unavailable {
+        message: String,
+        hint: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The operation did not finish in time (pool wait, lock wait, statement timeout).
+    #[error("storage timed out: {message}")]
+    Timeout {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// Anything else the backend reported. The message is the backend crate's own words;
+    /// the driver's error is kept only as the source.
+    #[error("storage backend error: {message}")]
+    Backend {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl StorageError {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound { what: what.into() }
+    }
+    pub fn already_exists(what: impl Into<String>) -> Self {
+        Self::AlreadyExists { what: what.into() }
+    }
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            message: message.into(),
+        }
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict {
+            message: message.into(),
+        }
+    }
+    pub fn invalid_query(message: impl Into<String>, position: usize) -> Self {
+        Self::InvalidQuery {
+            message: message.into(),
+            position,
+        }
+    }
+    pub fn backend(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Backend {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+    }
+}

@@ -1,0 +1,219 @@
+//! The one filter type used by list, count, timeline, full-text and semantic search, so
+//! that "what entries does this select" has a single answer on every code path.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Result, StorageError};
+
+/// Largest page a single call returns; callers page through bigger sets.
+pub const MAX_PAGE_SIZE: usize = 10_000;
+
+/// Which entries to select. Every condition is ANDed; an empty list means "no condition".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    /// Entry is in any of these KBs.
+    pub kbs: Vec<String>,
+    /// Entry type is any of these.
+    pub entry_types: Vec<String>,
+    /// Entry carries all of these tags (exact match).
+    pub tags: Vec<String>,
+    /// Entry carries a tag equal to this or below it in the hierarchy:
+    /// `topic` matches `topic` and `topic/ai`, not `topical`.
+    pub tag_prefix: Option<String>,
+    /// Status is any of these.
+    pub statuses: Vec<String>,
+    pub lifecycle: LifecycleFilter,
+    /// Inclusive bounds on the entry's `date`; entries without a date never match a bound.
+    pub date_from: Option<NaiveDate>,
+    pub date_to: Option<NaiveDate>,
+    pub min_importance: Option<i32>,
+    /// Source path is inside this folder (`notes` matches `notes/a.md` and
+    /// `notes/sub/b.md`, not `notes-old/c.md`).
+    pub path_prefix: Option<String>,
+    /// Metadata value at a dotted path (`a.b`) equals the given JSON value.
+    pub metadata: Vec<MetadataEq>,
+    /// Ordering of list results (ignored by searches, which order by relevance, and by
+    /// the timeline, which orders by date).
+    pub sort: Sort,
+    /// Page size; `None` means [`MAX_PAGE_SIZE`].
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetadataEq {
+    /// Dotted path of object keys, each `[A-Za-z0-9_]+`.
+    pub path: String,
+    pub value: Value,
+}
+
+/// Archived entries are hidden unless asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleFilter {
+    #[default]
+    Active,
+    Archived,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    #[default]
+    Updated,
+    Created,
+    Title,
+    Date,
+    Importance,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    Asc,
+    #[default]
+    Desc,
+}
+
+/// Sort key. Ties are always broken by `(kb, id)` ascending, so paging is stable.
+/// Entries without a date sort after dated ones in both directions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sort {
+    pub field: SortField,
+    pub order: SortOrder,
+}
+
+impl Filter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn kb(mut self, kb: impl Into<String>) -> Self {
+        self.kbs.push(kb.into());
+        self
+    }
+    pub fn entry_type(mut self, t: impl Into<String>) -> Self {
+        self.entry_types.push(t.into());
+        self
+    }
+    pub fn tag(mut self, t: impl Into<String>) -> Self {
+        self.tags.push(t.into());
+        self
+    }
+    pub fn tag_prefix(mut self, t: impl Into<String>) -> Self {
+        self.tag_prefix = Some(t.into());
+        self
+    }
+    pub fn status(mut self, s: impl Into<String>) -> Self {
+        self.statuses.push(s.into());
+        self
+    }
+    pub fn lifecycle(mut self, l: LifecycleFilter) -> Self {
+        self.lifecycle = l;
+        self
+    }
+    pub fn date_range(mut self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Self {
+        self.date_from = from;
+        self.date_to = to;
+        self
+    }
+    pub fn min_importance(mut self, i: i32) -> Self {
+        self.min_importance = Some(i);
+        self
+    }
+    pub fn path_prefix(mut self, p: impl Into<String>) -> Self {
+        self.path_prefix = Some(p.into());
+        self
+    }
+    pub fn metadata_eq(mut self, path: impl Into<String>, value: Value) -> Self {
+        self.metadata.push(MetadataEq {
+            path: path.into(),
+            value,
+        });
+        self
+    }
+    pub fn sort(mut self, field: SortField, order: SortOrder) -> Self {
+        self.sort = Sort { field, order };
+        self
+    }
+    pub fn limit(mut self, l: usize) -> Self {
+        self.limit = Some(l);
+        self
+    }
+    pub fn offset(mut self, o: usize) -> Self {
+        self.offset = o;
+        self
+    }
+
+    /// Page size to use.
+    pub fn effective_limit(&self) -> usize {
+        self.limit.unwrap_or(MAX_PAGE_SIZE)
+    }
+
+    /// The tag prefix without a trailing `/`, if any.
+    pub fn normalized_tag_prefix(&self) -> Option<&str> {
+        self.tag_prefix
+            .as_deref()
+            .map(|p| p.trim().trim_end_matches('/'))
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The folder prefix without leading `./` or trailing `/`, if any.
+    pub fn normalized_path_prefix(&self) -> Option<&str> {
+        self.path_prefix
+            .as_deref()
+            .map(|p| p.trim_start_matches("./").trim_end_matches('/'))
+            .filter(|p| !p.is_empty())
+    }
+
+    /// Rejects filters no backend can run: bad metadata paths, inverted date ranges,
+    /// oversized pages.
+    pub fn validate(&self) -> Result<()> {
+        if let (Some(a), Some(b)) = (self.date_from, self.date_to) {
+            if a > b {
+                return Err(StorageError::invalid_input(format!(
+                    "date range is inverted: from {a} is after to {b}"
+                )));
+            }
+        }
+        if let Some(l) = self.limit {
+            if l > MAX_PAGE_SIZE {
+                return Err(StorageError::invalid_input(format!(
+                    "limit {l} is larger than the maximum page size {MAX_PAGE_SIZE}"
+                )));
+            }
+        }
+        for m in &self.metadata {
+            metadata_path_segments(&m.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits and validates a dotted metadata path. Segments are restricted to
+/// `[A-Za-z0-9_]` because backends embed them in JSON path expressions.
+pub fn metadata_path_segments(path: &str) -> Result<Vec<&str>> {
+    let segs: Vec<&str> = path.split('.').collect();
+    let ok = !path.is_empty()
+        && segs.iter().all(|s| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if ok {
+        Ok(segs)
+    } else {
+        Err(StorageError::invalid_input(format!(
+            "metadata path {path:?} is not valid: use dot-separated keys of A-Z a-z 0-9 _"
+        )))
+    }
+}
+
+/// Whether `tag` is `prefix` or below it in the tag hierarchy. Backends implement the same
+/// rule in SQL; this is the reference used by tests.
+pub fn tag_matches_prefix(tag: &str, prefix: &str) -> bool {
+    tag == prefix || (tag.starts_with(prefix) && tag[prefix.len()..].starts_with('/'))
+}

@@ -1,0 +1,226 @@
+//! The storage protocol: the one trait every backend implements.
+//!
+//! # Contract (every backend, checked by the `conformance` crate)
+//!
+//! - **Missing things.** `get_*` of a missing key returns `Ok(None)`; `delete_*` of a missing
+//!   key returns `Ok(false)`. Operations that need an existing parent (an entry in a missing
+//!   KB, a member of a missing collection, …) return [`StorageError::NotFound`].
+//! - **Atomicity.** Every method is atomic: it is applied completely or not at all.
+//!   `upsert_entries` applies the whole batch in one transaction. `claim` and
+//!   `cas_metadata` are compare-and-set: of many concurrent callers expecting the same
+//!   state exactly one succeeds.
+//! - **Re-upsert replaces.** Upserting an existing entry replaces every field, including its
+//!   tags, links and sources (they are never merged); `created_at` is kept, `updated_at`
+//!   is set to now.
+//! - **Ordering.** Every list has a documented order with a final tiebreak on `(kb, id)`,
+//!   so paging with limit/offset yields disjoint, complete pages.
+//! - **Filters.** One [`Filter`] means the same selection in `list_entries`, `count_entries`,
+//!   `timeline`, `search` and `semantic_search`.
+//! - **Errors.** Only [`StorageError`] kinds; driver text never reaches `Display`.
+//!
+//! The trait is object-safe: callers hold an `Arc<dyn Store>` chosen from configuration.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::filter::Filter;
+use crate::types::*;
+
+/// One async storage protocol over knowledge bases, entries, links, search, vectors and
+/// coordination primitives.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // ------------------------------------------------------------ knowledge bases
+
+    /// Creates a KB. `AlreadyExists` if the name is taken.
+    async fn create_kb(&self, kb: &NewKnowledgeBase) -> Result<KnowledgeBase>;
+    async fn get_kb(&self, name: &str) -> Result<Option<KnowledgeBase>>;
+    /// All KBs, ordered by name.
+    async fn list_kbs(&self) -> Result<Vec<KnowledgeBase>>;
+    /// Deletes a KB with its entries, vectors, links, stars, collections, settings and
+    /// queue items. `Ok(false)` if it did not exist.
+    async fn delete_kb(&self, name: &str) -> Result<bool>;
+    /// Deletes every ephemeral KB whose `expires_at` is at or before `now`, with
+    /// everything in it. Returns what was removed, ordered by name.
+    async fn gc_expired(&self, now: DateTime<Utc>) -> Result<Vec<RemovedKnowledgeBase>>;
+
+    // ------------------------------------------------------------ entries
+
+    /// Inserts or replaces one entry. `NotFound` if its KB does not exist.
+    async fn upsert_entry(&self, entry: &NewEntry) -> Result<Entry>;
+    /// Inserts or replaces many entries in one transaction (all or nothing). Returns the
+    /// stored entries in input order. A key that appears twice: the last one wins.
+    async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>>;
+    async fn get_entry(&self, key: &EntryKey) -> Result<Option<Entry>>;
+    /// The entries that exist, in the order of `keys` (missing keys are skipped).
+    async fn get_entries(&self, keys: &[EntryKey]) -> Result<Vec<Entry>>;
+    /// Deletes an entry with its vector, queue item, stars and collection memberships.
+    /// Links pointing at it are kept (they become links to a missing target).
+    async fn delete_entry(&self, key: &EntryKey) -> Result<bool>;
+    /// One page of entries selected by `filter`, in `filter.sort` order.
+    async fn list_entries(&self, filter: &Filter) -> Result<Vec<Entry>>;
+    /// Number of entries selected by `filter`, ignoring its limit and offset.
+    async fn count_entries(&self, filter: &Filter) -> Result<u64>;
+    /// Distinct entry types with counts, among entries selected by `filter` (ignoring
+    /// paging), ordered by type.
+    async fn entry_types(&self, filter: &Filter) -> Result<Vec<(String, u64)>>;
+
+    // ------------------------------------------------------------ tags
+
+    /// Every tag with the number of entries carrying it, in one KB or all, ordered by
+    /// count descending then tag.
+    async fn tags(&self, kb: Option<&str>) -> Result<Vec<TagCount>>;
+    /// Tags equal to `prefix` or below it in the hierarchy (`a` → `a`, `a/b`; not `ab`),
+    /// ordered by tag.
+    async fn tags_with_prefix(&self, kb: Option<&str>, prefix: &str) -> Result<Vec<TagCount>>;
+
+    // ------------------------------------------------------------ links and graph
+
+    /// The entry's links in the order they were written. Empty if the entry is missing.
+    async fn outlinks(&self, key: &EntryKey) -> Result<Vec<Link>>;
+    /// Links pointing at `key` (which need not exist), ordered by source key.
+    async fn backlinks(&self, key: &EntryKey) -> Result<Vec<Backlink>>;
+    /// BFS around an entry. `NotFound` if the start does not exist.
+    async fn neighbourhood(&self, query: &GraphQuery) -> Result<Graph>;
+    /// Entries with the most distinct incoming links (targets must exist), optionally in
+    /// one KB; ordered by count descending then key.
+    async fn most_linked(&self, kb: Option<&str>, limit: usize) -> Result<Vec<LinkCount>>;
+    /// Active entries with no outgoing links and no incoming links from existing entries,
+    /// ordered by key.
+    async fn orphans(&self, kb: Option<&str>) -> Result<Vec<EntryKey>>;
+
+    // ------------------------------------------------------------ timeline
+
+    /// Dated entries selected by `filter` (date range and minimum importance included),
+    /// ordered by date ascending then key.
+    async fn timeline(&self, filter: &Filter) -> Result<Vec<Entry>>;
+
+    // ------------------------------------------------------------ full-text search
+
+    /// Full-text search with the project's query language ([`crate::parse_query`]) over
+    /// title, tags, summary and body, weighted title > tags = summary > body. Results are
+    /// the entries selected by `filter` that match, best first (ties by key); paged by
+    /// `filter.limit`/`offset`.
+    async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>>;
+
+    // ------------------------------------------------------------ embeddings
+
+    /// The store's embedding space, if one has been fixed.
+    async fn embedding_space(&self) -> Result<Option<EmbeddingSpace>>;
+    /// Fixes the embedding space if none is set; otherwise checks it is the same.
+    /// `ModelMismatch` when the model or dimension differs.
+    async fn ensure_embedding_space(&self, space: &EmbeddingSpace) -> Result<EmbeddingSpace>;
+    /// Stores (replaces) the entry's vector. `DimensionMismatch` when its length is not the
+    /// space's dimension; `InvalidInput` when no space is fixed, the vector is zero or not
+    /// finite; `NotFound` when the entry is missing.
+    async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()>;
+    async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>>;
+    async fn delete_vector(&self, key: &EntryKey) -> Result<bool>;
+    /// Exact or approximate k nearest neighbours by cosine similarity among the entries
+    /// selected by the query's filter (applied before the top-k cut: k hits whenever at
+    /// least k selected entries have vectors and pass `min_score`). Best first, ties by key.
+    async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>>;
+    /// Nearest neighbours of an entry's own vector, excluding the entry itself.
+    /// `NotFound` when the entry has no vector.
+    async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>>;
+    /// Entries selected by `filter` with and without a vector.
+    async fn vector_coverage(&self, filter: &Filter) -> Result<VectorCoverage>;
+
+    // ------------------------------------------------------------ embedding queue
+
+    /// Claims up to `limit` queued entries for `lease`, oldest first. Items whose lease
+    /// expired (a crashed worker) are claimable again. Never hands one item to two
+    /// workers whose leases overlap.
+    async fn claim_embedding_batch(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<QueueItem>>;
+    /// Removes completed items, unless the entry's text changed since the claim (then it
+    /// stays queued). Returns how many were removed.
+    async fn complete_embedding(&self, items: &[QueueItem]) -> Result<u64>;
+    /// Records a failure; after `max_attempts` failures the item is given up and kept
+    /// with its error.
+    async fn fail_embedding(
+        &self,
+        item: &QueueItem,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<FailOutcome>;
+    async fn queue_stats(&self) -> Result<QueueStats>;
+    /// Items that gave up, ordered by key.
+    async fn failed_embeddings(&self) -> Result<Vec<FailedItem>>;
+    /// Puts every active entry of the filter without a vector (or all, with `all`) back in
+    /// the queue, resetting attempts. Returns how many were queued.
+    async fn requeue_embeddings(&self, filter: &Filter, all: bool) -> Result<u64>;
+
+    // ------------------------------------------------------------ settings
+
+    async fn get_setting(&self, scope: &SettingScope, key: &str) -> Result<Option<Value>>;
+    /// `NotFound` when a KB scope names a missing KB.
+    async fn set_setting(&self, scope: &SettingScope, key: &str, value: &Value) -> Result<()>;
+    async fn delete_setting(&self, scope: &SettingScope, key: &str) -> Result<bool>;
+    /// All settings of a scope, ordered by key.
+    async fn list_settings(&self, scope: &SettingScope) -> Result<Vec<(String, Value)>>;
+
+    // ------------------------------------------------------------ stars
+
+    /// Stars an entry (appended last). Starring twice keeps the first position.
+    async fn star(&self, key: &EntryKey) -> Result<()>;
+    async fn unstar(&self, key: &EntryKey) -> Result<bool>;
+    /// Starred entries in starring order, optionally in one KB.
+    async fn starred(&self, kb: Option<&str>) -> Result<Vec<EntryKey>>;
+
+    // ------------------------------------------------------------ collections
+
+    /// `AlreadyExists` when the KB already has a collection of this name.
+    async fn create_collection(
+        &self,
+        kb: &str,
+        name: &str,
+        description: &str,
+    ) -> Result<Collection>;
+    async fn delete_collection(&self, kb: &str, name: &str) -> Result<bool>;
+    /// Collections of a KB, ordered by name.
+    async fn list_collections(&self, kb: &str) -> Result<Vec<Collection>>;
+    /// Adds an entry at `position` (0-based, clamped; `None` = last). Adding a member
+    /// again moves it.
+    async fn add_to_collection(
+        &self,
+        kb: &str,
+        name: &str,
+        id: &str,
+        position: Option<usize>,
+    ) -> Result<()>;
+    async fn remove_from_collection(&self, kb: &str, name: &str, id: &str) -> Result<bool>;
+    /// Member ids in collection order. `NotFound` when the collection is missing.
+    async fn collection_entries(&self, kb: &str, name: &str) -> Result<Vec<String>>;
+
+    // ------------------------------------------------------------ coordination
+
+    /// Atomically moves an entry from `expected_status` (`None` = no status) to
+    /// `new_status` and sets `assignee`, only if it still has the expected status.
+    async fn claim(
+        &self,
+        key: &EntryKey,
+        expected_status: Option<&str>,
+        new_status: &str,
+        assignee: &str,
+    ) -> Result<ClaimOutcome>;
+    /// Atomically sets the metadata value at a dotted `path` to `new` only if it currently
+    /// equals `expected` (`None` = absent). Intermediate objects are created as needed.
+    async fn cas_metadata(
+        &self,
+        key: &EntryKey,
+        path: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<CasOutcome>;
+
+    // ------------------------------------------------------------ health
+
+    async fn health(&self) -> Result<HealthReport>;
+}

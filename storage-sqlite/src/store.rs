@@ -1,0 +1,1676 @@
+//! [`SqliteStore`]: the [`Store`] protocol on rusqlite + r2d2.
+//!
+//! Every method hands its blocking SQLite work to [`SqliteStore::run`], the one bridge to
+//! `spawn_blocking`, so no SQLite call ever runs on the async executor. Writes use
+//! `BEGIN IMMEDIATE` so a transaction takes the write lock up front and never fails
+//! half-way with SQLITE_BUSY when upgrading from a read.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
+use serde_json::Value;
+use storage_core::*;
+
+use crate::config::{SqliteConfig, SqliteLocation};
+use crate::error::{map_json, map_pool, map_sqlite};
+use crate::schema::{migrate, SCHEMA_VERSION};
+use crate::sql::{filter_where, fts5_match, order_by, BM25_WEIGHTS, ENTRY_COLUMNS};
+use crate::vectors::{decode, encode, VectorIndex};
+
+type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
+
+/// State shared by all connections of one store.
+#[derive(Debug, Default)]
+struct Shared {
+    /// `None` until the first semantic query loads it; reset to `None` by bulk deletes.
+    /// Writers that touch vectors hold the write lock across their transaction, so the
+    /// index and the table never disagree once the lock is released.
+    vectors: RwLock<Option<VectorIndex>>,
+}
+
+/// The SQLite backend. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: Pool<SqliteConnectionManager>,
+    shared: Arc<Shared>,
+    path: PathBuf,
+    /// Keeps a temporary database's directory alive as long as any clone.
+    _temp: Option<Arc<tempfile::TempDir>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn from_micros(m: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(m).unwrap_or_default()
+}
+
+fn sql<T>(r: rusqlite::Result<T>) -> Result<T> {
+    r.map_err(map_sqlite)
+}
+
+fn kb_missing(kb: &str) -> StorageError {
+    StorageError::not_found(format!("knowledge base {kb:?}"))
+}
+
+fn entry_missing(key: &EntryKey) -> StorageError {
+    StorageError::not_found(format!("entry {key}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and applies migrations.
+    pub async fn open(config: SqliteConfig) -> Result<Self> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(config))
+            .await
+            .map_err(|e| StorageError::backend("the SQLite open task failed", e))?
+    }
+
+    fn open_blocking(config: SqliteConfig) -> Result<Self> {
+        let (path, temp) = match &config.location {
+            SqliteLocation::File(p) => (p.clone(), None),
+            SqliteLocation::Temporary => {
+                let dir = tempfile::tempdir().map_err(|e| StorageError::Unavailable {
+                    message: "could not create a temporary directory for the database".into(),
+                    hint: "check TMPDIR is writable".into(),
+                    source: Some(Box::new(e)),
+                })?;
+                (dir.path().join("kb.sqlite3"), Some(Arc::new(dir)))
+            }
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(StorageError::Unavailable {
+                    message: format!("the directory {} does not exist", parent.display()),
+                    hint: "create it, or point KB_SQLITE_PATH elsewhere".into(),
+                    source: None,
+                });
+            }
+        }
+        let busy_ms = config.busy_timeout.as_millis() as u64;
+        let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
+            c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+            c.execute_batch(&format!(
+                "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+            ))
+        });
+        let pool = Pool::builder()
+            .max_size(config.pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(config.connection_timeout)
+            .build(manager)
+            .map_err(|e| StorageError::Unavailable {
+                message: format!("could not open the SQLite database at {}", path.display()),
+                hint: "check the path is a writable SQLite file".into(),
+                source: Some(Box::new(e)),
+            })?;
+        let mut conn = pool.get().map_err(map_pool)?;
+        migrate(&mut conn)?;
+        if let Some(space) = &config.embedding {
+            ensure_space(&mut conn, space)?;
+        }
+        drop(conn);
+        Ok(Self {
+            pool,
+            shared: Arc::new(Shared::default()),
+            path,
+            _temp: temp,
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The one bridge from async to SQLite: runs `f` with a pooled connection on the
+    /// blocking thread pool.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn, &Shared) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(map_pool)?;
+            f(&mut conn, &shared)
+        })
+        .await
+        .map_err(|e| StorageError::backend("a blocking SQLite task failed", e))?
+    }
+}
+
+// ------------------------------------------------------------------ row helpers
+
+/// Reads [`ENTRY_COLUMNS`] starting at column `at`.
+pub(crate) fn read_entry(r: &Row<'_>, at: usize) -> rusqlite::Result<Entry> {
+    fn json<T: serde::de::DeserializeOwned>(s: String, i: usize) -> rusqlite::Result<T> {
+        serde_json::from_str(&s).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    }
+    let date: Option<String> = r.get(at + 10)?;
+    let lifecycle: String = r.get(at + 14)?;
+    Ok(Entry {
+        kb: r.get(at)?,
+        id: r.get(at + 1)?,
+        entry_type: r.get(at + 2)?,
+        title: r.get(at + 3)?,
+        summary: r.get(at + 4)?,
+        body: r.get(at + 5)?,
+        tags: json(r.get(at + 6)?, at + 6)?,
+        links: json(r.get(at + 7)?, at + 7)?,
+        sources: json(r.get(at + 8)?, at + 8)?,
+        metadata: json(r.get(at + 9)?, at + 9)?,
+        date: date.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()),
+        importance: r.get(at + 11)?,
+        status: r.get(at + 12)?,
+        assignee: r.get(at + 13)?,
+        lifecycle: Lifecycle::parse(&lifecycle).unwrap_or_default(),
+        source_path: r.get(at + 15)?,
+        created_at: from_micros(r.get(at + 16)?),
+        updated_at: from_micros(r.get(at + 17)?),
+        content_hash: r.get(at + 18)?,
+    })
+}
+
+fn kb_exists(c: &Connection, kb: &str) -> Result<bool> {
+    Ok(sql(c
+        .prepare_cached("SELECT 1 FROM kbs WHERE name = ?1")
+        .and_then(|mut s| s.query_row([kb], |_| Ok(())).optional()))?
+    .is_some())
+}
+
+fn rowid_of(c: &Connection, key: &EntryKey) -> Result<Option<i64>> {
+    sql(c
+        .prepare_cached("SELECT rowid FROM entries WHERE kb = ?1 AND id = ?2")
+        .and_then(|mut s| s.query_row([&key.kb, &key.id], |r| r.get(0)).optional()))
+}
+
+fn get_entry_by_key(c: &Connection, key: &EntryKey) -> Result<Option<Entry>> {
+    sql(c
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.kb = ?1 AND e.id = ?2"
+        ))
+        .and_then(|mut s| {
+            s.query_row([&key.kb, &key.id], |r| read_entry(r, 0))
+                .optional()
+        }))
+}
+
+fn entries_by_rowids(c: &Connection, rowids: &[i64]) -> Result<HashMap<i64, Entry>> {
+    let ids = serde_json::to_string(rowids).map_err(map_json)?;
+    let mut stmt = sql(c.prepare_cached(&format!(
+        "SELECT e.rowid, {ENTRY_COLUMNS} FROM entries e \
+         WHERE e.rowid IN (SELECT value FROM json_each(?1))"
+    )))?;
+    let rows = sql(stmt.query_map([ids], |r| Ok((r.get::<_, i64>(0)?, read_entry(r, 1)?))))?;
+    rows.map(sql).collect()
+}
+
+fn query_entries(c: &Connection, text: &str, params: &[SqlValue]) -> Result<Vec<Entry>> {
+    let mut stmt = sql(c.prepare_cached(text))?;
+    let rows = sql(stmt.query_map(params_from_iter(params.iter()), |r| read_entry(r, 0)))?;
+    rows.map(sql).collect()
+}
+
+fn upsert_in(
+    c: &Connection,
+    e: &NewEntry,
+    now: i64,
+    known_kbs: &mut HashSet<String>,
+) -> Result<Entry> {
+    if !known_kbs.contains(&e.kb) {
+        if !kb_exists(c, &e.kb)? {
+            return Err(kb_missing(&e.kb));
+        }
+        known_kbs.insert(e.kb.clone());
+    }
+    let old: Option<(i64, String)> = sql(c
+        .prepare_cached("SELECT rowid, text_hash FROM entries WHERE kb = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row([&e.kb, &e.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        }))?;
+    let content_hash = e.content_hash();
+    let text_hash = e.text_hash();
+    let tags = serde_json::to_string(&e.tags).map_err(map_json)?;
+    let links = serde_json::to_string(&e.links).map_err(map_json)?;
+    let sources = serde_json::to_string(&e.sources).map_err(map_json)?;
+    let metadata = serde_json::to_string(&e.metadata).map_err(map_json)?;
+    let (rowid, created): (i64, i64) = sql(c
+        .prepare_cached(
+            "INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, \
+             sources, metadata, date, importance, status, assignee, lifecycle, source_path, \
+             created_at, updated_at, content_hash, text_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18, ?18, ?19, ?20) \
+             ON CONFLICT (kb, id) DO UPDATE SET entry_type = excluded.entry_type, \
+             title = excluded.title, summary = excluded.summary, body = excluded.body, \
+             tags_text = excluded.tags_text, tags = excluded.tags, links = excluded.links, \
+             sources = excluded.sources, metadata = excluded.metadata, date = excluded.date, \
+             importance = excluded.importance, status = excluded.status, \
+             assignee = excluded.assignee, lifecycle = excluded.lifecycle, \
+             source_path = excluded.source_path, updated_at = excluded.updated_at, \
+             content_hash = excluded.content_hash, text_hash = excluded.text_hash \
+             RETURNING rowid, created_at",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    e.kb,
+                    e.id,
+                    e.entry_type,
+                    e.title,
+                    e.summary,
+                    e.body,
+                    e.tags.join(" "),
+                    tags,
+                    links,
+                    sources,
+                    metadata,
+                    e.date.map(|d| d.to_string()),
+                    e.importance,
+                    e.status,
+                    e.assignee,
+                    e.lifecycle.as_str(),
+                    e.source_path,
+                    now,
+                    content_hash,
+                    text_hash,
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        }))?;
+    if old.is_some() {
+        sql(c
+            .prepare_cached("DELETE FROM entry_tags WHERE entry = ?1")
+            .and_then(|mut s| s.execute([rowid])))?;
+        sql(c
+            .prepare_cached("DELETE FROM links WHERE source = ?1")
+            .and_then(|mut s| s.execute([rowid])))?;
+    }
+    {
+        let mut ins = sql(c.prepare_cached("INSERT INTO entry_tags (entry, tag) VALUES (?1, ?2)"))?;
+        for t in &e.tags {
+            sql(ins.execute(params![rowid, t]))?;
+        }
+        let mut ins = sql(c.prepare_cached(
+            "INSERT INTO links (source, position, target_kb, target_id, relation, note) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        ))?;
+        for (i, l) in e.links.iter().enumerate() {
+            let target_kb = l.target_kb.as_deref().unwrap_or(&e.kb);
+            sql(ins.execute(params![
+                rowid, i as i64, target_kb, l.target, l.relation, l.note
+            ]))?;
+        }
+    }
+    let has_text = !(e.title.is_empty() && e.summary.is_empty() && e.body.is_empty());
+    if !has_text {
+        sql(c
+            .prepare_cached("DELETE FROM embed_queue WHERE entry = ?1")
+            .and_then(|mut s| s.execute([rowid])))?;
+    } else if old.as_ref().map_or(true, |(_, h)| *h != text_hash) {
+        // A claimed item keeps its lease; its stale hash makes `complete` leave it queued.
+        sql(c
+            .prepare_cached(
+                "INSERT INTO embed_queue (entry, text_hash, enqueued_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (entry) DO UPDATE SET text_hash = excluded.text_hash, \
+                 attempts = 0, last_error = NULL, state = 'pending', \
+                 enqueued_at = excluded.enqueued_at",
+            )
+            .and_then(|mut s| s.execute(params![rowid, text_hash, now])))?;
+    }
+    Ok(Entry {
+        kb: e.kb.clone(),
+        id: e.id.clone(),
+        entry_type: e.entry_type.clone(),
+        title: e.title.clone(),
+        summary: e.summary.clone(),
+        body: e.body.clone(),
+        tags: e.tags.clone(),
+        links: e.links.clone(),
+        sources: e.sources.clone(),
+        metadata: e.metadata.clone(),
+        date: e.date,
+        importance: e.importance,
+        status: e.status.clone(),
+        assignee: e.assignee.clone(),
+        lifecycle: e.lifecycle,
+        source_path: e.source_path.clone(),
+        created_at: from_micros(created),
+        updated_at: from_micros(now),
+        content_hash,
+    })
+}
+
+fn read_space(c: &Connection) -> Result<Option<EmbeddingSpace>> {
+    let model: Option<String> = sql(c
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'embedding_model'",
+            [],
+            |r| r.get(0),
+        )
+        .optional())?;
+    let dim: Option<String> = sql(c
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'embedding_dimension'",
+            [],
+            |r| r.get(0),
+        )
+        .optional())?;
+    Ok(match (model, dim.and_then(|d| d.parse().ok())) {
+        (Some(model), Some(dimension)) => Some(EmbeddingSpace { model, dimension }),
+        _ => None,
+    })
+}
+
+fn ensure_space(c: &mut Connection, space: &EmbeddingSpace) -> Result<EmbeddingSpace> {
+    if space.dimension == 0 || space.model.trim().is_empty() {
+        return Err(StorageError::invalid_input(
+            "an embedding space needs a model id and a dimension above 0",
+        ));
+    }
+    let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+    let stored = read_space(&tx)?;
+    let result = match stored {
+        Some(s) if s == *space => s,
+        Some(s) => {
+            return Err(StorageError::ModelMismatch {
+                stored_model: s.model,
+                stored_dimension: s.dimension,
+                requested_model: space.model.clone(),
+                requested_dimension: space.dimension,
+            })
+        }
+        None => {
+            sql(tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('embedding_model', ?1), ('embedding_dimension', ?2)",
+                params![space.model, space.dimension.to_string()],
+            ))?;
+            space.clone()
+        }
+    };
+    sql(tx.commit())?;
+    Ok(result)
+}
+
+/// Loads the vector index if it is not loaded yet.
+fn ensure_index(c: &Connection, shared: &Shared, dim: usize) -> Result<()> {
+    if shared.vectors.read().expect("vector lock").is_some() {
+        return Ok(());
+    }
+    let mut w = shared.vectors.write().expect("vector lock");
+    if w.is_none() {
+        *w = Some(VectorIndex::load(c, dim)?);
+    }
+    Ok(())
+}
+
+fn semantic_in(c: &Connection, shared: &Shared, q: &SemanticQuery) -> Result<Vec<SemanticHit>> {
+    let Some(space) = read_space(c)? else {
+        return Ok(Vec::new());
+    };
+    check_vector(&q.vector, space.dimension)?;
+    if q.k == 0 {
+        return Ok(Vec::new());
+    }
+    let where_ = filter_where(&q.filter)?;
+    let query = normalized(&q.vector);
+    ensure_index(c, shared, space.dimension)?;
+    let guard = shared.vectors.read().expect("vector lock");
+    let index = guard.as_ref().expect("index loaded above");
+    let mut cands = index.scores(&query);
+    drop(guard);
+    if let Some(min) = q.min_score {
+        cands.retain(|(s, _)| *s >= min);
+    }
+    let desc = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    // Filter before the top-k cut: take the best candidates in growing rounds and keep the
+    // ones the filter admits, until k are found or the candidates run out.
+    let mut hits: Vec<(f32, i64)> = Vec::with_capacity(q.k);
+    let mut start = 0;
+    let mut round = (q.k * 4).max(64);
+    let check_sql = format!(
+        "SELECT e.rowid FROM entries e WHERE e.rowid IN (SELECT value FROM json_each(?)){}",
+        where_.and_clause()
+    );
+    while start < cands.len() && hits.len() < q.k {
+        let end = (start + round).min(cands.len());
+        if end < cands.len() {
+            cands[start..].select_nth_unstable_by(end - start - 1, desc);
+        }
+        cands[start..end].sort_by(desc);
+        let chunk = &cands[start..end];
+        let ids: Vec<i64> = chunk.iter().map(|c| c.1).collect();
+        let mut params = vec![SqlValue::Text(
+            serde_json::to_string(&ids).map_err(map_json)?,
+        )];
+        params.extend(where_.params.iter().cloned());
+        let mut stmt = sql(c.prepare_cached(&check_sql))?;
+        let admitted: HashSet<i64> = sql(stmt
+            .query_map(params_from_iter(params.iter()), |r| r.get(0))
+            .and_then(|rows| rows.collect()))?;
+        hits.extend(
+            chunk
+                .iter()
+                .filter(|c| admitted.contains(&c.1))
+                .take(q.k - hits.len()),
+        );
+        start = end;
+        round *= 4;
+    }
+    let ids: Vec<i64> = hits.iter().map(|h| h.1).collect();
+    let mut entries = entries_by_rowids(c, &ids)?;
+    let mut out: Vec<SemanticHit> = hits
+        .into_iter()
+        .filter_map(|(score, rowid)| {
+            entries.remove(&rowid).map(|entry| SemanticHit {
+                entry,
+                score,
+                rank: 0,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| (&a.entry.kb, &a.entry.id).cmp(&(&b.entry.kb, &b.entry.id)))
+    });
+    for (i, h) in out.iter_mut().enumerate() {
+        h.rank = i + 1;
+    }
+    Ok(out)
+}
+
+fn collection_rowid(c: &Connection, kb: &str, name: &str) -> Result<i64> {
+    sql(c
+        .prepare_cached("SELECT rowid FROM collections WHERE kb = ?1 AND name = ?2")
+        .and_then(|mut s| s.query_row([kb, name], |r| r.get(0)).optional()))?
+    .ok_or_else(|| StorageError::not_found(format!("collection {name:?} in knowledge base {kb:?}")))
+}
+
+fn scope_kb(scope: &SettingScope) -> &str {
+    match scope {
+        SettingScope::Global => "",
+        SettingScope::Kb(kb) => kb,
+    }
+}
+
+fn validate_setting_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
+        return Err(StorageError::invalid_input(
+            "setting keys are 1-256 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes entries of the given KBs and the KB rows, with everything that hangs off them.
+fn delete_kbs_in(c: &Connection, names: &[String]) -> Result<Vec<RemovedKnowledgeBase>> {
+    let mut out = Vec::new();
+    for name in names {
+        // Entries first (the FTS triggers fire per row), then the KB (cascades the rest).
+        let n = sql(c
+            .prepare_cached("DELETE FROM entries WHERE kb = ?1")
+            .and_then(|mut s| s.execute([name])))?;
+        sql(c.execute("DELETE FROM settings WHERE kb = ?1", [name]))?;
+        sql(c.execute("DELETE FROM kbs WHERE name = ?1", [name]))?;
+        out.push(RemovedKnowledgeBase {
+            name: name.clone(),
+            entries: n as u64,
+        });
+    }
+    Ok(out)
+}
+
+fn pool_stats(pool: &Pool<SqliteConnectionManager>) -> PoolStats {
+    let s = pool.state();
+    PoolStats {
+        max_size: pool.max_size(),
+        size: s.connections,
+        idle: s.idle_connections,
+        in_use: s.connections - s.idle_connections,
+        waiting: 0,
+    }
+}
+
+// ------------------------------------------------------------------ the protocol
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_kb(&self, kb: &NewKnowledgeBase) -> Result<KnowledgeBase> {
+        kb.validate()?;
+        let kb = kb.clone();
+        self.run(move |c, _| {
+            let now = now_micros();
+            let n = sql(c.execute(
+                "INSERT INTO kbs (name, description, expires_at, created_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (name) DO NOTHING",
+                params![kb.name, kb.description, kb.expires_at.map(|t| t.timestamp_micros()), now],
+            ))?;
+            if n == 0 {
+                return Err(StorageError::already_exists(format!("knowledge base {:?}", kb.name)));
+            }
+            Ok(KnowledgeBase {
+                name: kb.name,
+                description: kb.description,
+                expires_at: kb.expires_at.map(|t| from_micros(t.timestamp_micros())),
+                created_at: from_micros(now),
+            })
+        })
+        .await
+    }
+
+    async fn get_kb(&self, name: &str) -> Result<Option<KnowledgeBase>> {
+        let name = name.to_owned();
+        self.run(move |c, _| {
+            sql(c
+                .query_row(
+                    "SELECT name, description, expires_at, created_at FROM kbs WHERE name = ?1",
+                    [name],
+                    read_kb,
+                )
+                .optional())
+        })
+        .await
+    }
+
+    async fn list_kbs(&self) -> Result<Vec<KnowledgeBase>> {
+        self.run(|c, _| {
+            let mut s = sql(c.prepare(
+                "SELECT name, description, expires_at, created_at FROM kbs ORDER BY name",
+            ))?;
+            let rows = sql(s.query_map([], read_kb))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn delete_kb(&self, name: &str) -> Result<bool> {
+        let name = name.to_owned();
+        self.run(move |c, shared| {
+            let mut vectors = shared.vectors.write().expect("vector lock");
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            if !kb_exists(&tx, &name)? {
+                return Ok(false);
+            }
+            delete_kbs_in(&tx, &[name])?;
+            sql(tx.commit())?;
+            *vectors = None;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn gc_expired(&self, now: DateTime<Utc>) -> Result<Vec<RemovedKnowledgeBase>> {
+        self.run(move |c, shared| {
+            let mut vectors = shared.vectors.write().expect("vector lock");
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let names: Vec<String> = {
+                let mut s = sql(tx.prepare(
+                    "SELECT name FROM kbs WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY name",
+                ))?;
+                let rows = sql(s.query_map([now.timestamp_micros()], |r| r.get(0)))?;
+                rows.map(sql).collect::<Result<_>>()?
+            };
+            let removed = delete_kbs_in(&tx, &names)?;
+            sql(tx.commit())?;
+            if !removed.is_empty() {
+                *vectors = None;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn upsert_entry(&self, entry: &NewEntry) -> Result<Entry> {
+        let mut v = self.upsert_entries(std::slice::from_ref(entry)).await?;
+        Ok(v.remove(0))
+    }
+
+    async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>> {
+        let entries: Vec<NewEntry> = entries
+            .iter()
+            .map(NewEntry::normalized)
+            .collect::<Result<_>>()?;
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let now = now_micros();
+            let mut known = HashSet::new();
+            let out = entries
+                .iter()
+                .map(|e| upsert_in(&tx, e, now, &mut known))
+                .collect::<Result<Vec<_>>>()?;
+            sql(tx.commit())?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_entry(&self, key: &EntryKey) -> Result<Option<Entry>> {
+        let key = key.clone();
+        self.run(move |c, _| get_entry_by_key(c, &key)).await
+    }
+
+    async fn get_entries(&self, keys: &[EntryKey]) -> Result<Vec<Entry>> {
+        let keys = keys.to_vec();
+        self.run(move |c, _| {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in &keys {
+                if let Some(e) = get_entry_by_key(c, k)? {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_entry(&self, key: &EntryKey) -> Result<bool> {
+        let key = key.clone();
+        self.run(move |c, shared| {
+            let mut vectors = shared.vectors.write().expect("vector lock");
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let Some(rowid) = rowid_of(&tx, &key)? else {
+                return Ok(false);
+            };
+            // Vector, queue item, tags, links, star and memberships cascade.
+            sql(tx.execute("DELETE FROM entries WHERE rowid = ?1", [rowid]))?;
+            sql(tx.commit())?;
+            if let Some(idx) = vectors.as_mut() {
+                idx.remove(rowid);
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_entries(&self, filter: &Filter) -> Result<Vec<Entry>> {
+        let w = filter_where(filter)?;
+        let text = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries e {} {} LIMIT {} OFFSET {}",
+            w.clause(),
+            order_by(filter),
+            filter.effective_limit(),
+            filter.offset
+        );
+        self.run(move |c, _| query_entries(c, &text, &w.params))
+            .await
+    }
+
+    async fn count_entries(&self, filter: &Filter) -> Result<u64> {
+        let w = filter_where(filter)?;
+        let text = format!("SELECT COUNT(*) FROM entries e {}", w.clause());
+        self.run(move |c, _| {
+            sql(c.query_row(&text, params_from_iter(w.params.iter()), |r| {
+                r.get::<_, i64>(0)
+            }))
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn entry_types(&self, filter: &Filter) -> Result<Vec<(String, u64)>> {
+        let w = filter_where(filter)?;
+        let text = format!(
+            "SELECT e.entry_type, COUNT(*) FROM entries e {} GROUP BY e.entry_type ORDER BY e.entry_type",
+            w.clause()
+        );
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare(&text))?;
+            let rows = sql(s.query_map(params_from_iter(w.params.iter()), |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            }))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn tags(&self, kb: Option<&str>) -> Result<Vec<TagCount>> {
+        let kb = kb.map(str::to_owned);
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare_cached(
+                "SELECT t.tag, COUNT(*) FROM entry_tags t JOIN entries e ON e.rowid = t.entry \
+                 WHERE ?1 IS NULL OR e.kb = ?1 GROUP BY t.tag ORDER BY COUNT(*) DESC, t.tag",
+            ))?;
+            let rows = sql(s.query_map([kb], read_tag_count))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn tags_with_prefix(&self, kb: Option<&str>, prefix: &str) -> Result<Vec<TagCount>> {
+        let kb = kb.map(str::to_owned);
+        let p = prefix.trim().trim_end_matches('/').to_owned();
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare_cached(
+                "SELECT t.tag, COUNT(*) FROM entry_tags t JOIN entries e ON e.rowid = t.entry \
+                 WHERE (?1 IS NULL OR e.kb = ?1) AND (t.tag = ?2 OR (t.tag >= ?3 AND t.tag < ?4)) \
+                 GROUP BY t.tag ORDER BY t.tag",
+            ))?;
+            let rows = sql(s.query_map(
+                params![kb, p, format!("{p}/"), format!("{p}0")],
+                read_tag_count,
+            ))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn outlinks(&self, key: &EntryKey) -> Result<Vec<Link>> {
+        let key = key.clone();
+        self.run(move |c, _| {
+            Ok(get_entry_by_key(c, &key)?
+                .map(|e| e.links)
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn backlinks(&self, key: &EntryKey) -> Result<Vec<Backlink>> {
+        let key = key.clone();
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare_cached(
+                "SELECT e.kb, e.id, l.relation, l.note FROM links l JOIN entries e ON e.rowid = l.source \
+                 WHERE l.target_kb = ?1 AND l.target_id = ?2 ORDER BY e.kb, e.id, l.position",
+            ))?;
+            let rows = sql(s.query_map([&key.kb, &key.id], |r| {
+                Ok(Backlink {
+                    source: EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    relation: r.get(2)?,
+                    note: r.get(3)?,
+                })
+            }))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn neighbourhood(&self, q: &GraphQuery) -> Result<Graph> {
+        let q = q.clone();
+        self.run(move |c, _| neighbourhood_in(c, &q)).await
+    }
+
+    async fn most_linked(&self, kb: Option<&str>, limit: usize) -> Result<Vec<LinkCount>> {
+        let kb = kb.map(str::to_owned);
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare_cached(
+                "SELECT t.kb, t.id, COUNT(DISTINCT l.source) AS n FROM links l \
+                 JOIN entries t ON t.kb = l.target_kb AND t.id = l.target_id \
+                 WHERE l.source <> t.rowid AND (?1 IS NULL OR t.kb = ?1) \
+                 GROUP BY t.rowid ORDER BY n DESC, t.kb, t.id LIMIT ?2",
+            ))?;
+            let rows = sql(s.query_map(params![kb, limit as i64], |r| {
+                Ok(LinkCount {
+                    key: EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    count: r.get::<_, i64>(2)? as u64,
+                })
+            }))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn orphans(&self, kb: Option<&str>) -> Result<Vec<EntryKey>> {
+        let kb = kb.map(str::to_owned);
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare_cached(
+                "SELECT e.kb, e.id FROM entries e WHERE e.lifecycle = 'active' \
+                 AND (?1 IS NULL OR e.kb = ?1) \
+                 AND NOT EXISTS (SELECT 1 FROM links l WHERE l.source = e.rowid) \
+                 AND NOT EXISTS (SELECT 1 FROM links l WHERE l.target_kb = e.kb AND l.target_id = e.id \
+                                 AND l.source <> e.rowid) \
+                 ORDER BY e.kb, e.id",
+            ))?;
+            let rows = sql(s.query_map([kb], |r| {
+                Ok(EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            }))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn timeline(&self, filter: &Filter) -> Result<Vec<Entry>> {
+        let w = filter_where(filter)?;
+        let text = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.date IS NOT NULL{} \
+             ORDER BY e.date ASC, e.kb ASC, e.id ASC LIMIT {} OFFSET {}",
+            w.and_clause(),
+            filter.effective_limit(),
+            filter.offset
+        );
+        self.run(move |c, _| query_entries(c, &text, &w.params))
+            .await
+    }
+
+    async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
+        let node = parse_query(query)?;
+        let w = filter_where(filter)?;
+        let text = format!(
+            "SELECT {ENTRY_COLUMNS}, -bm25(entries_fts, {BM25_WEIGHTS}) AS score, \
+             snippet(entries_fts, -1, char(2), char(3), '…', 24) \
+             FROM entries_fts JOIN entries e ON e.rowid = entries_fts.rowid \
+             WHERE entries_fts MATCH ?{} \
+             ORDER BY bm25(entries_fts, {BM25_WEIGHTS}) ASC, e.kb ASC, e.id ASC LIMIT {} OFFSET {}",
+            w.and_clause(),
+            filter.effective_limit(),
+            filter.offset
+        );
+        let mut params = vec![SqlValue::Text(fts5_match(&node))];
+        params.extend(w.params);
+        let offset = filter.offset;
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare_cached(&text))?;
+            let rows = sql(s.query_map(params_from_iter(params.iter()), |r| {
+                let entry = read_entry(r, 0)?;
+                let score: f64 = r.get(19)?;
+                let snippet: String = r.get(20)?;
+                Ok((entry, score, snippet))
+            }))?;
+            let mut out = Vec::new();
+            for (i, row) in rows.enumerate() {
+                let (entry, score, snippet) = sql(row)?;
+                out.push(SearchHit {
+                    entry,
+                    score: score.max(0.0),
+                    rank: offset + i + 1,
+                    snippet: Snippet::from_marked(&snippet),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn embedding_space(&self) -> Result<Option<EmbeddingSpace>> {
+        self.run(|c, _| read_space(c)).await
+    }
+
+    async fn ensure_embedding_space(&self, space: &EmbeddingSpace) -> Result<EmbeddingSpace> {
+        let space = space.clone();
+        self.run(move |c, _| ensure_space(c, &space)).await
+    }
+
+    async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()> {
+        let key = key.clone();
+        let vector = vector.to_vec();
+        self.run(move |c, shared| {
+            let space = read_space(c)?.ok_or_else(|| {
+                StorageError::invalid_input(
+                    "no embedding space is set: call ensure_embedding_space (or configure the \
+                     embedding model) before storing vectors",
+                )
+            })?;
+            check_vector(&vector, space.dimension)?;
+            let mut index = shared.vectors.write().expect("vector lock");
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let rowid = rowid_of(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
+            sql(tx.execute(
+                "INSERT INTO vectors (entry, vector) VALUES (?1, ?2) \
+                 ON CONFLICT (entry) DO UPDATE SET vector = excluded.vector",
+                params![rowid, encode(&vector)],
+            ))?;
+            sql(tx.commit())?;
+            if let Some(idx) = index.as_mut() {
+                idx.upsert(rowid, &vector);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>> {
+        let key = key.clone();
+        self.run(move |c, _| {
+            let blob: Option<Vec<u8>> = sql(c
+                .query_row(
+                    "SELECT v.vector FROM vectors v JOIN entries e ON e.rowid = v.entry \
+                     WHERE e.kb = ?1 AND e.id = ?2",
+                    [&key.kb, &key.id],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            Ok(blob.map(|b| decode(&b)))
+        })
+        .await
+    }
+
+    async fn delete_vector(&self, key: &EntryKey) -> Result<bool> {
+        let key = key.clone();
+        self.run(move |c, shared| {
+            let mut index = shared.vectors.write().expect("vector lock");
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let Some(rowid) = rowid_of(&tx, &key)? else {
+                return Ok(false);
+            };
+            let n = sql(tx.execute("DELETE FROM vectors WHERE entry = ?1", [rowid]))?;
+            sql(tx.commit())?;
+            if let Some(idx) = index.as_mut() {
+                idx.remove(rowid);
+            }
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>> {
+        let q = query.clone();
+        self.run(move |c, shared| semantic_in(c, shared, &q)).await
+    }
+
+    async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>> {
+        let key = key.clone();
+        let filter = filter.clone();
+        self.run(move |c, shared| {
+            let blob: Option<Vec<u8>> = sql(c
+                .query_row(
+                    "SELECT v.vector FROM vectors v JOIN entries e ON e.rowid = v.entry \
+                     WHERE e.kb = ?1 AND e.id = ?2",
+                    [&key.kb, &key.id],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            let vector = decode(
+                &blob.ok_or_else(|| StorageError::not_found(format!("vector of entry {key}")))?,
+            );
+            let q = SemanticQuery {
+                vector,
+                k: k + 1,
+                min_score: None,
+                filter,
+            };
+            let mut hits = semantic_in(c, shared, &q)?;
+            hits.retain(|h| h.entry.kb != key.kb || h.entry.id != key.id);
+            hits.truncate(k);
+            for (i, h) in hits.iter_mut().enumerate() {
+                h.rank = i + 1;
+            }
+            Ok(hits)
+        })
+        .await
+    }
+
+    async fn vector_coverage(&self, filter: &Filter) -> Result<VectorCoverage> {
+        let w = filter_where(filter)?;
+        let text = format!(
+            "SELECT COALESCE(SUM(v.entry IS NOT NULL), 0), COALESCE(SUM(v.entry IS NULL), 0) \
+             FROM entries e LEFT JOIN vectors v ON v.entry = e.rowid {}",
+            w.clause()
+        );
+        self.run(move |c, _| {
+            sql(c.query_row(&text, params_from_iter(w.params.iter()), |r| {
+                Ok(VectorCoverage {
+                    with_vector: r.get::<_, i64>(0)? as u64,
+                    without_vector: r.get::<_, i64>(1)? as u64,
+                })
+            }))
+        })
+        .await
+    }
+
+    async fn claim_embedding_batch(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<QueueItem>> {
+        let worker = worker.to_owned();
+        self.run(move |c, _| {
+            let now = now_micros();
+            let until = now + lease.as_micros() as i64;
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let items = {
+                let mut s = sql(tx.prepare_cached(
+                    "UPDATE embed_queue SET worker = ?1, lease_until = ?2 WHERE entry IN ( \
+                       SELECT entry FROM embed_queue WHERE state = 'pending' \
+                       AND (lease_until IS NULL OR lease_until <= ?3) \
+                       ORDER BY enqueued_at, entry LIMIT ?4) \
+                     RETURNING entry, attempts, text_hash",
+                ))?;
+                let rows = sql(s.query_map(params![worker, until, now, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?))
+                }))?;
+                rows.map(sql).collect::<Result<Vec<_>>>()?
+            };
+            let mut out = Vec::with_capacity(items.len());
+            for (rowid, attempts, text_hash) in items {
+                let (kb, id, enq): (String, String, i64) = sql(tx.query_row(
+                    "SELECT e.kb, e.id, q.enqueued_at FROM entries e JOIN embed_queue q ON q.entry = e.rowid \
+                     WHERE e.rowid = ?1",
+                    [rowid],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                ))?;
+                out.push((enq, rowid, QueueItem { key: EntryKey { kb, id }, attempts, text_hash }));
+            }
+            sql(tx.commit())?;
+            out.sort_by_key(|(enq, rowid, _)| (*enq, *rowid));
+            Ok(out.into_iter().map(|(_, _, item)| item).collect())
+        })
+        .await
+    }
+
+    async fn complete_embedding(&self, items: &[QueueItem]) -> Result<u64> {
+        let items = items.to_vec();
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let mut removed = 0;
+            for it in &items {
+                let Some(rowid) = rowid_of(&tx, &it.key)? else {
+                    continue;
+                };
+                let n = sql(tx.execute(
+                    "DELETE FROM embed_queue WHERE entry = ?1 AND text_hash = ?2",
+                    params![rowid, it.text_hash],
+                ))?;
+                if n == 0 {
+                    // The text changed while it was being embedded: release it for a new claim.
+                    sql(tx.execute(
+                        "UPDATE embed_queue SET worker = NULL, lease_until = NULL WHERE entry = ?1",
+                        [rowid],
+                    ))?;
+                }
+                removed += n as u64;
+            }
+            sql(tx.commit())?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn fail_embedding(
+        &self,
+        item: &QueueItem,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<FailOutcome> {
+        let item = item.clone();
+        let error: String = error.chars().take(4000).collect();
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let Some(rowid) = rowid_of(&tx, &item.key)? else {
+                return Ok(FailOutcome::NotQueued);
+            };
+            let row: Option<(u32, String)> = sql(tx
+                .query_row(
+                    "UPDATE embed_queue SET attempts = attempts + 1, last_error = ?2, worker = NULL, \
+                     lease_until = NULL, \
+                     state = CASE WHEN attempts + 1 >= ?3 THEN 'failed' ELSE 'pending' END \
+                     WHERE entry = ?1 AND state = 'pending' RETURNING attempts, state",
+                    params![rowid, error, max_attempts.max(1)],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional())?;
+            sql(tx.commit())?;
+            Ok(match row {
+                None => FailOutcome::NotQueued,
+                Some((attempts, state)) if state == "failed" => FailOutcome::GaveUp { attempts },
+                Some((attempts, _)) => FailOutcome::WillRetry { attempts },
+            })
+        })
+        .await
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats> {
+        self.run(|c, _| {
+            sql(c.query_row(
+                "SELECT COALESCE(SUM(state = 'pending' AND (lease_until IS NULL OR lease_until <= ?1)), 0), \
+                        COALESCE(SUM(state = 'pending' AND lease_until > ?1), 0), \
+                        COALESCE(SUM(state = 'failed'), 0) FROM embed_queue",
+                [now_micros()],
+                |r| {
+                    Ok(QueueStats {
+                        pending: r.get::<_, i64>(0)? as u64,
+                        in_progress: r.get::<_, i64>(1)? as u64,
+                        failed: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            ))
+        })
+        .await
+    }
+
+    async fn failed_embeddings(&self) -> Result<Vec<FailedItem>> {
+        self.run(|c, _| {
+            let mut s = sql(c.prepare(
+                "SELECT e.kb, e.id, q.attempts, COALESCE(q.last_error, '') FROM embed_queue q \
+                 JOIN entries e ON e.rowid = q.entry WHERE q.state = 'failed' ORDER BY e.kb, e.id",
+            ))?;
+            let rows = sql(s.query_map([], |r| {
+                Ok(FailedItem {
+                    key: EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    attempts: r.get(2)?,
+                    last_error: r.get(3)?,
+                })
+            }))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn requeue_embeddings(&self, filter: &Filter, all: bool) -> Result<u64> {
+        let w = filter_where(filter)?;
+        let text = format!(
+            "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
+             SELECT e.rowid, e.text_hash, ? FROM entries e {} {} \
+             (e.title <> '' OR e.summary <> '' OR e.body <> '') {} \
+             ON CONFLICT (entry) DO UPDATE SET text_hash = excluded.text_hash, attempts = 0, \
+             last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL",
+            w.clause(),
+            if w.sql.is_empty() { "WHERE" } else { "AND" },
+            if all {
+                ""
+            } else {
+                "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid)"
+            },
+        );
+        self.run(move |c, _| {
+            let mut params = vec![SqlValue::Integer(now_micros())];
+            params.extend(w.params);
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let n = sql(tx.execute(&text, params_from_iter(params.iter())))?;
+            sql(tx.commit())?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn get_setting(&self, scope: &SettingScope, key: &str) -> Result<Option<Value>> {
+        let (kb, key) = (scope_kb(scope).to_owned(), key.to_owned());
+        self.run(move |c, _| {
+            let v: Option<String> = sql(c
+                .query_row(
+                    "SELECT value FROM settings WHERE kb = ?1 AND key = ?2",
+                    [kb, key],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            v.map(|s| serde_json::from_str(&s).map_err(map_json))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn set_setting(&self, scope: &SettingScope, key: &str, value: &Value) -> Result<()> {
+        validate_setting_key(key)?;
+        let (kb, key, value) = (
+            scope_kb(scope).to_owned(),
+            key.to_owned(),
+            value.to_string(),
+        );
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            if !kb.is_empty() && !kb_exists(&tx, &kb)? {
+                return Err(kb_missing(&kb));
+            }
+            sql(tx.execute(
+                "INSERT INTO settings (kb, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (kb, key) DO UPDATE SET value = excluded.value",
+                [kb, key, value],
+            ))?;
+            sql(tx.commit())
+        })
+        .await
+    }
+
+    async fn delete_setting(&self, scope: &SettingScope, key: &str) -> Result<bool> {
+        let (kb, key) = (scope_kb(scope).to_owned(), key.to_owned());
+        self.run(move |c, _| {
+            Ok(sql(c.execute("DELETE FROM settings WHERE kb = ?1 AND key = ?2", [kb, key]))? > 0)
+        })
+        .await
+    }
+
+    async fn list_settings(&self, scope: &SettingScope) -> Result<Vec<(String, Value)>> {
+        let kb = scope_kb(scope).to_owned();
+        self.run(move |c, _| {
+            let mut s =
+                sql(c.prepare("SELECT key, value FROM settings WHERE kb = ?1 ORDER BY key"))?;
+            let rows = sql(s.query_map([kb], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            }))?;
+            rows.map(|r| {
+                let (k, v) = sql(r)?;
+                Ok((k, serde_json::from_str(&v).map_err(map_json)?))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn star(&self, key: &EntryKey) -> Result<()> {
+        let key = key.clone();
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let rowid = rowid_of(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
+            sql(tx.execute(
+                "INSERT INTO stars (entry, position) \
+                 VALUES (?1, (SELECT COALESCE(MAX(position), 0) + 1 FROM stars)) \
+                 ON CONFLICT (entry) DO NOTHING",
+                [rowid],
+            ))?;
+            sql(tx.commit())
+        })
+        .await
+    }
+
+    async fn unstar(&self, key: &EntryKey) -> Result<bool> {
+        let key = key.clone();
+        self.run(move |c, _| {
+            Ok(sql(c.execute(
+                "DELETE FROM stars WHERE entry = (SELECT rowid FROM entries WHERE kb = ?1 AND id = ?2)",
+                [&key.kb, &key.id],
+            ))? > 0)
+        })
+        .await
+    }
+
+    async fn starred(&self, kb: Option<&str>) -> Result<Vec<EntryKey>> {
+        let kb = kb.map(str::to_owned);
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare(
+                "SELECT e.kb, e.id FROM stars s JOIN entries e ON e.rowid = s.entry \
+                 WHERE ?1 IS NULL OR e.kb = ?1 ORDER BY s.position",
+            ))?;
+            let rows = sql(s.query_map([kb], |r| {
+                Ok(EntryKey::new(
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                ))
+            }))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn create_collection(
+        &self,
+        kb: &str,
+        name: &str,
+        description: &str,
+    ) -> Result<Collection> {
+        validate_name("collection name", name)?;
+        let (kb, name, description) = (kb.to_owned(), name.to_owned(), description.to_owned());
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            if !kb_exists(&tx, &kb)? {
+                return Err(kb_missing(&kb));
+            }
+            let n = sql(tx.execute(
+                "INSERT INTO collections (kb, name, description) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (kb, name) DO NOTHING",
+                [&kb, &name, &description],
+            ))?;
+            if n == 0 {
+                return Err(StorageError::already_exists(format!(
+                    "collection {name:?} in knowledge base {kb:?}"
+                )));
+            }
+            sql(tx.commit())?;
+            Ok(Collection {
+                kb,
+                name,
+                description,
+                size: 0,
+            })
+        })
+        .await
+    }
+
+    async fn delete_collection(&self, kb: &str, name: &str) -> Result<bool> {
+        let (kb, name) = (kb.to_owned(), name.to_owned());
+        self.run(move |c, _| {
+            Ok(sql(c.execute(
+                "DELETE FROM collections WHERE kb = ?1 AND name = ?2",
+                [kb, name],
+            ))? > 0)
+        })
+        .await
+    }
+
+    async fn list_collections(&self, kb: &str) -> Result<Vec<Collection>> {
+        let kb = kb.to_owned();
+        self.run(move |c, _| {
+            let mut s = sql(c.prepare(
+                "SELECT c.kb, c.name, c.description, \
+                 (SELECT COUNT(*) FROM collection_members m WHERE m.collection = c.rowid) \
+                 FROM collections c WHERE c.kb = ?1 ORDER BY c.name",
+            ))?;
+            let rows = sql(s.query_map([kb], |r| {
+                Ok(Collection {
+                    kb: r.get(0)?,
+                    name: r.get(1)?,
+                    description: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                })
+            }))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn add_to_collection(
+        &self,
+        kb: &str,
+        name: &str,
+        id: &str,
+        position: Option<usize>,
+    ) -> Result<()> {
+        let (kb, name, key) = (kb.to_owned(), name.to_owned(), EntryKey::new(kb, id));
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let coll = collection_rowid(&tx, &kb, &name)?;
+            let rowid = rowid_of(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
+            let mut members: Vec<i64> = {
+                let mut s = sql(tx.prepare(
+                    "SELECT entry FROM collection_members WHERE collection = ?1 ORDER BY position",
+                ))?;
+                let rows = sql(s.query_map([coll], |r| r.get(0)))?;
+                rows.map(sql).collect::<Result<_>>()?
+            };
+            members.retain(|&m| m != rowid);
+            let at = position.unwrap_or(members.len()).min(members.len());
+            members.insert(at, rowid);
+            // Renumber densely: collections are small and edited by people, so a rewrite
+            // is simpler than gap-based positions and keeps the order exact.
+            sql(tx.execute("DELETE FROM collection_members WHERE collection = ?1", [coll]))?;
+            {
+                let mut ins = sql(tx.prepare(
+                    "INSERT INTO collection_members (collection, entry, position) VALUES (?1, ?2, ?3)",
+                ))?;
+                for (i, m) in members.iter().enumerate() {
+                    sql(ins.execute(params![coll, m, i as i64]))?;
+                }
+            }
+            sql(tx.commit())
+        })
+        .await
+    }
+
+    async fn remove_from_collection(&self, kb: &str, name: &str, id: &str) -> Result<bool> {
+        let (kb, name, id) = (kb.to_owned(), name.to_owned(), id.to_owned());
+        self.run(move |c, _| {
+            let coll = collection_rowid(c, &kb, &name)?;
+            Ok(sql(c.execute(
+                "DELETE FROM collection_members WHERE collection = ?1 \
+                 AND entry = (SELECT rowid FROM entries WHERE kb = ?2 AND id = ?3)",
+                params![coll, kb, id],
+            ))? > 0)
+        })
+        .await
+    }
+
+    async fn collection_entries(&self, kb: &str, name: &str) -> Result<Vec<String>> {
+        let (kb, name) = (kb.to_owned(), name.to_owned());
+        self.run(move |c, _| {
+            let coll = collection_rowid(c, &kb, &name)?;
+            let mut s = sql(c.prepare(
+                "SELECT e.id FROM collection_members m JOIN entries e ON e.rowid = m.entry \
+                 WHERE m.collection = ?1 ORDER BY m.position",
+            ))?;
+            let rows = sql(s.query_map([coll], |r| r.get(0)))?;
+            rows.map(sql).collect()
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        key: &EntryKey,
+        expected: Option<&str>,
+        new_status: &str,
+        assignee: &str,
+    ) -> Result<ClaimOutcome> {
+        if new_status.is_empty() || new_status.chars().any(char::is_control) {
+            return Err(StorageError::invalid_input(
+                "the new status must be non-empty text",
+            ));
+        }
+        let (key, expected) = (key.clone(), expected.map(str::to_owned));
+        let (new_status, assignee) = (new_status.to_owned(), assignee.to_owned());
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            // One conditional UPDATE is the compare-and-set; `IS` also matches NULL.
+            let n = sql(tx.execute(
+                "UPDATE entries SET status = ?1, assignee = ?2, updated_at = ?3 \
+                 WHERE kb = ?4 AND id = ?5 AND status IS ?6",
+                params![new_status, assignee, now_micros(), key.kb, key.id, expected],
+            ))?;
+            let outcome = if n == 1 {
+                let e = get_entry_by_key(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
+                ClaimOutcome::Claimed(Box::new(e))
+            } else {
+                match sql(tx
+                    .query_row(
+                        "SELECT status, assignee FROM entries WHERE kb = ?1 AND id = ?2",
+                        [&key.kb, &key.id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional())?
+                {
+                    Some((current_status, assignee)) => ClaimOutcome::NotInExpectedState {
+                        current_status,
+                        assignee,
+                    },
+                    None => ClaimOutcome::NotFound,
+                }
+            };
+            sql(tx.commit())?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn cas_metadata(
+        &self,
+        key: &EntryKey,
+        path: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<CasOutcome> {
+        let segs: Vec<String> = metadata_path_segments(path)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let (key, expected, new) = (key.clone(), expected.cloned(), new.clone());
+        self.run(move |c, _| {
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let Some(entry) = get_entry_by_key(&tx, &key)? else {
+                return Ok(CasOutcome::NotFound);
+            };
+            let current = lookup_path(&entry.metadata, &segs).cloned();
+            if current != expected {
+                return Ok(CasOutcome::Mismatch { current });
+            }
+            let mut e = entry.to_new();
+            set_path(&mut e.metadata, &segs, new)?;
+            let metadata = serde_json::to_string(&e.metadata).map_err(map_json)?;
+            sql(tx.execute(
+                "UPDATE entries SET metadata = ?1, content_hash = ?2, updated_at = ?3 \
+                 WHERE kb = ?4 AND id = ?5",
+                params![metadata, e.content_hash(), now_micros(), key.kb, key.id],
+            ))?;
+            sql(tx.commit())?;
+            Ok(CasOutcome::Swapped)
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<HealthReport> {
+        let pool = self.pool.clone();
+        self.run(move |c, _| {
+            let kbs: i64 = sql(c.query_row("SELECT COUNT(*) FROM kbs", [], |r| r.get(0)))?;
+            let entries: i64 = sql(c.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0)))?;
+            Ok(HealthReport {
+                backend: "sqlite".into(),
+                schema_version: SCHEMA_VERSION,
+                knowledge_bases: kbs as u64,
+                entries: entries as u64,
+                embedding_space: read_space(c)?,
+                pool: pool_stats(&pool),
+            })
+        })
+        .await
+    }
+}
+
+fn read_kb(r: &Row<'_>) -> rusqlite::Result<KnowledgeBase> {
+    Ok(KnowledgeBase {
+        name: r.get(0)?,
+        description: r.get(1)?,
+        expires_at: r.get::<_, Option<i64>>(2)?.map(from_micros),
+        created_at: from_micros(r.get(3)?),
+    })
+}
+
+fn read_tag_count(r: &Row<'_>) -> rusqlite::Result<TagCount> {
+    Ok(TagCount {
+        tag: r.get(0)?,
+        count: r.get::<_, i64>(1)? as u64,
+    })
+}
+
+fn lookup_path<'a>(m: &'a serde_json::Map<String, Value>, segs: &[String]) -> Option<&'a Value> {
+    let mut cur = m.get(&segs[0])?;
+    for s in &segs[1..] {
+        cur = cur.as_object()?.get(s)?;
+    }
+    Some(cur)
+}
+
+fn set_path(m: &mut serde_json::Map<String, Value>, segs: &[String], v: Value) -> Result<()> {
+    let (last, parents) = segs.split_last().expect("paths are non-empty");
+    let mut cur = m;
+    for s in parents {
+        let next = cur
+            .entry(s.clone())
+            .or_insert_with(|| Value::Object(Default::default()));
+        cur = next.as_object_mut().ok_or_else(|| {
+            StorageError::invalid_input(format!("metadata key {s:?} holds a non-object value"))
+        })?;
+    }
+    cur.insert(last.clone(), v);
+    Ok(())
+}
+
+fn neighbourhood_in(c: &Connection, q: &GraphQuery) -> Result<Graph> {
+    let title_of = |k: &EntryKey| -> Result<Option<String>> {
+        sql(c
+            .prepare_cached("SELECT title FROM entries WHERE kb = ?1 AND id = ?2")
+            .and_then(|mut s| s.query_row([&k.kb, &k.id], |r| r.get(0)).optional()))
+    };
+    let Some(start_title) = title_of(&q.start)? else {
+        return Err(entry_missing(&q.start));
+    };
+    let allowed = |k: &EntryKey| q.kbs.is_empty() || q.kbs.contains(&k.kb);
+    let mut graph = Graph::default();
+    let mut seen: HashMap<EntryKey, u32> = HashMap::new();
+    let mut edges: HashSet<(EntryKey, EntryKey, String)> = HashSet::new();
+    seen.insert(q.start.clone(), 0);
+    graph.nodes.push(GraphNode {
+        key: q.start.clone(),
+        title: Some(start_title),
+        depth: 0,
+    });
+    let mut frontier = VecDeque::from([q.start.clone()]);
+    let max_nodes = q.max_nodes.max(1);
+    for depth in 1..=q.depth {
+        let mut next_level: Vec<EntryKey> = Vec::new();
+        let mut level_edges = Vec::new();
+        while let Some(node) = frontier.pop_front() {
+            let mut s = sql(c.prepare_cached(
+                "SELECT l.target_kb, l.target_id, l.relation FROM links l JOIN entries e ON e.rowid = l.source \
+                 WHERE e.kb = ?1 AND e.id = ?2 ORDER BY l.position",
+            ))?;
+            let out: Vec<(EntryKey, String)> = sql(s
+                .query_map([&node.kb, &node.id], |r| {
+                    Ok((
+                        EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                        r.get(2)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect()))?;
+            for (t, rel) in out {
+                level_edges.push((node.clone(), t, rel));
+            }
+            if q.include_backlinks {
+                let mut s = sql(c.prepare_cached(
+                    "SELECT e.kb, e.id, l.relation FROM links l JOIN entries e ON e.rowid = l.source \
+                     WHERE l.target_kb = ?1 AND l.target_id = ?2 ORDER BY e.kb, e.id, l.position",
+                ))?;
+                let inc: Vec<(EntryKey, String)> = sql(s
+                    .query_map([&node.kb, &node.id], |r| {
+                        Ok((
+                            EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                            r.get(2)?,
+                        ))
+                    })
+                    .and_then(|rows| rows.collect()))?;
+                for (src, rel) in inc {
+                    level_edges.push((src, node.clone(), rel));
+                }
+            }
+        }
+        // Candidates of this level, in key order for a deterministic cut.
+        let mut cands: Vec<EntryKey> = level_edges
+            .iter()
+            .flat_map(|(s, t, _)| [s.clone(), t.clone()])
+            .filter(|k| !seen.contains_key(k) && allowed(k))
+            .collect();
+        cands.sort();
+        cands.dedup();
+        for k in cands {
+            if seen.len() >= max_nodes {
+                graph.truncated = true;
+                break;
+            }
+            seen.insert(k.clone(), depth);
+            graph.nodes.push(GraphNode {
+                title: title_of(&k)?,
+                key: k.clone(),
+                depth,
+            });
+            next_level.push(k);
+        }
+        edges.extend(level_edges);
+        frontier = next_level.into();
+        if frontier.is_empty() {
+            break;
+        }
+    }
+    let mut edges: Vec<GraphEdge> = edges
+        .into_iter()
+        .filter(|(s, t, _)| seen.contains_key(s) && seen.contains_key(t))
+        .map(|(source, target, relation)| GraphEdge {
+            source,
+            target,
+            relation,
+        })
+        .collect();
+    edges.sort_by(|a, b| {
+        (&a.source, &a.target, &a.relation).cmp(&(&b.source, &b.target, &b.relation))
+    });
+    graph.edges = edges;
+    Ok(graph)
+}

@@ -1,0 +1,140 @@
+//! In-memory vector index: every stored vector, normalised once, in one contiguous
+//! `Vec<f32>`, so a query is a single pass over memory (cosine = dot product).
+//!
+//! Loaded lazily from the `vectors` table on the first semantic query and kept in step
+//! by every write that touches vectors while the write lock is held (see `store.rs`).
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+use storage_core::{normalized, Result};
+
+use crate::error::map_sqlite;
+
+#[derive(Debug, Default)]
+pub(crate) struct VectorIndex {
+    dim: usize,
+    data: Vec<f32>,
+    rowids: Vec<i64>,
+    slot_of: HashMap<i64, usize>,
+}
+
+pub(crate) fn encode(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn decode(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+impl VectorIndex {
+    pub fn load(conn: &Connection, dim: usize) -> Result<Self> {
+        let mut idx = VectorIndex {
+            dim,
+            ..Default::default()
+        };
+        let mut stmt = conn
+            .prepare("SELECT entry, vector FROM vectors ORDER BY entry")
+            .map_err(map_sqlite)?;
+        let mut rows = stmt.query([]).map_err(map_sqlite)?;
+        while let Some(r) = rows.next().map_err(map_sqlite)? {
+            let rowid: i64 = r.get(0).map_err(map_sqlite)?;
+            let blob: Vec<u8> = r.get(1).map_err(map_sqlite)?;
+            let v = decode(&blob);
+            if v.len() == dim {
+                idx.upsert(rowid, &v);
+            }
+        }
+        Ok(idx)
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.rowids.len()
+    }
+
+    pub fn upsert(&mut self, rowid: i64, v: &[f32]) {
+        let v = normalized(v);
+        match self.slot_of.get(&rowid) {
+            Some(&slot) => self.data[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(&v),
+            None => {
+                self.slot_of.insert(rowid, self.rowids.len());
+                self.rowids.push(rowid);
+                self.data.extend_from_slice(&v);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, rowid: i64) {
+        let Some(slot) = self.slot_of.remove(&rowid) else {
+            return;
+        };
+        let last = self.rowids.len() - 1;
+        if slot != last {
+            let moved = self.rowids[last];
+            self.rowids[slot] = moved;
+            self.slot_of.insert(moved, slot);
+            let (head, tail) = self.data.split_at_mut(last * self.dim);
+            head[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+        }
+        self.rowids.pop();
+        self.data.truncate(last * self.dim);
+    }
+
+    /// Cosine similarity of `query` (already normalised) with every stored vector.
+    pub fn scores(&self, query: &[f32]) -> Vec<(f32, i64)> {
+        self.data
+            .chunks_exact(self.dim)
+            .zip(&self.rowids)
+            .map(|(v, &r)| (dot(v, query), r))
+            .collect()
+    }
+
+    /// Score of one stored vector, if present.
+    #[cfg(test)]
+    pub fn score_of(&self, rowid: i64, query: &[f32]) -> Option<f32> {
+        self.slot_of
+            .get(&rowid)
+            .map(|&s| dot(&self.data[s * self.dim..(s + 1) * self.dim], query))
+    }
+}
+
+/// Dot product in 8 independent lanes so the compiler can vectorise it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_keeps_other_slots_intact() {
+        let mut idx = VectorIndex {
+            dim: 2,
+            ..Default::default()
+        };
+        idx.upsert(1, &[1.0, 0.0]);
+        idx.upsert(2, &[0.0, 1.0]);
+        idx.upsert(3, &[1.0, 1.0]);
+        idx.remove(1);
+        assert_eq!(idx.len(), 2);
+        assert!((idx.score_of(3, &[1.0, 0.0]).unwrap() - 0.70710677).abs() < 1e-6);
+        assert!((idx.score_of(2, &[0.0, 1.0]).unwrap() - 1.0).abs() < 1e-6);
+        assert!(idx.score_of(1, &[1.0, 0.0]).is_none());
+    }
+}
