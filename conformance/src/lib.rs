@@ -156,6 +156,7 @@ macro_rules! conformance_tests {
                 deleted_vectors_leave_search,
                 coverage_counts_entries_with_and_without_vectors,
                 semantic_search_without_vectors_is_empty,
+                vector_batches_are_all_or_nothing,
             }
             queue {
                 new_entries_are_queued_in_order,

@@ -116,6 +116,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// space's dimension; `InvalidInput` when no space is fixed, the vector is zero or not
     /// finite; `NotFound` when the entry is missing.
     async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()>;
+    /// Stores many vectors in one transaction (all or nothing), with the same checks as
+    /// [`put_vector`](Self::put_vector).
+    async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()>;
     async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>>;
     async fn delete_vector(&self, key: &EntryKey) -> Result<bool>;
     /// Exact or approximate k nearest neighbours by cosine similarity among the entries

@@ -328,7 +328,7 @@ fn upsert_in(
         sql(c
             .prepare_cached("DELETE FROM embed_queue WHERE entry = ?1")
             .and_then(|mut s| s.execute([rowid])))?;
-    } else if old.as_ref().map_or(true, |(_, h)| *h != text_hash) {
+    } else if old.as_ref().is_none_or(|(_, h)| *h != text_hash) {
         // A claimed item keeps its lease; its stale hash makes `complete` leave it queued.
         sql(c
             .prepare_cached(
@@ -914,8 +914,11 @@ impl Store for SqliteStore {
     }
 
     async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()> {
-        let key = key.clone();
-        let vector = vector.to_vec();
+        self.put_vectors(&[(key.clone(), vector.to_vec())]).await
+    }
+
+    async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()> {
+        let items = items.to_vec();
         self.run(move |c, shared| {
             let space = read_space(c)?.ok_or_else(|| {
                 StorageError::invalid_input(
@@ -923,18 +926,28 @@ impl Store for SqliteStore {
                      embedding model) before storing vectors",
                 )
             })?;
-            check_vector(&vector, space.dimension)?;
+            for (_, v) in &items {
+                check_vector(v, space.dimension)?;
+            }
             let mut index = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
-            let rowid = rowid_of(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
-            sql(tx.execute(
-                "INSERT INTO vectors (entry, vector) VALUES (?1, ?2) \
-                 ON CONFLICT (entry) DO UPDATE SET vector = excluded.vector",
-                params![rowid, encode(&vector)],
-            ))?;
+            let mut rowids = Vec::with_capacity(items.len());
+            {
+                let mut ins = sql(tx.prepare_cached(
+                    "INSERT INTO vectors (entry, vector) VALUES (?1, ?2) \
+                     ON CONFLICT (entry) DO UPDATE SET vector = excluded.vector",
+                ))?;
+                for (key, v) in &items {
+                    let rowid = rowid_of(&tx, key)?.ok_or_else(|| entry_missing(key))?;
+                    sql(ins.execute(params![rowid, encode(v)]))?;
+                    rowids.push(rowid);
+                }
+            }
             sql(tx.commit())?;
             if let Some(idx) = index.as_mut() {
-                idx.upsert(rowid, &vector);
+                for (rowid, (_, v)) in rowids.iter().zip(&items) {
+                    idx.upsert(*rowid, v);
+                }
             }
             Ok(())
         })

@@ -1,1 +1,37 @@
-fn main() {}
+//! Project automation that cargo alone cannot do. Run `cargo xtask help`.
+//!
+//! One module per task; no dependencies beyond std so `cargo xtask` builds in seconds.
+
+mod ci;
+mod util;
+
+use std::process::ExitCode;
+
+const HELP: &str = "\
+cargo xtask <task>
+
+tasks:
+  ci      format check, clippy (warnings are errors), and the whole test suite
+  bench   criterion benchmarks (pass extra args after --, e.g. -- keyword)
+  help    this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::ci(),
+        Some("bench") => ci::bench(&args[1..]),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -64,17 +64,17 @@ pub fn reference_matches(f: &Filter, e: &Entry) -> bool {
         && (f.entry_types.is_empty() || f.entry_types.contains(&e.entry_type))
         && f.tags.iter().all(|t| e.tags.contains(t))
         && f.normalized_tag_prefix()
-            .map_or(true, |p| e.tags.iter().any(|t| tag_matches_prefix(t, p)))
+            .is_none_or(|p| e.tags.iter().any(|t| tag_matches_prefix(t, p)))
         && (f.statuses.is_empty() || e.status.as_ref().is_some_and(|s| f.statuses.contains(s)))
         && match f.lifecycle {
             LifecycleFilter::Active => e.lifecycle == Lifecycle::Active,
             LifecycleFilter::Archived => e.lifecycle == Lifecycle::Archived,
             LifecycleFilter::Any => true,
         }
-        && f.date_from.map_or(true, |d| e.date.is_some_and(|x| x >= d))
-        && f.date_to.map_or(true, |d| e.date.is_some_and(|x| x <= d))
-        && f.min_importance.map_or(true, |m| e.importance >= m)
-        && f.normalized_path_prefix().map_or(true, |p| {
+        && f.date_from.is_none_or(|d| e.date.is_some_and(|x| x >= d))
+        && f.date_to.is_none_or(|d| e.date.is_some_and(|x| x <= d))
+        && f.min_importance.is_none_or(|m| e.importance >= m)
+        && f.normalized_path_prefix().is_none_or(|p| {
             e.source_path
                 .as_deref()
                 .is_some_and(|sp| sp.starts_with(&format!("{p}/")))

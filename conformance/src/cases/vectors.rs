@@ -332,3 +332,37 @@ pub async fn semantic_search_without_vectors_is_empty(s: S) -> Result<()> {
         .is_empty());
     Ok(())
 }
+
+/// A vector batch is stored all or nothing.
+pub async fn vector_batches_are_all_or_nothing(s: S) -> Result<()> {
+    known(&s).await?;
+    put(&s, note("v", "new", "t", "")).await?;
+    let bad = vec![
+        (key("new"), vec![0.0, 1.0, 0.0, 0.0]),
+        (key("ghost"), vec![1.0, 0.0, 0.0, 0.0]),
+    ];
+    assert!(matches!(
+        s.put_vectors(&bad).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert_eq!(s.get_vector(&key("new")).await?, None);
+    let bad = vec![
+        (key("new"), vec![0.0, 1.0, 0.0, 0.0]),
+        (key("v1"), vec![1.0, 0.0]),
+    ];
+    assert!(matches!(
+        s.put_vectors(&bad).await,
+        Err(StorageError::DimensionMismatch { .. })
+    ));
+    assert_eq!(s.get_vector(&key("new")).await?, None);
+    let good = vec![
+        (key("new"), vec![0.0, 0.0, 0.0, 1.0]),
+        (key("v1"), vec![0.0, 0.0, 0.0, 2.0]),
+    ];
+    s.put_vectors(&good).await?;
+    let hits = s
+        .semantic_search(&SemanticQuery::new(vec![0.0, 0.0, 0.0, 1.0], 2))
+        .await?;
+    assert_eq!(hit_ids(&hits), ["new", "v1"]);
+    Ok(())
+}
