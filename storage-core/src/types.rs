@@ -367,18 +367,62 @@ impl NewEntry {
 
     /// Hash of the embeddable text; the embedding queue re-embeds when it changes.
     pub fn text_hash(&self) -> String {
-        sha256_hex(self.embeddable_text().as_bytes())
+        let mut h = Sha256::new();
+        let mut first = true;
+        for part in [&self.title, &self.summary, &self.body] {
+            if part.is_empty() {
+                continue;
+            }
+            if !first {
+                h.update(b"\n\n");
+            }
+            h.update(part.as_bytes());
+            first = false;
+        }
+        hex(&h.finalize())
     }
 
-    /// Hash of everything the caller wrote (not the timestamps). Equal inputs give equal
-    /// hashes on every backend, so sync and migration can compare without reading bodies.
+    /// Hash of the entry's content: every written field except its KB and the workflow
+    /// state (`status`, `assignee`), which claims change without changing content. Equal
+    /// content gives equal hashes on every backend, so sync and migration can compare
+    /// without reading bodies.
     pub fn content_hash(&self) -> String {
-        let mut v = serde_json::to_value(self).expect("entries always serialise");
-        if let Value::Object(m) = &mut v {
-            m.remove("kb");
+        #[derive(Serialize)]
+        struct Content<'a> {
+            id: &'a str,
+            entry_type: &'a str,
+            title: &'a str,
+            summary: &'a str,
+            body: &'a str,
+            tags: &'a [String],
+            links: &'a [Link],
+            sources: &'a [Source],
+            metadata: &'a Map<String, Value>,
+            date: Option<NaiveDate>,
+            importance: i32,
+            lifecycle: Lifecycle,
+            source_path: Option<&'a str>,
         }
-        // serde_json's Map is ordered by key, so this is canonical.
-        sha256_hex(v.to_string().as_bytes())
+        let content = Content {
+            id: &self.id,
+            entry_type: &self.entry_type,
+            title: &self.title,
+            summary: &self.summary,
+            body: &self.body,
+            tags: &self.tags,
+            links: &self.links,
+            sources: &self.sources,
+            metadata: &self.metadata,
+            date: self.date,
+            importance: self.importance,
+            lifecycle: self.lifecycle,
+            source_path: self.source_path.as_deref(),
+        };
+        // Field order is fixed by the struct and serde_json's Map is sorted, so the
+        // serialisation (and the hash) is canonical. Streamed into the hasher, no copy.
+        let mut hasher = HashWriter(Sha256::new());
+        serde_json::to_writer(&mut hasher, &content).expect("entries always serialise");
+        hex(&hasher.0.finalize())
     }
 }
 
@@ -392,9 +436,27 @@ pub fn embeddable_text(title: &str, summary: &str, body: &str) -> String {
         .join("\n\n")
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Lets serde_json stream straight into a hasher.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A stored entry: what was written plus the store's timestamps and content hash.

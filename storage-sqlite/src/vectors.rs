@@ -11,6 +11,9 @@ use storage_core::{normalized, Result};
 
 use crate::error::map_sqlite;
 
+/// Below this many vectors a scan is faster on one thread than the cost of spawning more.
+const PARALLEL_MIN_VECTORS: usize = 20_000;
+
 #[derive(Debug, Default)]
 pub(crate) struct VectorIndex {
     dim: usize,
@@ -84,12 +87,40 @@ impl VectorIndex {
     }
 
     /// Cosine similarity of `query` (already normalised) with every stored vector.
+    /// Large indexes are scanned on all cores: each thread takes a contiguous slice.
     pub fn scores(&self, query: &[f32]) -> Vec<(f32, i64)> {
-        self.data
-            .chunks_exact(self.dim)
-            .zip(&self.rowids)
-            .map(|(v, &r)| (dot(v, query), r))
-            .collect()
+        let n = self.rowids.len();
+        let mut out = vec![(0f32, 0i64); n];
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(8);
+        let per = if n >= PARALLEL_MIN_VECTORS && threads > 1 {
+            n.div_ceil(threads)
+        } else {
+            n.max(1)
+        };
+        std::thread::scope(|scope| {
+            for (i, chunk) in out.chunks_mut(per).enumerate() {
+                let start = i * per;
+                let data = &self.data[start * self.dim..(start + chunk.len()) * self.dim];
+                let rowids = &self.rowids[start..start + chunk.len()];
+                let mut work = move || {
+                    for ((slot, v), &r) in chunk
+                        .iter_mut()
+                        .zip(data.chunks_exact(self.dim))
+                        .zip(rowids)
+                    {
+                        *slot = (dot(v, query), r);
+                    }
+                };
+                if per == n.max(1) {
+                    work();
+                } else {
+                    scope.spawn(work);
+                }
+            }
+        });
+        out
     }
 
     /// Score of one stored vector, if present.
