@@ -18,6 +18,7 @@ pub fn ci() -> Result<(), String> {
         ],
     )?;
     run(&cargo, &["test", "--workspace"])?;
+    crate::postgres::test_postgres(&[])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! One module per task; no dependencies beyond std so `cargo xtask` builds in seconds.
 
 mod ci;
+mod postgres;
 mod util;
 
 use std::process::ExitCode;
@@ -11,7 +12,10 @@ const HELP: &str = "\
 cargo xtask <task>
 
 tasks:
-  ci      format check, clippy (warnings are errors), and the whole test suite
+  ci              format check, clippy (warnings are errors), the whole test suite,
+                  then test-postgres
+  test-postgres   conformance + Postgres-only tests on KB_TEST_PG_URL, or on a
+                  throwaway server provisioned here (pgvector built if missing)
   bench   criterion benchmarks (pass extra args after --, e.g. -- keyword)
   help    this text
 ";
@@ -21,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::ci(),
         Some("bench") => ci::bench(&args[1..]),
+        Some("test-postgres") => postgres::test_postgres(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())

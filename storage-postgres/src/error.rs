@@ -1,0 +1,83 @@
+//! The one place where tokio-postgres and bb8 errors become [`StorageError`] kinds, by
+//! SQLSTATE. Driver text is kept only as the error's `source`, never in its message.
+
+use storage_core::StorageError;
+use tokio_postgres::error::SqlState;
+
+/// Maps a driver error; `endpoint` (`host:port`) names the server in connection errors.
+pub(crate) fn map_pg(e: tokio_postgres::Error, endpoint: &str) -> StorageError {
+    let Some(code) = e.code().cloned() else {
+        // No SQLSTATE: the connection itself failed (refused, reset, closed, TLS…).
+        return unavailable(endpoint, Some(Box::new(e)));
+    };
+    let c = code.code();
+    match code {
+        SqlState::UNIQUE_VIOLATION => StorageError::AlreadyExists {
+            what: "a record with the same key".into(),
+        },
+        SqlState::QUERY_CANCELED => StorageError::Timeout {
+            message: "the statement ran longer than statement_timeout".into(),
+            source: Some(Box::new(e)),
+        },
+        SqlState::LOCK_NOT_AVAILABLE => StorageError::Timeout {
+            message: "a row or table lock could not be taken in time".into(),
+            source: Some(Box::new(e)),
+        },
+        SqlState::T_R_SERIALIZATION_FAILURE | SqlState::T_R_DEADLOCK_DETECTED => {
+            StorageError::Conflict {
+                message: "the transaction conflicted with a concurrent one; retry it".into(),
+            }
+        }
+        SqlState::FOREIGN_KEY_VIOLATION => StorageError::NotFound {
+            what: "a referenced record".into(),
+        },
+        SqlState::TOO_MANY_CONNECTIONS => StorageError::Unavailable {
+            message: format!("Postgres at {endpoint} has no free connection slots"),
+            hint: "lower pool_max_size or raise max_connections".into(),
+            source: Some(Box::new(e)),
+        },
+        SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            StorageError::Unavailable {
+                message: format!("Postgres at {endpoint} refused the credentials"),
+                hint: "check the user and password in the URL".into(),
+                source: Some(Box::new(e)),
+            }
+        }
+        SqlState::INVALID_CATALOG_NAME => StorageError::Unavailable {
+            message: format!("the database in the URL does not exist on {endpoint}"),
+            hint: "create it (createdb) or fix the URL".into(),
+            source: Some(Box::new(e)),
+        },
+        SqlState::ADMIN_SHUTDOWN | SqlState::CRASH_SHUTDOWN | SqlState::CANNOT_CONNECT_NOW => {
+            unavailable(endpoint, Some(Box::new(e)))
+        }
+        _ if c.starts_with("08") => unavailable(endpoint, Some(Box::new(e))),
+        _ if c.starts_with("22") => StorageError::InvalidInput {
+            message: "a value was rejected by Postgres (out of range or malformed)".into(),
+        },
+        _ => StorageError::backend(format!("Postgres operation failed (SQLSTATE {c})"), e),
+    }
+}
+
+pub(crate) fn unavailable(endpoint: &str, source: Option<storage_core::BoxError>) -> StorageError {
+    StorageError::Unavailable {
+        message: format!("could not connect to Postgres at {endpoint} — is it running?"),
+        hint: "see README, section Postgres".into(),
+        source,
+    }
+}
+
+pub(crate) fn map_pool(e: bb8::RunError<tokio_postgres::Error>, endpoint: &str) -> StorageError {
+    match e {
+        bb8::RunError::User(e) => map_pg(e, endpoint),
+        bb8::RunError::TimedOut => StorageError::Timeout {
+            message: "no Postgres connection became free within the pool's connection timeout"
+                .into(),
+            source: None,
+        },
+    }
+}
+
+pub(crate) fn map_json(e: serde_json::Error) -> StorageError {
+    StorageError::backend("stored JSON could not be decoded", e)
+}

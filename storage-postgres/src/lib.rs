@@ -1,0 +1,23 @@
+//! PostgreSQL backend of the storage protocol.
+//!
+//! - [`PgStore`] (`store.rs`) implements [`storage_core::Store`] on tokio-postgres + bb8.
+//! - `schema.rs` holds the tables and migrations (tsvector + GIN, pgvector HNSW),
+//!   `sql.rs` the filter and `tsquery` SQL, `error.rs` the SQLSTATE mapping,
+//!   `config.rs` the settings.
+//!
+//! ```no_run
+//! # async fn demo() -> storage_core::Result<()> {
+//! use storage_postgres::{PgConfig, PgStore};
+//! let store = PgStore::open(PgConfig::new("postgres://kb@localhost/kb")).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod schema;
+mod sql;
+mod store;
+
+pub use config::{redact, validate_identifier, PgConfig};
+pub use schema::SCHEMA_VERSION;
+pub use store::PgStore;

@@ -1,0 +1,303 @@
+//! Schema and migrations. Applied at open in one transaction holding a database-wide
+//! advisory lock, so two servers starting at once never race on `CREATE …`.
+
+use storage_core::{Result, StorageError};
+use tokio_postgres::Client;
+
+use crate::config::validate_identifier;
+use crate::error::map_pg;
+
+/// Key of the advisory lock serialising migrations and `CREATE EXTENSION` (arbitrary,
+/// fixed: every process must use the same one).
+const MIGRATION_LOCK: i64 = 0x6b62_6d69_6772; // "kbmigr"
+
+/// Ordered migrations; index + 1 is the schema version after applying it.
+/// `{cfg}` is the source text search configuration, `{dicts}` its dictionaries for words.
+const MIGRATIONS: &[&str] = &[r#"
+-- Full-text configuration: the configured one (e.g. english) with accents folded first,
+-- matching SQLite's `remove_diacritics`.
+CREATE TEXT SEARCH CONFIGURATION kb_search (COPY = {cfg});
+ALTER TEXT SEARCH CONFIGURATION kb_search
+    ALTER MAPPING FOR hword, hword_part, word WITH public.unaccent, {dicts};
+
+-- Postgres' parser keeps `topic/ai`, e-mails and URLs as single tokens where SQLite's
+-- unicode61 splits them; splitting on every non-alphanumeric run makes both agree.
+CREATE FUNCTION kb_fts_text(t text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN regexp_replace(t, '[^[:alnum:]]+', ' ', 'g');
+
+-- Weighted document vector: title A, tags and summary B, body C, built with the explicit
+-- two-argument to_tsvector so queries with the same configuration use the GIN index.
+-- Between fields a placeholder lexeme is appended and deleted again, leaving a position
+-- gap: a phrase never matches across two fields (as in SQLite, where fields are columns).
+CREATE FUNCTION kb_tsvector(title text, tags_text text, summary text, body text) RETURNS tsvector
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN ts_delete(
+        setweight(to_tsvector('kb_search'::regconfig, kb_fts_text(title)), 'A') || 'kbfieldgap:1'::tsvector ||
+        setweight(to_tsvector('kb_search'::regconfig, kb_fts_text(tags_text)), 'B') || 'kbfieldgap:1'::tsvector ||
+        setweight(to_tsvector('kb_search'::regconfig, kb_fts_text(summary)), 'B') || 'kbfieldgap:1'::tsvector ||
+        setweight(to_tsvector('kb_search'::regconfig, kb_fts_text(body)), 'C'),
+        'kbfieldgap');
+
+CREATE TABLE kbs (
+    name        text COLLATE "C" PRIMARY KEY,
+    description text NOT NULL,
+    expires_at  timestamptz,
+    created_at  timestamptz NOT NULL
+);
+CREATE INDEX kbs_expires ON kbs (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Text columns that are sorted or range-scanned use the "C" collation: byte order, the
+-- same as SQLite's, so both backends page identically.
+CREATE TABLE entries (
+    rowid        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kb           text COLLATE "C" NOT NULL REFERENCES kbs (name) ON DELETE CASCADE,
+    id           text COLLATE "C" NOT NULL,
+    entry_type   text COLLATE "C" NOT NULL,
+    title        text COLLATE "C" NOT NULL,
+    summary      text NOT NULL,
+    body         text NOT NULL,
+    tags_text    text NOT NULL,
+    tags         jsonb NOT NULL,
+    links        jsonb NOT NULL,
+    sources      jsonb NOT NULL,
+    metadata     jsonb NOT NULL,
+    date         date,
+    importance   integer NOT NULL,
+    status       text COLLATE "C",
+    assignee     text,
+    lifecycle    text NOT NULL,
+    source_path  text COLLATE "C",
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL,
+    content_hash text NOT NULL,
+    text_hash    text NOT NULL,
+    tsv tsvector GENERATED ALWAYS AS (kb_tsvector(title, tags_text, summary, body)) STORED,
+    UNIQUE (kb, id)
+);
+CREATE INDEX entries_tsv ON entries USING gin (tsv);
+CREATE INDEX entries_updated ON entries (updated_at);
+CREATE INDEX entries_created ON entries (created_at);
+CREATE INDEX entries_date ON entries (date) WHERE date IS NOT NULL;
+CREATE INDEX entries_type ON entries (kb, entry_type);
+CREATE INDEX entries_status ON entries (status) WHERE status IS NOT NULL;
+CREATE INDEX entries_path ON entries (source_path) WHERE source_path IS NOT NULL;
+
+CREATE TABLE entry_tags (
+    entry bigint NOT NULL REFERENCES entries (rowid) ON DELETE CASCADE,
+    tag   text COLLATE "C" NOT NULL,
+    PRIMARY KEY (entry, tag)
+);
+CREATE INDEX entry_tags_tag ON entry_tags (tag, entry);
+
+CREATE TABLE links (
+    source    bigint NOT NULL REFERENCES entries (rowid) ON DELETE CASCADE,
+    position  integer NOT NULL,
+    target_kb text COLLATE "C" NOT NULL,
+    target_id text COLLATE "C" NOT NULL,
+    relation  text NOT NULL,
+    note      text,
+    PRIMARY KEY (source, position)
+);
+CREATE INDEX links_target ON links (target_kb, target_id);
+
+-- Narrow vectors table: an exact scan never drags the wide entry row (or its TOAST) in.
+-- The column gets its dimension, and the HNSW index, when the embedding space is fixed.
+CREATE TABLE vectors (
+    entry     bigint PRIMARY KEY REFERENCES entries (rowid) ON DELETE CASCADE,
+    embedding public.vector NOT NULL
+);
+
+CREATE TABLE embed_queue (
+    entry       bigint PRIMARY KEY REFERENCES entries (rowid) ON DELETE CASCADE,
+    text_hash   text NOT NULL,
+    enqueued_at timestamptz NOT NULL,
+    attempts    integer NOT NULL DEFAULT 0,
+    last_error  text,
+    state       text NOT NULL DEFAULT 'pending',
+    worker      text,
+    lease_until timestamptz
+);
+CREATE INDEX embed_queue_order ON embed_queue (state, enqueued_at, entry);
+
+CREATE TABLE settings (
+    kb    text COLLATE "C" NOT NULL,
+    key   text COLLATE "C" NOT NULL,
+    value jsonb NOT NULL,
+    PRIMARY KEY (kb, key)
+);
+
+CREATE TABLE stars (
+    entry    bigint PRIMARY KEY REFERENCES entries (rowid) ON DELETE CASCADE,
+    position bigint NOT NULL
+);
+
+CREATE TABLE collections (
+    rowid       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kb          text COLLATE "C" NOT NULL REFERENCES kbs (name) ON DELETE CASCADE,
+    name        text COLLATE "C" NOT NULL,
+    description text NOT NULL,
+    UNIQUE (kb, name)
+);
+CREATE TABLE collection_members (
+    collection bigint NOT NULL REFERENCES collections (rowid) ON DELETE CASCADE,
+    entry      bigint NOT NULL REFERENCES entries (rowid) ON DELETE CASCADE,
+    position   integer NOT NULL,
+    PRIMARY KEY (collection, entry)
+);
+CREATE INDEX collection_members_entry ON collection_members (entry);
+
+CREATE TABLE meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+"#];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the schema to [`SCHEMA_VERSION`]. Idempotent; serialised across processes.
+pub(crate) async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    ts_config: &str,
+    endpoint: &str,
+) -> Result<()> {
+    validate_identifier("schema", schema)?;
+    validate_identifier("text search configuration", ts_config)?;
+    let pg = |e| map_pg(e, endpoint);
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg)?;
+    let available: Vec<String> = tx
+        .query(
+            "SELECT name FROM pg_available_extensions WHERE name IN ('vector', 'unaccent')",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !available.iter().any(|n| n == "vector") {
+        return Err(StorageError::Unavailable {
+            message: format!(
+                "the pgvector extension is not installed on the Postgres server at {endpoint}"
+            ),
+            hint: "install the postgresql-NN-pgvector package (or build pgvector from source, \
+                   see `cargo xtask test-postgres`), or run the pgvector/pgvector Docker image"
+                .into(),
+            source: None,
+        });
+    }
+    if !available.iter().any(|n| n == "unaccent") {
+        return Err(StorageError::Unavailable {
+            message: format!(
+                "the unaccent extension is not available on the Postgres server at {endpoint}"
+            ),
+            hint: "install the postgresql-contrib package for your server version".into(),
+            source: None,
+        });
+    }
+    tx.batch_execute(&format!(
+        "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
+         CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public;
+         CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         CREATE TABLE IF NOT EXISTS \"{schema}\".schema_version (version integer NOT NULL);"
+    ))
+    .await
+    .map_err(pg)?;
+    let current: i32 = tx
+        .query_one(
+            &format!("SELECT COALESCE(MAX(version), 0) FROM \"{schema}\".schema_version"),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    let current = current as u32;
+    if current > SCHEMA_VERSION {
+        return Err(StorageError::invalid_input(format!(
+            "the Postgres schema {schema:?} has version {current}, newer than this build's \
+             {SCHEMA_VERSION}; upgrade the software"
+        )));
+    }
+    if current < SCHEMA_VERSION {
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM pg_ts_config WHERE cfgname = $1",
+                &[&ts_config],
+            )
+            .await
+            .map_err(pg)?;
+        if exists.is_none() {
+            return Err(StorageError::invalid_input(format!(
+                "text search configuration {ts_config:?} does not exist on the server \
+                 (see SELECT cfgname FROM pg_ts_config)"
+            )));
+        }
+        let dicts: Vec<String> = tx
+            .query(
+                "SELECT d.dictname::text FROM pg_ts_config_map m \
+                 JOIN pg_ts_config c ON c.oid = m.mapcfg \
+                 JOIN pg_ts_dict d ON d.oid = m.mapdict \
+                 WHERE c.cfgname = $1 \
+                 AND m.maptokentype = (SELECT tokid FROM ts_token_type('default') WHERE alias = 'word') \
+                 ORDER BY m.mapseqno",
+                &[&ts_config],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for d in &dicts {
+            validate_identifier("text search dictionary", d)?;
+        }
+        let dicts = if dicts.is_empty() {
+            "simple".to_owned()
+        } else {
+            dicts.join(", ")
+        };
+        // Migrations run with the schema first on search_path, so names are unqualified.
+        tx.batch_execute(&format!("SET LOCAL search_path = \"{schema}\", public"))
+            .await
+            .map_err(pg)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let sql = sql.replace("{cfg}", ts_config).replace("{dicts}", &dicts);
+            tx.batch_execute(&sql).await.map_err(pg)?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&(i as i32 + 1)],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('text_search_config', $1) \
+             ON CONFLICT (key) DO NOTHING",
+            &[&ts_config],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    let stored: Option<String> = tx
+        .query_opt(
+            &format!("SELECT value FROM \"{schema}\".meta WHERE key = 'text_search_config'"),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .map(|r| r.get(0));
+    if let Some(stored) = stored {
+        if stored != ts_config {
+            return Err(StorageError::invalid_input(format!(
+                "the schema {schema:?} was built with text search configuration {stored:?}, \
+                 not {ts_config:?}; configure {stored:?}, or migrate into a new schema"
+            )));
+        }
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! SQL text built from [`Filter`]s and parsed queries for Postgres. Only fixed fragments go
+//! into SQL text; every user value is a bound parameter (`$n`).
+
+use chrono::NaiveDate;
+use serde_json::Value;
+use storage_core::{
+    metadata_path_segments, Filter, LifecycleFilter, QueryNode, Result, SortField, SortOrder,
+};
+use tokio_postgres::types::ToSql;
+
+/// Columns of `entries e` in the order [`crate::store::read_entry`] expects.
+pub(crate) const ENTRY_COLUMNS: &str = "e.kb, e.id, e.entry_type, e.title, e.summary, e.body, \
+    e.tags, e.links, e.sources, e.metadata, e.date, e.importance, e.status, e.assignee, \
+    e.lifecycle, e.source_path, e.created_at, e.updated_at, e.content_hash";
+
+/// `ts_rank_cd` weights `{D, C, B, A}`: body (C) 0.5, tags and summary (B) 0.75, title (A)
+/// 1.0 — the same ratios as SQLite's bm25 column weights.
+pub(crate) const RANK_WEIGHTS: &str = "'{0.1, 0.5, 0.75, 1.0}'";
+
+/// Text search configuration created by the migration.
+pub(crate) const TS_CONFIG: &str = "'kb_search'::regconfig";
+
+pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
+
+/// Bound parameters; `push` returns the `$n` placeholder for the value.
+#[derive(Default)]
+pub(crate) struct Params(pub Vec<Param>);
+
+impl Params {
+    pub fn push<T: ToSql + Sync + Send + 'static>(&mut self, v: T) -> String {
+        self.0.push(Box::new(v));
+        format!("${}", self.0.len())
+    }
+    pub fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// ` AND …` conditions of `f` over `entries e` (empty when there are none).
+pub(crate) fn filter_sql(f: &Filter, p: &mut Params) -> Result<String> {
+    f.validate()?;
+    let mut sql = String::new();
+    let mut and = |cond: String| {
+        sql.push_str(" AND ");
+        sql.push_str(&cond);
+    };
+    if !f.kbs.is_empty() {
+        and(format!("e.kb = ANY({})", p.push(f.kbs.clone())));
+    }
+    if !f.entry_types.is_empty() {
+        and(format!(
+            "e.entry_type = ANY({})",
+            p.push(f.entry_types.clone())
+        ));
+    }
+    for tag in &f.tags {
+        let t = p.push(tag.trim().to_owned());
+        and(format!(
+            "EXISTS (SELECT 1 FROM entry_tags t WHERE t.entry = e.rowid AND t.tag = {t})"
+        ));
+    }
+    if let Some(pre) = f.normalized_tag_prefix() {
+        // `pre` itself or the byte range [pre/, pre0): "starts with pre/" on the index.
+        let (a, b, c) = (
+            p.push(pre.to_owned()),
+            p.push(format!("{pre}/")),
+            p.push(format!("{pre}0")),
+        );
+        and(format!(
+            "EXISTS (SELECT 1 FROM entry_tags t WHERE t.entry = e.rowid \
+             AND (t.tag = {a} OR (t.tag >= {b} AND t.tag < {c})))"
+        ));
+    }
+    if !f.statuses.is_empty() {
+        and(format!("e.status = ANY({})", p.push(f.statuses.clone())));
+    }
+    match f.lifecycle {
+        LifecycleFilter::Active => and("e.lifecycle = 'active'".into()),
+        LifecycleFilter::Archived => and("e.lifecycle = 'archived'".into()),
+        LifecycleFilter::Any => {}
+    }
+    if let Some(d) = f.date_from {
+        and(format!("e.date >= {}", p.push::<NaiveDate>(d)));
+    }
+    if let Some(d) = f.date_to {
+        and(format!("e.date <= {}", p.push::<NaiveDate>(d)));
+    }
+    if let Some(i) = f.min_importance {
+        and(format!("e.importance >= {}", p.push(i)));
+    }
+    if let Some(pre) = f.normalized_path_prefix() {
+        let (a, b) = (p.push(format!("{pre}/")), p.push(format!("{pre}0")));
+        and(format!("(e.source_path >= {a} AND e.source_path < {b})"));
+    }
+    for m in &f.metadata {
+        let segs: Vec<String> = metadata_path_segments(&m.path)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let (path, value) = (p.push(segs), p.push::<Value>(m.value.clone()));
+        and(format!("e.metadata #> {path}::text[] = {value}::jsonb"));
+    }
+    Ok(sql)
+}
+
+/// `ORDER BY …` for list queries, with the `(kb, id)` tiebreak.
+pub(crate) fn order_by(f: &Filter) -> String {
+    let dir = match f.sort.order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    };
+    let key = match f.sort.field {
+        SortField::Updated => format!("e.updated_at {dir}"),
+        SortField::Created => format!("e.created_at {dir}"),
+        SortField::Title => format!("e.title {dir}"),
+        SortField::Date => format!("e.date {dir} NULLS LAST"),
+        SortField::Importance => format!("e.importance {dir}"),
+    };
+    format!("ORDER BY {key}, e.kb ASC, e.id ASC")
+}
+
+/// Compiles a parsed query to a `tsquery` expression. Terms are letter/digit runs (the
+/// parser guarantees it) and still travel as parameters to `to_tsquery`.
+pub(crate) fn tsquery(node: &QueryNode, p: &mut Params) -> String {
+    match node {
+        QueryNode::Term(t) => format!("to_tsquery({TS_CONFIG}, {})", p.push(t.clone())),
+        QueryNode::Prefix(t) => format!("to_tsquery({TS_CONFIG}, {})", p.push(format!("{t}:*"))),
+        QueryNode::Phrase { terms, prefix } => {
+            let mut q = terms.join(" <-> ");
+            if *prefix {
+                q.push_str(":*");
+            }
+            format!("to_tsquery({TS_CONFIG}, {})", p.push(q))
+        }
+        QueryNode::Or(c) => format!(
+            "({})",
+            c.iter()
+                .map(|n| tsquery(n, p))
+                .collect::<Vec<_>>()
+                .join(" || ")
+        ),
+        QueryNode::And(c) => {
+            let parts: Vec<String> = c
+                .iter()
+                .map(|n| match n {
+                    QueryNode::Not(inner) => format!("!!{}", tsquery(inner, p)),
+                    n => tsquery(n, p),
+                })
+                .collect();
+            format!("({})", parts.join(" && "))
+        }
+        QueryNode::Not(inner) => format!("!!{}", tsquery(inner, p)),
+    }
+}

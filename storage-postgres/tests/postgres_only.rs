@@ -1,0 +1,218 @@
+//! Postgres-only behaviour: index use (EXPLAIN), error messages for an unreachable
+//! server or missing extension, pool exhaustion, filtered HNSW returning k rows.
+
+use std::time::Duration;
+
+use conformance::corpus::Corpus;
+use serde_json::Value;
+use storage_core::*;
+use storage_postgres::{PgConfig, PgStore};
+
+fn test_url() -> String {
+    std::env::var("KB_TEST_PG_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .expect("set KB_TEST_PG_URL (or run `cargo xtask test-postgres`)")
+}
+
+/// Every index name appearing anywhere in an EXPLAIN (FORMAT JSON) plan.
+fn index_names(plan: &Value, out: &mut Vec<String>) {
+    match plan {
+        Value::Object(m) => {
+            if let Some(Value::String(n)) = m.get("Index Name") {
+                out.push(n.clone());
+            }
+            m.values().for_each(|v| index_names(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| index_names(v, out)),
+        _ => {}
+    }
+}
+
+async fn loaded(n: usize, dim: usize, ef_search: u32) -> PgStore {
+    let mut config = PgConfig::new(test_url());
+    config.ef_search = ef_search;
+    let store = PgStore::open_for_test_with(config).await.expect("open");
+    store
+        .create_kb(&NewKnowledgeBase::persistent("bench"))
+        .await
+        .unwrap();
+    store
+        .ensure_embedding_space(&EmbeddingSpace::new("corpus", dim))
+        .await
+        .unwrap();
+    let corpus = Corpus::new(7);
+    let entries = corpus.entries("bench", n);
+    for chunk in entries.chunks(1000) {
+        store.upsert_entries(chunk).await.unwrap();
+    }
+    let vectors: Vec<(EntryKey, Vec<f32>)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.key(), corpus.vector(i)[..dim].to_vec()))
+        .collect();
+    for chunk in vectors.chunks(1000) {
+        store.put_vectors(chunk).await.unwrap();
+    }
+    // What autovacuum does shortly after a load: flush the GIN pending list and give the
+    // planner real statistics. (VACUUM cannot share a transaction, hence two calls.)
+    let (client, conn) = tokio_postgres::connect(&test_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for table in ["entries", "vectors"] {
+        client
+            .batch_execute(&format!("VACUUM ANALYZE {}.{table}", store.schema()))
+            .await
+            .unwrap();
+    }
+
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyword_and_semantic_queries_use_gin_and_hnsw_indexes() {
+    // pgvector's cost model grows with ef_search: at 3,000 rows the planner (rightly)
+    // prefers an exact scan at ef_search 100 and the index at 40. Bigger tables use the
+    // index at any setting.
+    let store = loaded(3000, 384, 40).await;
+    let corpus = Corpus::new(7);
+    let plan = store
+        .explain_search(corpus.word(1700), &Filter::new().limit(10))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    index_names(&plan, &mut names);
+    assert!(
+        names.iter().any(|n| n == "entries_tsv"),
+        "keyword plan does not use the GIN index: {plan}"
+    );
+
+    let q = SemanticQuery::new(corpus.query_vector(3, 1), 10)
+        .filter(Filter::new().lifecycle(LifecycleFilter::Any));
+    let plan = store.explain_semantic(&q).await.unwrap();
+    let mut names = Vec::new();
+    index_names(&plan, &mut names);
+    assert!(
+        names.iter().any(|n| n == "vectors_hnsw"),
+        "semantic plan does not use the HNSW index: {plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selective_filter_on_a_large_table_still_returns_k() {
+    // ef_search 40 so the planner takes the HNSW index and the filter hits its limits.
+    let store = loaded(3000, 64, 40).await;
+    let corpus = Corpus::new(7);
+    // ~1% selectivity: one tag out of 200, on entries mostly far from the query.
+    let entries = store.list_entries(&Filter::new().limit(1)).await.unwrap();
+    let tag = entries[0].tags[0].clone();
+    let matching = store
+        .count_entries(&Filter::new().tag(tag.clone()))
+        .await
+        .unwrap() as usize;
+    assert!(matching >= 10, "{matching}");
+    let q = SemanticQuery::new(corpus.query_vector(50, 9)[..64].to_vec(), 10)
+        .filter(Filter::new().tag(tag));
+    let hits = store.semantic_search(&q).await.unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+}
+
+#[tokio::test]
+async fn unreachable_server_is_unavailable_with_host_and_port() {
+    // Port 1 on loopback: nothing listens there.
+    let mut config = PgConfig::new("postgres://kb:secret@127.0.0.1:1/kb");
+    config.connection_timeout = Duration::from_secs(3);
+    let err = PgStore::open(config).await.unwrap_err();
+    assert!(matches!(err, StorageError::Unavailable { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("could not connect to Postgres at 127.0.0.1:1"),
+        "{msg}"
+    );
+    assert!(msg.contains("is it running?"), "{msg}");
+    assert!(!msg.contains("secret"), "{msg}");
+}
+
+#[tokio::test]
+async fn malformed_url_is_invalid_input_without_the_password() {
+    let err = PgStore::open(PgConfig::new("postgres://kb:hunter2@host:notaport/db"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn bad_schema_or_text_search_config_is_rejected() {
+    let err = PgStore::open(PgConfig::new(test_url()).schema("Bad-Name"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+    let mut c = PgConfig::new(test_url()).schema("kb_test_badcfg");
+    c.text_search_config = "klingon".into();
+    let err = PgStore::open(c).await.unwrap_err();
+    assert!(err.to_string().contains("klingon"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_pool_times_out_instead_of_hanging() {
+    let schema = format!("kb_test_pool_{}", std::process::id());
+    let mut c = PgConfig::new(test_url()).schema(schema.clone());
+    c.pool_max_size = 1;
+    c.connection_timeout = Duration::from_millis(300);
+    let store = PgStore::open(c).await.unwrap();
+    // Another session locks `entries`, so a count holds the pool's only connection.
+    let (client, conn) = tokio_postgres::connect(&test_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {schema}.entries IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .unwrap();
+    let holder = {
+        let s = store.clone();
+        tokio::spawn(async move { s.count_entries(&Filter::new()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = std::time::Instant::now();
+    let err = store.list_kbs().await.unwrap_err();
+    assert!(matches!(err, StorageError::Timeout { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    client.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(holder.await.unwrap().unwrap(), 0);
+    assert!(store.list_kbs().await.unwrap().is_empty());
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn two_stores_opening_one_schema_at_once_both_migrate_cleanly() {
+    let schema = format!("kb_test_race_{}", std::process::id());
+    let a = PgStore::open(PgConfig::new(test_url()).schema(schema.clone()));
+    let b = PgStore::open(PgConfig::new(test_url()).schema(schema.clone()));
+    let (a, b) = tokio::join!(a, b);
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.create_kb(&NewKnowledgeBase::persistent("x"))
+        .await
+        .unwrap();
+    assert!(b.get_kb("x").await.unwrap().is_some());
+    assert_eq!(
+        a.health().await.unwrap().schema_version,
+        b.health().await.unwrap().schema_version
+    );
+    let (client, conn) = tokio_postgres::connect(&test_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
