@@ -198,6 +198,37 @@ impl PgStore {
         &self.inner.endpoint
     }
 
+    /// Drops the HNSW index, for bulk loads: inserting into an existing HNSW graph costs
+    /// several times more per vector than building it once afterwards. Semantic search
+    /// stays correct (exact) until [`build_vector_index`](Self::build_vector_index).
+    pub async fn drop_vector_index(&self) -> Result<()> {
+        let conn = self.conn().await?;
+        conn.batch_execute("DROP INDEX IF EXISTS vectors_hnsw")
+            .await
+            .map_err(self.pg())
+    }
+
+    /// (Re)builds the HNSW index with the configured `m` and `ef_construction`. Give the
+    /// server a large `maintenance_work_mem` so the graph is built in memory.
+    pub async fn build_vector_index(&self) -> Result<()> {
+        let Some(space) = self.space().await? else {
+            return Ok(());
+        };
+        if space.dimension > 2000 {
+            return Ok(());
+        }
+        let c = &self.inner.config;
+        let conn = self.conn().await?;
+        conn.batch_execute(&format!(
+            "SET statement_timeout = 0; \
+             CREATE INDEX IF NOT EXISTS vectors_hnsw ON vectors USING hnsw (embedding public.vector_cosine_ops) \
+             WITH (m = {}, ef_construction = {}); RESET statement_timeout",
+            c.hnsw_m, c.hnsw_ef_construction
+        ))
+        .await
+        .map_err(self.pg())
+    }
+
     /// The schema holding this store's tables.
     pub fn schema(&self) -> &str {
         &self.inner.config.schema

@@ -871,10 +871,11 @@ impl Store for SqliteStore {
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
         let node = parse_query(query)?;
         let w = filter_where(filter)?;
-        // Rank first, snippet later: SQLite would otherwise build a snippet for every
-        // matching row before the sort, not only for the page it returns.
+        // Rank on (rowid, score, key) only, then load the page's entries and snippets:
+        // SQLite would otherwise carry every matching row's full text (and build its
+        // snippet) through the sort, not only the page it returns.
         let text = format!(
-            "SELECT {ENTRY_COLUMNS}, e.rowid, -bm25(entries_fts, {BM25_WEIGHTS}) AS score \
+            "SELECT e.rowid, -bm25(entries_fts, {BM25_WEIGHTS}) AS score \
              FROM entries_fts JOIN entries e ON e.rowid = entries_fts.rowid \
              WHERE entries_fts MATCH ?{} \
              ORDER BY score DESC, e.kb ASC, e.id ASC LIMIT {} OFFSET {}",
@@ -888,20 +889,22 @@ impl Store for SqliteStore {
         let offset = filter.offset;
         self.run(move |c, _| {
             let mut s = sql(c.prepare_cached(&text))?;
-            let rows = sql(s.query_map(params_from_iter(params.iter()), |r| {
-                Ok((
-                    read_entry(r, 0)?,
-                    r.get::<_, i64>(19)?,
-                    r.get::<_, f64>(20)?,
-                ))
-            }))?;
-            let ranked = rows.map(sql).collect::<Result<Vec<_>>>()?;
+            let ranked: Vec<(i64, f64)> = sql(s
+                .query_map(params_from_iter(params.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .and_then(|rows| rows.collect()))?;
+            let ids: Vec<i64> = ranked.iter().map(|r| r.0).collect();
+            let mut entries = entries_by_rowids(c, &ids)?;
             let mut snip = sql(c.prepare_cached(
                 "SELECT snippet(entries_fts, -1, char(2), char(3), '…', 24) FROM entries_fts \
                  WHERE entries_fts MATCH ?1 AND rowid = ?2",
             ))?;
             let mut out = Vec::with_capacity(ranked.len());
-            for (i, (entry, rowid, score)) in ranked.into_iter().enumerate() {
+            for (i, (rowid, score)) in ranked.into_iter().enumerate() {
+                let Some(entry) = entries.remove(&rowid) else {
+                    continue;
+                };
                 let snippet: String = sql(snip.query_row(params![fts, rowid], |r| r.get(0)))?;
                 out.push(SearchHit {
                     entry,

@@ -24,13 +24,49 @@ pub fn ci() -> Result<(), String> {
     Ok(())
 }
 
-/// Criterion benchmarks of every backend.
-pub fn bench(extra: &[String]) -> Result<(), String> {
+/// Criterion benchmarks: `cargo xtask bench` runs both backends side by side (provisioning
+/// a throwaway Postgres unless `KB_BENCH_PG_URL` is set); `cargo xtask bench sqlite` runs
+/// the SQLite-only bench. Arguments after `--` go to criterion (e.g. a name filter).
+pub fn bench(args: &[String]) -> Result<(), String> {
     let cargo = cargo();
-    let mut args = vec!["bench", "-p", "storage-sqlite", "--bench", "sqlite"];
+    let (which, extra) = match args.first().map(String::as_str) {
+        Some("sqlite") => ("sqlite", &args[1..]),
+        _ => ("backends", args),
+    };
+    let mut cmd_args = match which {
+        "sqlite" => vec!["bench", "-p", "storage-sqlite", "--bench", "sqlite"],
+        _ => vec!["bench", "-p", "benchmarks", "--bench", "backends"],
+    };
+    let extra: Vec<&str> = extra
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--")
+        .collect();
     if !extra.is_empty() {
-        args.push("--");
-        args.extend(extra.iter().map(String::as_str).filter(|a| *a != "--"));
+        cmd_args.push("--");
+        cmd_args.extend(extra);
     }
-    run(&cargo, &args)
+    if which == "sqlite" {
+        return run(&cargo, &cmd_args);
+    }
+    let given = std::env::var("KB_BENCH_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let server = match given {
+        Some(_) => None,
+        None => Some(crate::postgres::TempServer::start(true)?),
+    };
+    let url = given.unwrap_or_else(|| server.as_ref().expect("started").url.clone());
+    eprintln!("$ KB_BENCH_PG_URL=… {cargo} {}", cmd_args.join(" "));
+    let status = std::process::Command::new(&cargo)
+        .args(&cmd_args)
+        .env("KB_BENCH_PG_URL", &url)
+        .current_dir(crate::util::project_root())
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("the benchmark failed".into())
+    }
 }

@@ -19,7 +19,7 @@ pub fn test_postgres(extra: &[String]) -> Result<(), String> {
             run_tests(&url, extra)
         }
         None => {
-            let server = TempServer::start()?;
+            let server = TempServer::start(false)?;
             eprintln!("xtask: throwaway Postgres at {}", server.url);
             // The server is stopped when `server` drops, whether the tests pass or not.
             run_tests(&server.url, extra)
@@ -68,15 +68,16 @@ fn check_reachable(url: &str) -> Result<(), String> {
     }
 }
 
-struct TempServer {
+pub struct TempServer {
     bindir: PathBuf,
     dir: PathBuf,
     as_postgres_user: bool,
-    url: String,
+    pub url: String,
 }
 
 impl TempServer {
-    fn start() -> Result<Self, String> {
+    /// `durable`: keep fsync and full-page writes on (benchmarks), or turn them off (tests).
+    pub fn start(durable: bool) -> Result<Self, String> {
         let bindir = find_bindir()?;
         ensure_pgvector(&bindir)?;
         let as_postgres_user = is_root();
@@ -101,9 +102,17 @@ impl TempServer {
                 "--locale=C.UTF-8",
             ],
         )?;
+        // synchronous_commit=off is the analogue of SQLite's WAL + synchronous=NORMAL
+        // (commits do not wait for fsync); tests also drop fsync altogether.
+        let durability = if durable {
+            ""
+        } else {
+            " -c fsync=off -c full_page_writes=off"
+        };
         let opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=300 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+             -c synchronous_commit=off -c shared_buffers=512MB -c maintenance_work_mem=1GB \
+             -c max_wal_size=4GB{durability}",
             s(&dir)
         );
         let log = dir.join("postgres.log");

@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/backends.rs`; run them with `cargo xtask bench`.
