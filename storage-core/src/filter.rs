@@ -212,6 +212,35 @@ pub fn metadata_path_segments(path: &str) -> Result<Vec<&str>> {
     }
 }
 
+/// The value at a dotted metadata path (segments from [`metadata_path_segments`]).
+pub fn metadata_get<'a>(m: &'a serde_json::Map<String, Value>, segs: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = segs.split_first()?;
+    let mut cur = m.get(*first)?;
+    for s in rest {
+        cur = cur.as_object()?.get(*s)?;
+    }
+    Some(cur)
+}
+
+/// Sets the value at a dotted metadata path, creating intermediate objects.
+/// `InvalidInput` when an intermediate key holds a non-object.
+pub fn metadata_set(m: &mut serde_json::Map<String, Value>, segs: &[&str], v: Value) -> Result<()> {
+    let Some((last, parents)) = segs.split_last() else {
+        return Err(StorageError::invalid_input("metadata path is empty"));
+    };
+    let mut cur = m;
+    for s in parents {
+        let next = cur
+            .entry(s.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+        cur = next.as_object_mut().ok_or_else(|| {
+            StorageError::invalid_input(format!("metadata key {s:?} holds a non-object value"))
+        })?;
+    }
+    cur.insert(last.to_string(), v);
+    Ok(())
+}
+
 /// Whether `tag` is `prefix` or below it in the tag hierarchy. Backends implement the same
 /// rule in SQL; this is the reference used by tests.
 pub fn tag_matches_prefix(tag: &str, prefix: &str) -> bool {

@@ -16,8 +16,8 @@ pub mod types;
 
 pub use error::{BoxError, Result, StorageError};
 pub use filter::{
-    metadata_path_segments, tag_matches_prefix, Filter, LifecycleFilter, MetadataEq, Sort,
-    SortField, SortOrder, MAX_PAGE_SIZE,
+    metadata_get, metadata_path_segments, metadata_set, tag_matches_prefix, Filter,
+    LifecycleFilter, MetadataEq, Sort, SortField, SortOrder, MAX_PAGE_SIZE,
 };
 pub use protocol::Store;
 pub use query::{parse_query, QueryNode};

@@ -360,6 +360,37 @@ impl NewEntry {
         Ok(e)
     }
 
+    /// The stored form of this (normalised) entry, as every backend returns it;
+    /// `content_hash` is [`content_hash`](Self::content_hash), computed once by the caller.
+    pub fn into_stored(
+        self,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+        content_hash: String,
+    ) -> Entry {
+        Entry {
+            kb: self.kb,
+            id: self.id,
+            entry_type: self.entry_type,
+            title: self.title,
+            summary: self.summary,
+            body: self.body,
+            tags: self.tags,
+            links: self.links,
+            sources: self.sources,
+            metadata: self.metadata,
+            date: self.date,
+            importance: self.importance,
+            status: self.status,
+            assignee: self.assignee,
+            lifecycle: self.lifecycle,
+            source_path: self.source_path,
+            created_at,
+            updated_at,
+            content_hash,
+        }
+    }
+
     /// The text an embedding model sees: title, summary and body.
     pub fn embeddable_text(&self) -> String {
         embeddable_text(&self.title, &self.summary, &self.body)

@@ -153,6 +153,9 @@ impl PgStore {
             .connection_timeout(config.connection_timeout)
             .idle_timeout(config.idle_timeout)
             .retry_connection(false)
+            // A closed connection (server restart) is detected without a round trip by
+            // bb8-postgres' `has_broken`; pinging on every checkout would add one per query.
+            .test_on_check_out(false)
             .build(manager)
             .await
             .map_err(|e| map_pg(e, &endpoint))?;
@@ -519,27 +522,24 @@ fn semantic_count_sql(q: &SemanticQuery) -> Result<(String, Params)> {
     Ok((sql, p))
 }
 
-fn lookup_path<'a>(m: &'a Map<String, Value>, segs: &[&str]) -> Option<&'a Value> {
-    let mut cur = m.get(segs[0])?;
-    for s in &segs[1..] {
-        cur = cur.as_object()?.get(*s)?;
-    }
-    Some(cur)
-}
-
-fn set_path(m: &mut Map<String, Value>, segs: &[&str], v: Value) -> Result<()> {
-    let (last, parents) = segs.split_last().expect("paths are non-empty");
-    let mut cur = m;
-    for s in parents {
-        let next = cur
-            .entry(s.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        cur = next.as_object_mut().ok_or_else(|| {
-            StorageError::invalid_input(format!("metadata key {s:?} holds a non-object value"))
-        })?;
-    }
-    cur.insert(last.to_string(), v);
-    Ok(())
+/// The collection's row id; `lock` is "" or " FOR UPDATE" (serialises edits of one collection).
+async fn collection_rowid(
+    c: &impl GenericClient,
+    kb: &str,
+    name: &str,
+    lock: &str,
+    endpoint: &str,
+) -> Result<i64> {
+    let row = c
+        .query_opt(
+            &format!("SELECT rowid FROM collections WHERE kb = $1 AND name = $2{lock}"),
+            &[&kb, &name],
+        )
+        .await
+        .map_err(|e| map_pg(e, endpoint))?;
+    row.map(|r| r.get(0)).ok_or_else(|| {
+        StorageError::not_found(format!("collection {name:?} in knowledge base {kb:?}"))
+    })
 }
 
 fn scope_kb(scope: &SettingScope) -> &str {
@@ -891,27 +891,7 @@ impl Store for PgStore {
             .iter()
             .map(|e| {
                 let (_, created) = written[&(e.kb.clone(), e.id.clone())];
-                Entry {
-                    kb: e.kb.clone(),
-                    id: e.id.clone(),
-                    entry_type: e.entry_type.clone(),
-                    title: e.title.clone(),
-                    summary: e.summary.clone(),
-                    body: e.body.clone(),
-                    tags: e.tags.clone(),
-                    links: e.links.clone(),
-                    sources: e.sources.clone(),
-                    metadata: e.metadata.clone(),
-                    date: e.date,
-                    importance: e.importance,
-                    status: e.status.clone(),
-                    assignee: e.assignee.clone(),
-                    lifecycle: e.lifecycle,
-                    source_path: e.source_path.clone(),
-                    created_at: created,
-                    updated_at: ts,
-                    content_hash: e.content_hash(),
-                }
+                e.clone().into_stored(created, ts, e.content_hash())
             })
             .collect())
     }
@@ -1745,17 +1725,7 @@ impl Store for PgStore {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(&pg)?;
         // Locking the collection row serialises edits of one collection.
-        let coll: i64 = tx
-            .query_opt(
-                "SELECT rowid FROM collections WHERE kb = $1 AND name = $2 FOR UPDATE",
-                &[&kb, &name],
-            )
-            .await
-            .map_err(&pg)?
-            .ok_or_else(|| {
-                StorageError::not_found(format!("collection {name:?} in knowledge base {kb:?}"))
-            })?
-            .get(0);
+        let coll = collection_rowid(&tx, kb, name, " FOR UPDATE", &self.inner.endpoint).await?;
         let key = EntryKey::new(kb, id);
         let rowid: i64 = tx
             .query_opt(
@@ -1798,17 +1768,7 @@ impl Store for PgStore {
 
     async fn remove_from_collection(&self, kb: &str, name: &str, id: &str) -> Result<bool> {
         let conn = self.conn().await?;
-        let coll = conn
-            .query_opt(
-                "SELECT rowid FROM collections WHERE kb = $1 AND name = $2",
-                &[&kb, &name],
-            )
-            .await
-            .map_err(self.pg())?
-            .ok_or_else(|| {
-                StorageError::not_found(format!("collection {name:?} in knowledge base {kb:?}"))
-            })?
-            .get::<_, i64>(0);
+        let coll = collection_rowid(&*conn, kb, name, "", &self.inner.endpoint).await?;
         let n = conn
             .execute(
                 "DELETE FROM collection_members m USING entries e \
@@ -1822,17 +1782,7 @@ impl Store for PgStore {
 
     async fn collection_entries(&self, kb: &str, name: &str) -> Result<Vec<String>> {
         let conn = self.conn().await?;
-        let coll = conn
-            .query_opt(
-                "SELECT rowid FROM collections WHERE kb = $1 AND name = $2",
-                &[&kb, &name],
-            )
-            .await
-            .map_err(self.pg())?
-            .ok_or_else(|| {
-                StorageError::not_found(format!("collection {name:?} in knowledge base {kb:?}"))
-            })?
-            .get::<_, i64>(0);
+        let coll = collection_rowid(&*conn, kb, name, "", &self.inner.endpoint).await?;
         let rows = conn
             .query(
                 "SELECT e.id FROM collection_members m JOIN entries e ON e.rowid = m.entry \
@@ -1911,12 +1861,12 @@ impl Store for PgStore {
             return Ok(CasOutcome::NotFound);
         };
         let entry = read_entry(&row, 0);
-        let current = lookup_path(&entry.metadata, &segs).cloned();
+        let current = metadata_get(&entry.metadata, &segs).cloned();
         if current.as_ref() != expected {
             return Ok(CasOutcome::Mismatch { current });
         }
         let mut e = entry.to_new();
-        set_path(&mut e.metadata, &segs, new.clone())?;
+        metadata_set(&mut e.metadata, &segs, new.clone())?;
         tx.execute(
             "UPDATE entries SET metadata = $1, content_hash = $2, updated_at = $3 WHERE kb = $4 AND id = $5",
             &[&Json(&e.metadata), &e.content_hash(), &now(), &key.kb, &key.id],

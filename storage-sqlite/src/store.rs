@@ -342,27 +342,8 @@ fn upsert_in(
             )
             .and_then(|mut s| s.execute(params![rowid, text_hash, now])))?;
     }
-    Ok(Entry {
-        kb: e.kb.clone(),
-        id: e.id.clone(),
-        entry_type: e.entry_type.clone(),
-        title: e.title.clone(),
-        summary: e.summary.clone(),
-        body: e.body.clone(),
-        tags: e.tags.clone(),
-        links: e.links.clone(),
-        sources: e.sources.clone(),
-        metadata: e.metadata.clone(),
-        date: e.date,
-        importance: e.importance,
-        status: e.status.clone(),
-        assignee: e.assignee.clone(),
-        lifecycle: e.lifecycle,
-        source_path: e.source_path.clone(),
-        created_at: from_micros(created),
-        updated_at: from_micros(now),
-        content_hash,
-    })
+    Ok(e.clone()
+        .into_stored(from_micros(created), from_micros(now), content_hash))
 }
 
 fn read_space(c: &Connection) -> Result<Option<EmbeddingSpace>> {
@@ -1526,12 +1507,13 @@ impl Store for SqliteStore {
             let Some(entry) = get_entry_by_key(&tx, &key)? else {
                 return Ok(CasOutcome::NotFound);
             };
-            let current = lookup_path(&entry.metadata, &segs).cloned();
+            let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+            let current = metadata_get(&entry.metadata, &segs).cloned();
             if current != expected {
                 return Ok(CasOutcome::Mismatch { current });
             }
             let mut e = entry.to_new();
-            set_path(&mut e.metadata, &segs, new)?;
+            metadata_set(&mut e.metadata, &segs, new)?;
             let metadata = serde_json::to_string(&e.metadata).map_err(map_json)?;
             sql(tx.execute(
                 "UPDATE entries SET metadata = ?1, content_hash = ?2, updated_at = ?3 \
@@ -1576,29 +1558,6 @@ fn read_tag_count(r: &Row<'_>) -> rusqlite::Result<TagCount> {
         tag: r.get(0)?,
         count: r.get::<_, i64>(1)? as u64,
     })
-}
-
-fn lookup_path<'a>(m: &'a serde_json::Map<String, Value>, segs: &[String]) -> Option<&'a Value> {
-    let mut cur = m.get(&segs[0])?;
-    for s in &segs[1..] {
-        cur = cur.as_object()?.get(s)?;
-    }
-    Some(cur)
-}
-
-fn set_path(m: &mut serde_json::Map<String, Value>, segs: &[String], v: Value) -> Result<()> {
-    let (last, parents) = segs.split_last().expect("paths are non-empty");
-    let mut cur = m;
-    for s in parents {
-        let next = cur
-            .entry(s.clone())
-            .or_insert_with(|| Value::Object(Default::default()));
-        cur = next.as_object_mut().ok_or_else(|| {
-            StorageError::invalid_input(format!("metadata key {s:?} holds a non-object value"))
-        })?;
-    }
-    cur.insert(last.clone(), v);
-    Ok(())
 }
 
 fn neighbourhood_in(c: &Connection, q: &GraphQuery) -> Result<Graph> {
