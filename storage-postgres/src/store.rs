@@ -136,10 +136,17 @@ impl PgStore {
             ))
         })?;
         let endpoint = endpoint_of(&pg);
+        // Session settings of every pooled connection. ef_search is a per-store value, so it
+        // is set once per connection here rather than with SET LOCAL in a transaction around
+        // each query (which would cost BEGIN, SET and COMMIT round trips per query). Iterative
+        // scans (pgvector 0.8) keep walking the HNSW graph until LIMIT rows pass a filter,
+        // instead of filtering only the first ef_search candidates.
         pg.options(format!(
-            "-c search_path={},public -c statement_timeout={}",
+            "-c search_path={},public -c statement_timeout={} -c hnsw.ef_search={} \
+             -c hnsw.iterative_scan=relaxed_order",
             config.schema,
-            config.statement_timeout.as_millis()
+            config.statement_timeout.as_millis(),
+            config.ef_search
         ));
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(config.connection_timeout);
@@ -253,16 +260,7 @@ impl PgStore {
             KnnPlan::IndexFiltered
         };
         let (sql, params) = semantic_sql(q, plan)?;
-        let mut conn = self.conn().await?;
-        let tx = conn.transaction().await.map_err(self.pg())?;
-        tx.batch_execute(&self.hnsw_settings())
-            .await
-            .map_err(self.pg())?;
-        let row = tx
-            .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &params.refs())
-            .await
-            .map_err(self.pg())?;
-        Ok(row.get::<_, Json<Value>>(0).0)
+        self.explain(&sql, &params).await
     }
 
     async fn explain(&self, sql: &str, params: &Params) -> Result<Value> {
@@ -272,15 +270,6 @@ impl PgStore {
             .await
             .map_err(self.pg())?;
         Ok(row.get::<_, Json<Value>>(0).0)
-    }
-
-    fn hnsw_settings(&self) -> String {
-        // Iterative scans keep walking the HNSW graph until LIMIT rows pass the filter
-        // (pgvector 0.8), instead of filtering only the first ef_search candidates.
-        format!(
-            "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = relaxed_order",
-            self.inner.config.ef_search
-        )
     }
 
     async fn space(&self) -> Result<Option<EmbeddingSpace>> {
@@ -309,34 +298,31 @@ impl PgStore {
         if q.k == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn().await?;
-        let tx = conn.transaction().await.map_err(self.pg())?;
-        tx.batch_execute(&self.hnsw_settings())
-            .await
-            .map_err(self.pg())?;
+        // No transaction: ef_search and iterative scans are session settings of every pooled
+        // connection (see `open_inner`), so a query is one statement.
+        let conn = self.conn().await?;
         let plan = if lifecycle_only(&q.filter) {
             KnnPlan::IndexOverfetch
         } else {
             KnnPlan::IndexFiltered
         };
         let (sql, params) = semantic_sql(q, plan)?;
-        let mut rows = tx.query(&sql, &params.refs()).await.map_err(self.pg())?;
+        let mut rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
         if rows.len() < q.k {
             // The index walk can stop short (scan limits, very selective filters). When more
             // entries qualify than were returned, answer with an exact scan instead, so k
             // hits come back whenever k entries match.
             let (count_sql, count_params) = semantic_count_sql(q)?;
-            let eligible: i64 = tx
+            let eligible: i64 = conn
                 .query_one(&count_sql, &count_params.refs())
                 .await
                 .map_err(self.pg())?
                 .get(0);
             if eligible as usize > rows.len() {
                 let (sql, params) = semantic_sql(q, KnnPlan::Exact)?;
-                rows = tx.query(&sql, &params.refs()).await.map_err(self.pg())?;
+                rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
             }
         }
-        tx.commit().await.map_err(self.pg())?;
         Ok(rows
             .iter()
             .enumerate()
