@@ -19,7 +19,10 @@ const QUERIES: usize = 50;
 #[tokio::main]
 async fn main() {
     let url = std::env::var("KB_BENCH_PG_URL").expect("set KB_BENCH_PG_URL");
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let (client, conn) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
     tokio::spawn(conn);
     let corpus = Corpus::new(42);
@@ -34,15 +37,24 @@ async fn main() {
         .await
         .unwrap();
     let vector_type: Type = client.prepare("SELECT $1::vector").await.unwrap().params()[0].clone();
-    let sink = client.copy_in("COPY recall_vecs (id, embedding) FROM STDIN (FORMAT binary)").await.unwrap();
+    let sink = client
+        .copy_in("COPY recall_vecs (id, embedding) FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
     let writer = BinaryCopyInWriter::new(sink, &[Type::INT4, vector_type]);
     tokio::pin!(writer);
     for (i, v) in vectors.iter().enumerate() {
-        writer.as_mut().write(&[&(i as i32), &Vector::from(v.clone())]).await.unwrap();
+        writer
+            .as_mut()
+            .write(&[&(i as i32), &Vector::from(v.clone())])
+            .await
+            .unwrap();
     }
     writer.finish().await.unwrap();
 
-    let queries: Vec<Vec<f32>> = (0..QUERIES).map(|i| corpus.query_vector(i * 2, i as u64 + 100)).collect();
+    let queries: Vec<Vec<f32>> = (0..QUERIES)
+        .map(|i| corpus.query_vector(i * 2, i as u64 + 100))
+        .collect();
     let exact: Vec<Vec<i32>> = queries
         .iter()
         .map(|q| {
@@ -60,7 +72,10 @@ async fn main() {
     println!("| m | ef_construction | build s | ef_search | recall@10 | p50 ms |");
     println!("|---|---|---|---|---|---|");
     for (m, efc) in [(16, 64), (16, 128), (32, 128)] {
-        client.batch_execute("DROP INDEX IF EXISTS recall_hnsw").await.unwrap();
+        client
+            .batch_execute("DROP INDEX IF EXISTS recall_hnsw")
+            .await
+            .unwrap();
         let t = Instant::now();
         client
             .batch_execute(&format!(
@@ -71,7 +86,10 @@ async fn main() {
             .unwrap();
         let build = t.elapsed().as_secs_f64();
         for ef in [40, 100, 200, 400] {
-            client.batch_execute(&format!("SET hnsw.ef_search = {ef}")).await.unwrap();
+            client
+                .batch_execute(&format!("SET hnsw.ef_search = {ef}"))
+                .await
+                .unwrap();
             let stmt = client
                 .prepare("SELECT id FROM recall_vecs ORDER BY embedding <=> $1 LIMIT 10")
                 .await
@@ -80,9 +98,15 @@ async fn main() {
             let mut times: Vec<Duration> = Vec::new();
             for (q, want) in queries.iter().zip(&exact) {
                 let t = Instant::now();
-                let rows = client.query(&stmt, &[&Vector::from(q.clone())]).await.unwrap();
+                let rows = client
+                    .query(&stmt, &[&Vector::from(q.clone())])
+                    .await
+                    .unwrap();
                 times.push(t.elapsed());
-                found += rows.iter().filter(|r| want.contains(&r.get::<_, i32>(0))).count();
+                found += rows
+                    .iter()
+                    .filter(|r| want.contains(&r.get::<_, i32>(0)))
+                    .count();
             }
             times.sort();
             println!(
@@ -92,5 +116,8 @@ async fn main() {
             );
         }
     }
-    client.batch_execute("DROP TABLE recall_vecs").await.unwrap();
+    client
+        .batch_execute("DROP TABLE recall_vecs")
+        .await
+        .unwrap();
 }
