@@ -27,7 +27,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 fi
-apt-get update -qq
+apt-get update -qq || echo "warning: apt-get update reported errors; trying to continue" >&2
 apt-get install -y -qq "postgresql-server-dev-$major" build-essential dpkg-dev >/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
