@@ -4,7 +4,6 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StorageError};
 
@@ -398,7 +397,7 @@ impl NewEntry {
 
     /// Hash of the embeddable text; the embedding queue re-embeds when it changes.
     pub fn text_hash(&self) -> String {
-        let mut h = Sha256::new();
+        let mut h = blake3::Hasher::new();
         let mut first = true;
         for part in [&self.title, &self.summary, &self.body] {
             if part.is_empty() {
@@ -410,7 +409,7 @@ impl NewEntry {
             h.update(part.as_bytes());
             first = false;
         }
-        hex(&h.finalize())
+        h.finalize().to_hex().to_string()
     }
 
     /// Hash of the entry's content: every written field except its KB and the workflow
@@ -418,42 +417,38 @@ impl NewEntry {
     /// content gives equal hashes on every backend, so sync and migration can compare
     /// without reading bodies.
     pub fn content_hash(&self) -> String {
-        #[derive(Serialize)]
-        struct Content<'a> {
-            id: &'a str,
-            entry_type: &'a str,
-            title: &'a str,
-            summary: &'a str,
-            body: &'a str,
-            tags: &'a [String],
-            links: &'a [Link],
-            sources: &'a [Source],
-            metadata: &'a Map<String, Value>,
-            date: Option<NaiveDate>,
-            importance: i32,
-            lifecycle: Lifecycle,
-            source_path: Option<&'a str>,
+        // Each field is fed as (length, bytes), so field boundaries are unambiguous and long
+        // text is hashed as is (no JSON escaping); the small structured fields go through
+        // serde_json, canonical because their field order is fixed and Map is sorted.
+        // BLAKE3, not SHA-256: this is change detection, and SHA-256 without CPU support
+        // measured as a quarter of SQLite ingest time.
+        fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
         }
-        let content = Content {
-            id: &self.id,
-            entry_type: &self.entry_type,
-            title: &self.title,
-            summary: &self.summary,
-            body: &self.body,
-            tags: &self.tags,
-            links: &self.links,
-            sources: &self.sources,
-            metadata: &self.metadata,
-            date: self.date,
-            importance: self.importance,
-            lifecycle: self.lifecycle,
-            source_path: self.source_path.as_deref(),
-        };
-        // Field order is fixed by the struct and serde_json's Map is sorted, so the
-        // serialisation (and the hash) is canonical. Streamed into the hasher, no copy.
-        let mut hasher = HashWriter(Sha256::new());
-        serde_json::to_writer(&mut hasher, &content).expect("entries always serialise");
-        hex(&hasher.0.finalize())
+        let mut h = blake3::Hasher::new();
+        for text in [
+            &self.id,
+            &self.entry_type,
+            &self.title,
+            &self.summary,
+            &self.body,
+        ] {
+            field(&mut h, text.as_bytes());
+        }
+        let structured = serde_json::to_vec(&(
+            &self.tags,
+            &self.links,
+            &self.sources,
+            &self.metadata,
+            self.date,
+            self.importance,
+            self.lifecycle,
+            &self.source_path,
+        ))
+        .expect("entries always serialise");
+        field(&mut h, &structured);
+        h.finalize().to_hex().to_string()
     }
 }
 
@@ -465,29 +460,6 @@ pub fn embeddable_text(title: &str, summary: &str, body: &str) -> String {
         .copied()
         .collect::<Vec<_>>()
         .join("\n\n")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// Lets serde_json stream straight into a hasher.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A stored entry: what was written plus the store's timestamps and content hash.

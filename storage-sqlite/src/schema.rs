@@ -68,29 +68,14 @@ CREATE TABLE links (
 ) WITHOUT ROWID;
 CREATE INDEX links_target ON links(target_kb, target_id);
 
--- External-content FTS5 index over entries, kept in step by triggers in the same
--- transaction as the write. Tokenizer: porter stemming over unicode61 with diacritics
--- folded, so "Résumé", "resume" and "resumes" meet.
+-- External-content FTS5 index over entries, written by the store in the same transaction
+-- as the entries (see `FtsOp` in store.rs for why not by triggers). Tokenizer: porter
+-- stemming over unicode61 with diacritics folded, so "Résumé", "resume" and "resumes" meet.
 CREATE VIRTUAL TABLE entries_fts USING fts5(
     title, tags_text, summary, body,
     content = 'entries', content_rowid = 'rowid',
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER entries_fts_insert AFTER INSERT ON entries BEGIN
-    INSERT INTO entries_fts(rowid, title, tags_text, summary, body)
-    VALUES (new.rowid, new.title, new.tags_text, new.summary, new.body);
-END;
-CREATE TRIGGER entries_fts_delete AFTER DELETE ON entries BEGIN
-    INSERT INTO entries_fts(entries_fts, rowid, title, tags_text, summary, body)
-    VALUES ('delete', old.rowid, old.title, old.tags_text, old.summary, old.body);
-END;
--- Only text changes touch the index; a status claim does not.
-CREATE TRIGGER entries_fts_update AFTER UPDATE OF title, tags_text, summary, body ON entries BEGIN
-    INSERT INTO entries_fts(entries_fts, rowid, title, tags_text, summary, body)
-    VALUES ('delete', old.rowid, old.title, old.tags_text, old.summary, old.body);
-    INSERT INTO entries_fts(rowid, title, tags_text, summary, body)
-    VALUES (new.rowid, new.title, new.tags_text, new.summary, new.body);
-END;
 
 -- Narrow table: vectors are read in bulk into memory, never with the wide entry row.
 CREATE TABLE vectors (
