@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod graph;
 pub mod protocol;
 pub mod query;
 pub mod types;
@@ -19,6 +20,7 @@ pub use filter::{
     metadata_get, metadata_path_segments, metadata_set, tag_matches_prefix, Filter,
     LifecycleFilter, MetadataEq, Sort, SortField, SortOrder, MAX_PAGE_SIZE,
 };
+pub use graph::{GraphBuilder, RawEdge};
 pub use protocol::Store;
 pub use query::{parse_query, QueryNode};
 pub use types::*;

@@ -1026,42 +1026,33 @@ impl Store for PgStore {
     async fn neighbourhood(&self, q: &GraphQuery) -> Result<Graph> {
         let conn = self.conn().await?;
         let pg = self.pg();
-        let title_of = |k: EntryKey| {
-            let conn = &conn;
-            let pg = &pg;
-            async move {
-                conn.query_opt(
-                    "SELECT title FROM entries WHERE kb = $1 AND id = $2",
-                    &[&k.kb, &k.id],
-                )
-                .await
-                .map(|r| r.map(|r| r.get::<_, String>(0)))
-                .map_err(pg)
-            }
-        };
-        let Some(start_title) = title_of(q.start.clone()).await? else {
-            return Err(entry_missing(&q.start));
-        };
-        let allowed = |k: &EntryKey| q.kbs.is_empty() || q.kbs.contains(&k.kb);
-        let mut graph = Graph::default();
-        let mut seen: HashMap<EntryKey, u32> = HashMap::new();
-        let mut edges: HashSet<(EntryKey, EntryKey, String)> = HashSet::new();
-        seen.insert(q.start.clone(), 0);
-        graph.nodes.push(GraphNode {
-            key: q.start.clone(),
-            title: Some(start_title),
-            depth: 0,
-        });
-        let mut frontier = vec![q.start.clone()];
-        let max_nodes = q.max_nodes.max(1);
-        for depth in 1..=q.depth {
-            let kbs: Vec<&str> = frontier.iter().map(|k| k.kb.as_str()).collect();
-            let ids: Vec<&str> = frontier.iter().map(|k| k.id.as_str()).collect();
-            let mut level_edges: Vec<(EntryKey, EntryKey, String)> = conn
+        let start_title = conn
+            .query_opt(
+                "SELECT title FROM entries WHERE kb = $1 AND id = $2",
+                &[&q.start.kb, &q.start.id],
+            )
+            .await
+            .map_err(&pg)?
+            .map(|r| r.get::<_, String>(0))
+            .ok_or_else(|| entry_missing(&q.start))?;
+        let mut builder = GraphBuilder::new(q, start_title);
+        while !builder.frontier().is_empty() {
+            let kbs: Vec<&str> = builder.frontier().iter().map(|k| k.kb.as_str()).collect();
+            let ids: Vec<&str> = builder.frontier().iter().map(|k| k.id.as_str()).collect();
+            // One query per direction for the whole frontier.
+            let direction = if q.include_backlinks {
+                "OR (l.target_kb = f.kb AND l.target_id = f.id)"
+            } else {
+                ""
+            };
+            let level: Vec<RawEdge> = conn
                 .query(
-                    "SELECT e.kb, e.id, l.target_kb, l.target_id, l.relation FROM links l \
-                     JOIN entries e ON e.rowid = l.source \
-                     JOIN unnest($1::text[], $2::text[]) AS f(kb, id) ON e.kb = f.kb AND e.id = f.id",
+                    &format!(
+                        "SELECT DISTINCT e.kb, e.id, l.target_kb, l.target_id, l.relation FROM links l \
+                         JOIN entries e ON e.rowid = l.source \
+                         JOIN unnest($1::text[], $2::text[]) AS f(kb, id) \
+                           ON (e.kb = f.kb AND e.id = f.id) {direction}"
+                    ),
                     &[&kbs, &ids],
                 )
                 .await
@@ -1069,61 +1060,23 @@ impl Store for PgStore {
                 .iter()
                 .map(|r| (key_of(r, 0), key_of(r, 2), r.get(4)))
                 .collect();
-            if q.include_backlinks {
-                level_edges.extend(
-                    conn.query(
-                        "SELECT e.kb, e.id, l.target_kb, l.target_id, l.relation FROM links l \
-                         JOIN entries e ON e.rowid = l.source \
-                         JOIN unnest($1::text[], $2::text[]) AS f(kb, id) ON l.target_kb = f.kb AND l.target_id = f.id",
-                        &[&kbs, &ids],
-                    )
-                    .await
-                    .map_err(&pg)?
-                    .iter()
-                    .map(|r| (key_of(r, 0), key_of(r, 2), r.get(4))),
-                );
-            }
-            let mut cands: Vec<EntryKey> = level_edges
+            let admitted = builder.add_level(level);
+            let akbs: Vec<&str> = admitted.iter().map(|k| k.kb.as_str()).collect();
+            let aids: Vec<&str> = admitted.iter().map(|k| k.id.as_str()).collect();
+            let titles: HashMap<EntryKey, String> = conn
+                .query(
+                    "SELECT e.kb, e.id, e.title FROM unnest($1::text[], $2::text[]) AS k(kb, id) \
+                     JOIN entries e ON e.kb = k.kb AND e.id = k.id",
+                    &[&akbs, &aids],
+                )
+                .await
+                .map_err(&pg)?
                 .iter()
-                .flat_map(|(s, t, _)| [s.clone(), t.clone()])
-                .filter(|k| !seen.contains_key(k) && allowed(k))
+                .map(|r| (key_of(r, 0), r.get(2)))
                 .collect();
-            cands.sort();
-            cands.dedup();
-            let mut next = Vec::new();
-            for k in cands {
-                if seen.len() >= max_nodes {
-                    graph.truncated = true;
-                    break;
-                }
-                seen.insert(k.clone(), depth);
-                graph.nodes.push(GraphNode {
-                    title: title_of(k.clone()).await?,
-                    key: k.clone(),
-                    depth,
-                });
-                next.push(k);
-            }
-            edges.extend(level_edges);
-            frontier = next;
-            if frontier.is_empty() {
-                break;
-            }
+            builder.set_titles(admitted.iter().map(|k| titles.get(k).cloned()).collect());
         }
-        let mut edges: Vec<GraphEdge> = edges
-            .into_iter()
-            .filter(|(s, t, _)| seen.contains_key(s) && seen.contains_key(t))
-            .map(|(source, target, relation)| GraphEdge {
-                source,
-                target,
-                relation,
-            })
-            .collect();
-        edges.sort_by(|a, b| {
-            (&a.source, &a.target, &a.relation).cmp(&(&b.source, &b.target, &b.relation))
-        });
-        graph.edges = edges;
-        Ok(graph)
+        Ok(builder.finish())
     }
 
     async fn most_linked(&self, kb: Option<&str>, limit: usize) -> Result<Vec<LinkCount>> {

@@ -5,7 +5,7 @@
 //! `BEGIN IMMEDIATE` so a transaction takes the write lock up front and never fails
 //! half-way with SQLITE_BUSY when upgrading from a read.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -1650,94 +1650,42 @@ fn neighbourhood_in(c: &Connection, q: &GraphQuery) -> Result<Graph> {
     let Some(start_title) = title_of(&q.start)? else {
         return Err(entry_missing(&q.start));
     };
-    let allowed = |k: &EntryKey| q.kbs.is_empty() || q.kbs.contains(&k.kb);
-    let mut graph = Graph::default();
-    let mut seen: HashMap<EntryKey, u32> = HashMap::new();
-    let mut edges: HashSet<(EntryKey, EntryKey, String)> = HashSet::new();
-    seen.insert(q.start.clone(), 0);
-    graph.nodes.push(GraphNode {
-        key: q.start.clone(),
-        title: Some(start_title),
-        depth: 0,
-    });
-    let mut frontier = VecDeque::from([q.start.clone()]);
-    let max_nodes = q.max_nodes.max(1);
-    for depth in 1..=q.depth {
-        let mut next_level: Vec<EntryKey> = Vec::new();
-        let mut level_edges = Vec::new();
-        while let Some(node) = frontier.pop_front() {
-            let mut s = sql(c.prepare_cached(
-                "SELECT l.target_kb, l.target_id, l.relation FROM links l JOIN entries e ON e.rowid = l.source \
-                 WHERE e.kb = ?1 AND e.id = ?2 ORDER BY l.position",
+    let key = |r: &Row<'_>, at: usize| -> rusqlite::Result<EntryKey> {
+        Ok(EntryKey::new(
+            r.get::<_, String>(at)?,
+            r.get::<_, String>(at + 1)?,
+        ))
+    };
+    let mut builder = GraphBuilder::new(q, start_title);
+    while !builder.frontier().is_empty() {
+        let mut level: Vec<RawEdge> = Vec::new();
+        for node in builder.frontier() {
+            let mut out = sql(c.prepare_cached(
+                "SELECT l.target_kb, l.target_id, l.relation FROM links l \
+                 JOIN entries e ON e.rowid = l.source WHERE e.kb = ?1 AND e.id = ?2",
             ))?;
-            let out: Vec<(EntryKey, String)> = sql(s
-                .query_map([&node.kb, &node.id], |r| {
-                    Ok((
-                        EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                        r.get(2)?,
-                    ))
-                })
-                .and_then(|rows| rows.collect()))?;
-            for (t, rel) in out {
-                level_edges.push((node.clone(), t, rel));
+            let rows = sql(out.query_map([&node.kb, &node.id], |r| {
+                Ok((node.clone(), key(r, 0)?, r.get(2)?))
+            }))?;
+            for edge in rows {
+                level.push(sql(edge)?);
             }
             if q.include_backlinks {
-                let mut s = sql(c.prepare_cached(
-                    "SELECT e.kb, e.id, l.relation FROM links l JOIN entries e ON e.rowid = l.source \
-                     WHERE l.target_kb = ?1 AND l.target_id = ?2 ORDER BY e.kb, e.id, l.position",
+                let mut inc = sql(c.prepare_cached(
+                    "SELECT e.kb, e.id, l.relation FROM links l \
+                     JOIN entries e ON e.rowid = l.source WHERE l.target_kb = ?1 AND l.target_id = ?2",
                 ))?;
-                let inc: Vec<(EntryKey, String)> = sql(s
-                    .query_map([&node.kb, &node.id], |r| {
-                        Ok((
-                            EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                            r.get(2)?,
-                        ))
-                    })
-                    .and_then(|rows| rows.collect()))?;
-                for (src, rel) in inc {
-                    level_edges.push((src, node.clone(), rel));
+                let rows = sql(inc.query_map([&node.kb, &node.id], |r| {
+                    Ok((key(r, 0)?, node.clone(), r.get(2)?))
+                }))?;
+                for edge in rows {
+                    level.push(sql(edge)?);
                 }
             }
         }
-        // Candidates of this level, in key order for a deterministic cut.
-        let mut cands: Vec<EntryKey> = level_edges
-            .iter()
-            .flat_map(|(s, t, _)| [s.clone(), t.clone()])
-            .filter(|k| !seen.contains_key(k) && allowed(k))
-            .collect();
-        cands.sort();
-        cands.dedup();
-        for k in cands {
-            if seen.len() >= max_nodes {
-                graph.truncated = true;
-                break;
-            }
-            seen.insert(k.clone(), depth);
-            graph.nodes.push(GraphNode {
-                title: title_of(&k)?,
-                key: k.clone(),
-                depth,
-            });
-            next_level.push(k);
-        }
-        edges.extend(level_edges);
-        frontier = next_level.into();
-        if frontier.is_empty() {
-            break;
-        }
+        let admitted = builder.add_level(level);
+        let titles = admitted.iter().map(title_of).collect::<Result<Vec<_>>>()?;
+        builder.set_titles(titles);
     }
-    let mut edges: Vec<GraphEdge> = edges
-        .into_iter()
-        .filter(|(s, t, _)| seen.contains_key(s) && seen.contains_key(t))
-        .map(|(source, target, relation)| GraphEdge {
-            source,
-            target,
-            relation,
-        })
-        .collect();
-    edges.sort_by(|a, b| {
-        (&a.source, &a.target, &a.relation).cmp(&(&b.source, &b.target, &b.relation))
-    });
-    graph.edges = edges;
-    Ok(graph)
+    Ok(builder.finish())
 }
