@@ -16,18 +16,24 @@ pub fn test_postgres(extra: &[String]) -> Result<(), String> {
     match given {
         Some(url) => {
             check_reachable(&url)?;
-            run_tests(&url, extra)
+            // Never restart a server this task did not start: the restart test is left out.
+            let mut args: Vec<String> =
+                ["--lib", "--test", "conformance", "--test", "postgres_only"]
+                    .map(String::from)
+                    .to_vec();
+            args.extend(extra.iter().cloned());
+            run_tests(&url, None, &args)
         }
         None => {
             let server = TempServer::start(false)?;
             eprintln!("xtask: throwaway Postgres at {}", server.url);
             // The server is stopped when `server` drops, whether the tests pass or not.
-            run_tests(&server.url, extra)
+            run_tests(&server.url, Some(&server.restart_command()), extra)
         }
     }
 }
 
-fn run_tests(url: &str, extra: &[String]) -> Result<(), String> {
+fn run_tests(url: &str, restart: Option<&str>, extra: &[String]) -> Result<(), String> {
     let mut args = vec![
         "test",
         "-p",
@@ -37,7 +43,11 @@ fn run_tests(url: &str, extra: &[String]) -> Result<(), String> {
     ];
     args.extend(extra.iter().map(String::as_str));
     eprintln!("$ KB_TEST_PG_URL=… cargo {}", args.join(" "));
-    let status = Command::new(cargo())
+    let mut cmd = Command::new(cargo());
+    if let Some(restart) = restart {
+        cmd.env("KB_TEST_PG_RESTART", restart);
+    }
+    let status = cmd
         .args(&args)
         .env("KB_TEST_PG_URL", url)
         .current_dir(project_root())
@@ -139,6 +149,24 @@ impl TempServer {
                 )
             })?;
         Ok(server)
+    }
+
+    /// A shell command that restarts this server (same options) and waits until it is up.
+    pub fn restart_command(&self) -> String {
+        let data = self.dir.join("data");
+        let log = self.dir.join("postgres.log");
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let prefix = if self.as_postgres_user {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        format!(
+            "{prefix}'{}' -D '{}' -l '{}' -m fast -w -t 60 restart >/dev/null",
+            s(&pg_ctl),
+            s(&data),
+            s(&log)
+        )
     }
 
     /// Runs a server binary, as the `postgres` user when we are root (Postgres refuses root).
