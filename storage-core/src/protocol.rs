@@ -49,7 +49,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // ------------------------------------------------------------ entries
 
     /// Inserts or replaces one entry. `NotFound` if its KB does not exist.
-    async fn upsert_entry(&self, entry: &NewEntry) -> Result<Entry>;
+    async fn upsert_entry(&self, entry: &NewEntry) -> Result<Entry> {
+        let mut stored = self.upsert_entries(std::slice::from_ref(entry)).await?;
+        Ok(stored.remove(0))
+    }
     /// Inserts or replaces many entries in one transaction (all or nothing). Returns the
     /// stored entries in input order. A key that appears twice: the last one wins.
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>>;
@@ -115,7 +118,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores (replaces) the entry's vector. `DimensionMismatch` when its length is not the
     /// space's dimension; `InvalidInput` when no space is fixed, the vector is zero or not
     /// finite; `NotFound` when the entry is missing.
-    async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()>;
+    async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()> {
+        self.put_vectors(&[(key.clone(), vector.to_vec())]).await
+    }
     /// Stores many vectors in one transaction (all or nothing), with the same checks as
     /// [`put_vector`](Self::put_vector).
     async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()>;

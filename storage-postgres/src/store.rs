@@ -640,11 +640,6 @@ impl Store for PgStore {
         Ok(removed)
     }
 
-    async fn upsert_entry(&self, entry: &NewEntry) -> Result<Entry> {
-        let mut v = self.upsert_entries(std::slice::from_ref(entry)).await?;
-        Ok(v.remove(0))
-    }
-
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>> {
         let entries: Vec<NewEntry> = entries
             .iter()
@@ -874,11 +869,19 @@ impl Store for PgStore {
         futures_util::try_join!(ins_tags, ins_links, enqueue, dequeue).map_err(&pg)?;
         tx.commit().await.map_err(&pg)?;
 
+        // Hashes were computed once per written row; an earlier duplicate of a key (not
+        // written) still reports its own content.
+        let mut hashes: HashMap<usize, String> = prepared
+            .into_iter()
+            .map(|(i, hash, ..)| (i, hash))
+            .collect();
         Ok(entries
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 let (_, created) = written[&(e.kb.clone(), e.id.clone())];
-                e.clone().into_stored(created, ts, e.content_hash())
+                let hash = hashes.remove(&i).unwrap_or_else(|| e.content_hash());
+                e.clone().into_stored(created, ts, hash)
             })
             .collect())
     }
@@ -1204,10 +1207,6 @@ impl Store for PgStore {
         tx.commit().await.map_err(&pg)?;
         let _ = self.inner.space.set(result.clone());
         Ok(result)
-    }
-
-    async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()> {
-        self.put_vectors(&[(key.clone(), vector.to_vec())]).await
     }
 
     async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()> {

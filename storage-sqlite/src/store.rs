@@ -702,11 +702,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn upsert_entry(&self, entry: &NewEntry) -> Result<Entry> {
-        let mut v = self.upsert_entries(std::slice::from_ref(entry)).await?;
-        Ok(v.remove(0))
-    }
-
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>> {
         let entries: Vec<NewEntry> = entries
             .iter()
@@ -987,10 +982,6 @@ impl Store for SqliteStore {
     async fn ensure_embedding_space(&self, space: &EmbeddingSpace) -> Result<EmbeddingSpace> {
         let space = space.clone();
         self.run(move |c, _| ensure_space(c, &space)).await
-    }
-
-    async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()> {
-        self.put_vectors(&[(key.clone(), vector.to_vec())]).await
     }
 
     async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()> {
