@@ -158,6 +158,14 @@ macro_rules! conformance_tests {
                 semantic_search_without_vectors_is_empty,
                 vector_batches_are_all_or_nothing,
             }
+            passages {
+                passages_round_trip_in_order,
+                entry_scores_as_its_best_passage,
+                many_passages_of_one_entry_do_not_crowd_out_k,
+                putting_passages_replaces_earlier_ones,
+                bad_passage_batches_store_nothing,
+                delete_vector_removes_every_passage,
+            }
             queue {
                 new_entries_are_queued_in_order,
                 only_text_changes_requeue,

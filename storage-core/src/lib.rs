@@ -51,3 +51,35 @@ pub fn normalized(v: &[f32]) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter().map(|x| x / norm).collect()
 }
+
+/// Checks passages before they are stored: at least one and at most
+/// [`MAX_PASSAGES_PER_ENTRY`] per entry, every vector as in [`check_vector`], no entry
+/// twice in one batch (the result would depend on write order).
+pub fn check_passages(items: &[EntryPassages], dimension: usize) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for item in items {
+        if item.passages.is_empty() {
+            return Err(StorageError::invalid_input(format!(
+                "entry {} has no passages; delete_vector removes an entry's vectors",
+                item.key
+            )));
+        }
+        if item.passages.len() > MAX_PASSAGES_PER_ENTRY {
+            return Err(StorageError::invalid_input(format!(
+                "entry {} has {} passages; at most {MAX_PASSAGES_PER_ENTRY} are allowed",
+                item.key,
+                item.passages.len()
+            )));
+        }
+        if !seen.insert(&item.key) {
+            return Err(StorageError::invalid_input(format!(
+                "entry {} appears twice in one put_passages batch",
+                item.key
+            )));
+        }
+        for p in &item.passages {
+            check_vector(&p.vector, dimension)?;
+        }
+    }
+    Ok(())
+}

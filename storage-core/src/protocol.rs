@@ -115,22 +115,45 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Fixes the embedding space if none is set; otherwise checks it is the same.
     /// `ModelMismatch` when the model or dimension differs.
     async fn ensure_embedding_space(&self, space: &EmbeddingSpace) -> Result<EmbeddingSpace>;
-    /// Stores (replaces) the entry's vector. `DimensionMismatch` when its length is not the
-    /// space's dimension; `InvalidInput` when no space is fixed, the vector is zero or not
-    /// finite; `NotFound` when the entry is missing.
+    /// Stores (replaces) the entry's vector: one passage standing for the whole entry.
+    /// `DimensionMismatch` when its length is not the space's dimension; `InvalidInput`
+    /// when no space is fixed, the vector is zero or not finite; `NotFound` when the entry
+    /// is missing.
     async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()> {
         self.put_vectors(&[(key.clone(), vector.to_vec())]).await
     }
-    /// Stores many vectors in one transaction (all or nothing), with the same checks as
-    /// [`put_vector`](Self::put_vector).
-    async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()>;
+    /// Stores many single-passage vectors in one transaction (all or nothing), with the
+    /// same checks as [`put_vector`](Self::put_vector).
+    async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()> {
+        let items: Vec<EntryPassages> = items
+            .iter()
+            .map(|(key, vector)| EntryPassages {
+                key: key.clone(),
+                passages: vec![PassageVector {
+                    text: None,
+                    vector: vector.clone(),
+                }],
+            })
+            .collect();
+        self.put_passages(&items).await
+    }
+    /// Replaces each entry's passages (text + vector each) in one transaction, all or
+    /// nothing. Every vector is checked as in [`put_vector`](Self::put_vector);
+    /// `InvalidInput` for an empty passage list or more than
+    /// [`MAX_PASSAGES_PER_ENTRY`](crate::MAX_PASSAGES_PER_ENTRY).
+    async fn put_passages(&self, items: &[EntryPassages]) -> Result<()>;
+    /// The entry's passages in order (empty when it has no vectors).
+    async fn get_passages(&self, key: &EntryKey) -> Result<Vec<StoredPassage>>;
+    /// The vector of the entry's first passage.
     async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>>;
+    /// Removes all of the entry's passages.
     async fn delete_vector(&self, key: &EntryKey) -> Result<bool>;
-    /// Exact or approximate k nearest neighbours by cosine similarity among the entries
+    /// Exact or approximate k nearest entries by cosine similarity among the entries
     /// selected by the query's filter (applied before the top-k cut: k hits whenever at
-    /// least k selected entries have vectors and pass `min_score`). Best first, ties by key.
+    /// least k selected entries have vectors and pass `min_score`). An entry scores as its
+    /// best passage, and appears once. Best first, ties by key.
     async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>>;
-    /// Nearest neighbours of an entry's own vector, excluding the entry itself.
+    /// Nearest neighbours of the entry's first passage vector, excluding the entry itself.
     /// `NotFound` when the entry has no vector.
     async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>>;
     /// Entries selected by `filter` with and without a vector.

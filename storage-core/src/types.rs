@@ -725,10 +725,43 @@ pub struct SearchHit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SemanticHit {
     pub entry: Entry,
-    /// Cosine similarity in `[-1, 1]`, higher is more similar.
+    /// Cosine similarity in `[-1, 1]` of the entry's best passage, higher is more similar.
     pub score: f32,
     /// 1-based position.
     pub rank: usize,
+    /// Index of the best-matching passage (0 for single-vector entries).
+    pub passage: u32,
+    /// That passage's text, when it was stored with one (`None`: the vector stands for the
+    /// whole entry).
+    pub passage_text: Option<String>,
+}
+
+/// Most passages one entry may have (a 40 MB body split into 1 KB passages).
+pub const MAX_PASSAGES_PER_ENTRY: usize = 40_000;
+
+/// One passage of an entry's embeddable text with its vector, as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassageVector {
+    /// The passage text shown as the snippet of a semantic hit; `None` when the vector
+    /// stands for the whole entry.
+    pub text: Option<String>,
+    pub vector: Vec<f32>,
+}
+
+/// All passages of one entry; writing them replaces the entry's previous passages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryPassages {
+    pub key: EntryKey,
+    /// In document order; index `i` is passage `i`. Never empty.
+    pub passages: Vec<PassageVector>,
+}
+
+/// A stored passage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPassage {
+    pub index: u32,
+    pub text: Option<String>,
+    pub vector: Vec<f32>,
 }
 
 /// A nearest-neighbour query.

@@ -13,7 +13,8 @@ const MIGRATION_LOCK: i64 = 0x6b62_6d69_6772; // "kbmigr"
 
 /// Ordered migrations; index + 1 is the schema version after applying it.
 /// `{cfg}` is the source text search configuration, `{dicts}` its dictionaries for words.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 -- Full-text configuration: the configured one (e.g. english) with accents folded first,
 -- matching SQLite's `remove_diacritics`.
 CREATE TEXT SEARCH CONFIGURATION kb_search (COPY = {cfg});
@@ -151,7 +152,19 @@ CREATE TABLE meta (
     key   text PRIMARY KEY,
     value text NOT NULL
 );
-"#];
+"#,
+    // v2: passages. An entry's embeddable text may be split into several passages, each with
+    // its own vector (and the passage text, shown as the snippet of a semantic hit). Existing
+    // vectors become passage 0 with no text ("the whole entry"). The HNSW index, if any, is
+    // over `embedding` and survives.
+    r#"
+ALTER TABLE vectors ADD COLUMN passage integer NOT NULL DEFAULT 0;
+ALTER TABLE vectors ADD COLUMN text text;
+ALTER TABLE vectors ALTER COLUMN passage DROP DEFAULT;
+ALTER TABLE vectors DROP CONSTRAINT vectors_pkey;
+ALTER TABLE vectors ADD PRIMARY KEY (entry, passage);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -260,7 +260,7 @@ impl PgStore {
         } else {
             KnnPlan::IndexFiltered
         };
-        let (sql, params) = semantic_sql(q, plan)?;
+        let (sql, params) = semantic_sql(q, plan, q.k * 2 + 10)?;
         self.explain(&sql, &params).await
     }
 
@@ -307,12 +307,16 @@ impl PgStore {
         } else {
             KnnPlan::IndexFiltered
         };
-        let (sql, params) = semantic_sql(q, plan)?;
+        // Twice k plus a margin nearly always leaves k entries (archived entries and
+        // several passages of one entry are the exceptions).
+        let fetch = q.k * 2 + 10;
+        let (sql, params) = semantic_sql(q, plan, fetch)?;
         let mut rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
         if rows.len() < q.k {
-            // The index walk can stop short (scan limits, very selective filters). When more
-            // entries qualify than were returned, answer with an exact scan instead, so k
-            // hits come back whenever k entries match.
+            // The index walk can stop short (scan limits, very selective filters, many
+            // passages of one entry). When more entries qualify than were returned, walk
+            // further, then answer with an exact scan, so k hits come back whenever k
+            // entries match.
             let (count_sql, count_params) = semantic_count_sql(q)?;
             let eligible: i64 = conn
                 .query_one(&count_sql, &count_params.refs())
@@ -320,7 +324,11 @@ impl PgStore {
                 .map_err(self.pg())?
                 .get(0);
             if eligible as usize > rows.len() {
-                let (sql, params) = semantic_sql(q, KnnPlan::Exact)?;
+                let (sql, params) = semantic_sql(q, plan, fetch * 10)?;
+                rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
+            }
+            if rows.len() < q.k && eligible as usize > rows.len() {
+                let (sql, params) = semantic_sql(q, KnnPlan::Exact, 0)?;
                 rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
             }
         }
@@ -331,6 +339,8 @@ impl PgStore {
                 entry: read_entry(r, 0),
                 score: r.get::<_, f64>(19) as f32,
                 rank: i + 1,
+                passage: r.get::<_, i32>(20) as u32,
+                passage_text: r.get(21),
             })
             .collect())
     }
@@ -450,7 +460,10 @@ fn lifecycle_only(f: &Filter) -> bool {
         && f.metadata.is_empty()
 }
 
-fn semantic_sql(q: &SemanticQuery, plan: KnnPlan) -> Result<(String, Params)> {
+/// The k-NN statement. Rows are passages, so the index walk fetches `fetch` passage rows
+/// and `DISTINCT ON (entry)` keeps each entry's best; the caller retries with a larger
+/// `fetch` (or the exact plan) when fewer than k entries come back but more qualify.
+fn semantic_sql(q: &SemanticQuery, plan: KnnPlan, fetch: usize) -> Result<(String, Params)> {
     let mut p = Params::default();
     let v = p.push(Vector::from(q.vector.clone()));
     let cond = filter_sql(&q.filter, &mut p)?;
@@ -462,31 +475,39 @@ fn semantic_sql(q: &SemanticQuery, plan: KnnPlan) -> Result<(String, Params)> {
         None => String::new(),
     };
     let k = p.push(q.k as i64);
-    let sql = if plan == KnnPlan::IndexOverfetch {
-        // Archived entries are rare; twice k plus a margin nearly always leaves k.
-        let fetch = p.push((q.k * 2 + 10) as i64);
-        format!(
-            "WITH c AS MATERIALIZED ( \
-               SELECT v.entry, (v.embedding <=> {v}) AS dist FROM vectors v \
-               WHERE TRUE{min} ORDER BY v.embedding <=> {v} LIMIT {fetch}) \
-             SELECT {ENTRY_COLUMNS}, 1 - c.dist FROM c JOIN entries e ON e.rowid = c.entry \
-             WHERE TRUE{cond} ORDER BY c.dist, e.kb, e.id LIMIT {k}"
-        )
-    } else {
-        // `+ 0` makes the sort key an expression the HNSW index cannot provide: exact scan.
-        let order = if plan == KnnPlan::Exact {
-            format!("(v.embedding <=> {v}) + 0")
-        } else {
-            format!("v.embedding <=> {v}")
-        };
-        format!(
-            "WITH c AS MATERIALIZED ( \
-               SELECT v.entry, (v.embedding <=> {v}) AS dist FROM vectors v JOIN entries e ON e.rowid = v.entry \
-               WHERE TRUE{cond}{min} ORDER BY {order} LIMIT {k}) \
-             SELECT {ENTRY_COLUMNS}, 1 - c.dist FROM c JOIN entries e ON e.rowid = c.entry \
-             ORDER BY c.dist, e.kb, e.id"
-        )
+    let candidates = match plan {
+        // Archived entries are rare: walk `vectors` alone, filter after the walk.
+        KnnPlan::IndexOverfetch => format!(
+            "SELECT v.entry, v.passage, (v.embedding <=> {v}) AS dist FROM vectors v \
+             WHERE TRUE{min} ORDER BY v.embedding <=> {v} LIMIT {}",
+            p.push(fetch as i64)
+        ),
+        KnnPlan::IndexFiltered => format!(
+            "SELECT v.entry, v.passage, (v.embedding <=> {v}) AS dist FROM vectors v \
+             JOIN entries e ON e.rowid = v.entry \
+             WHERE TRUE{cond}{min} ORDER BY v.embedding <=> {v} LIMIT {}",
+            p.push(fetch as i64)
+        ),
+        // Every qualifying passage; no ORDER BY on the distance, so no index walk.
+        KnnPlan::Exact => format!(
+            "SELECT v.entry, v.passage, (v.embedding <=> {v}) AS dist FROM vectors v \
+             JOIN entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
+        ),
     };
+    let post = if plan == KnnPlan::IndexOverfetch {
+        cond
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "WITH c AS MATERIALIZED ({candidates}), \
+         b AS (SELECT DISTINCT ON (c.entry) c.entry, c.passage, c.dist FROM c \
+               ORDER BY c.entry, c.dist, c.passage) \
+         SELECT {ENTRY_COLUMNS}, 1 - b.dist, b.passage, pv.text FROM b \
+         JOIN entries e ON e.rowid = b.entry \
+         JOIN vectors pv ON pv.entry = b.entry AND pv.passage = b.passage \
+         WHERE TRUE{post} ORDER BY b.dist, e.kb, e.id LIMIT {k}"
+    );
     Ok((sql, p))
 }
 
@@ -504,7 +525,7 @@ fn semantic_count_sql(q: &SemanticQuery) -> Result<(String, Params)> {
         None => String::new(),
     };
     let sql = format!(
-        "SELECT count(*) FROM vectors v JOIN entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
+        "SELECT count(DISTINCT v.entry) FROM vectors v JOIN entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
     );
     Ok((sql, p))
 }
@@ -1209,45 +1230,105 @@ impl Store for PgStore {
         Ok(result)
     }
 
-    async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()> {
+    async fn put_passages(&self, items: &[EntryPassages]) -> Result<()> {
         let space = self.space().await?.ok_or_else(|| {
             StorageError::invalid_input(
                 "no embedding space is set: call ensure_embedding_space (or configure the \
                  embedding model) before storing vectors",
             )
         })?;
-        for (_, v) in items {
-            check_vector(v, space.dimension)?;
-        }
+        check_passages(items, space.dimension)?;
         let pg = self.pg();
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(&pg)?;
+        let kbs: Vec<&str> = items.iter().map(|i| i.key.kb.as_str()).collect();
+        let ids: Vec<&str> = items.iter().map(|i| i.key.id.as_str()).collect();
+        let existing: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM entries e \
+                 JOIN unnest($1::text[], $2::text[]) AS k(kb, id) ON e.kb = k.kb AND e.id = k.id",
+                &[&kbs, &ids],
+            )
+            .await
+            .map_err(&pg)?
+            .get(0);
+        if existing as usize != items.len() {
+            for item in items {
+                let found = tx
+                    .query_opt(
+                        "SELECT 1 FROM entries WHERE kb = $1 AND id = $2",
+                        &[&item.key.kb, &item.key.id],
+                    )
+                    .await
+                    .map_err(&pg)?;
+                if found.is_none() {
+                    return Err(entry_missing(&item.key));
+                }
+            }
+        }
+        tx.execute(
+            "DELETE FROM vectors v USING entries e, unnest($1::text[], $2::text[]) AS k(kb, id) \
+             WHERE v.entry = e.rowid AND e.kb = k.kb AND e.id = k.id",
+            &[&kbs, &ids],
+        )
+        .await
+        .map_err(&pg)?;
         let stmt = tx
             .prepare(
-                "INSERT INTO vectors (entry, embedding) SELECT rowid, $3 FROM entries WHERE kb = $1 AND id = $2 \
-                 ON CONFLICT (entry) DO UPDATE SET embedding = EXCLUDED.embedding",
+                "INSERT INTO vectors (entry, passage, text, embedding) \
+                 SELECT rowid, $3, $4, $5 FROM entries WHERE kb = $1 AND id = $2",
             )
             .await
             .map_err(&pg)?;
-        let vectors: Vec<Vector> = items.iter().map(|(_, v)| Vector::from(v.clone())).collect();
+        let rows: Vec<(&EntryKey, i32, Option<&str>, Vector)> = items
+            .iter()
+            .flat_map(|item| {
+                item.passages.iter().enumerate().map(move |(i, p)| {
+                    (
+                        &item.key,
+                        i as i32,
+                        p.text.as_deref(),
+                        Vector::from(p.vector.clone()),
+                    )
+                })
+            })
+            .collect();
         // Issued together: tokio-postgres pipelines them over the one connection.
-        let counts = try_join_all(items.iter().zip(&vectors).map(|((k, _), v)| {
-            let p: [&(dyn ToSql + Sync); 3] = [&k.kb, &k.id, v];
+        try_join_all(rows.iter().map(|(k, i, text, v)| {
+            let p: [&(dyn ToSql + Sync); 5] = [&k.kb, &k.id, i, text, v];
             tx.execute_raw(&stmt, p)
         }))
         .await
         .map_err(&pg)?;
-        if let Some(((key, _), _)) = items.iter().zip(&counts).find(|(_, n)| **n == 0) {
-            return Err(entry_missing(key));
-        }
         tx.commit().await.map_err(&pg)
+    }
+
+    async fn get_passages(&self, key: &EntryKey) -> Result<Vec<StoredPassage>> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(
+                "SELECT v.passage, v.text, v.embedding FROM vectors v JOIN entries e ON e.rowid = v.entry \
+                 WHERE e.kb = $1 AND e.id = $2 ORDER BY v.passage",
+                &[&key.kb, &key.id],
+            )
+            .await
+            .map_err(self.pg())?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredPassage {
+                index: r.get::<_, i32>(0) as u32,
+                text: r.get(1),
+                vector: r.get::<_, Vector>(2).to_vec(),
+            })
+            .collect())
     }
 
     async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>> {
         let conn = self.conn().await?;
         let row = conn
             .query_opt(
-                "SELECT v.embedding FROM vectors v JOIN entries e ON e.rowid = v.entry WHERE e.kb = $1 AND e.id = $2",
+                "SELECT v.embedding FROM vectors v JOIN entries e ON e.rowid = v.entry \
+                 WHERE e.kb = $1 AND e.id = $2 ORDER BY v.passage LIMIT 1",
                 &[&key.kb, &key.id],
             )
             .await
@@ -1298,8 +1379,9 @@ impl Store for PgStore {
         let r = conn
             .query_one(
                 &format!(
-                    "SELECT count(v.entry), count(*) - count(v.entry) FROM entries e \
-                     LEFT JOIN vectors v ON v.entry = e.rowid WHERE TRUE{cond}"
+                    "SELECT count(*) FILTER (WHERE has), count(*) FILTER (WHERE NOT has) FROM ( \
+                       SELECT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid) AS has \
+                       FROM entries e WHERE TRUE{cond}) AS x"
                 ),
                 &p.refs(),
             )

@@ -7,7 +7,8 @@ use crate::error::map_sqlite;
 use storage_core::Result;
 
 /// Ordered migrations; index + 1 is the schema version after applying it.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE kbs (
     name        TEXT PRIMARY KEY,
     description TEXT NOT NULL,
@@ -125,7 +126,23 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
-"#];
+"#,
+    // v2: passages. An entry's embeddable text may be split into several passages, each
+    // with its own vector (and the passage text, shown as the snippet of a semantic hit).
+    // Existing vectors become passage 0 with no text ("the whole entry").
+    r#"
+CREATE TABLE passage_vectors (
+    entry   INTEGER NOT NULL REFERENCES entries(rowid) ON DELETE CASCADE,
+    passage INTEGER NOT NULL,
+    text    TEXT,                   -- NULL: the vector stands for the whole entry
+    vector  BLOB NOT NULL,          -- little-endian f32, as given (not normalised)
+    PRIMARY KEY (entry, passage)
+);
+INSERT INTO passage_vectors (entry, passage, text, vector) SELECT entry, 0, NULL, vector FROM vectors;
+DROP TABLE vectors;
+ALTER TABLE passage_vectors RENAME TO vectors;
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

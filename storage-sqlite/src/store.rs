@@ -472,6 +472,17 @@ fn ensure_space(c: &mut Connection, space: &EmbeddingSpace) -> Result<EmbeddingS
     Ok(result)
 }
 
+/// The vector of the entry's first passage.
+fn first_vector(c: &Connection, key: &EntryKey) -> Result<Option<Vec<f32>>> {
+    let blob: Option<Vec<u8>> = sql(c
+        .prepare_cached(
+            "SELECT v.vector FROM vectors v JOIN entries e ON e.rowid = v.entry \
+             WHERE e.kb = ?1 AND e.id = ?2 ORDER BY v.passage LIMIT 1",
+        )
+        .and_then(|mut s| s.query_row([&key.kb, &key.id], |r| r.get(0)).optional()))?;
+    Ok(blob.map(|b| decode(&b)))
+}
+
 /// Loads the vector index if it is not loaded yet.
 fn ensure_index(c: &Connection, shared: &Shared, dim: usize) -> Result<()> {
     if shared.vectors.read().expect("vector lock").is_some() {
@@ -502,10 +513,13 @@ fn semantic_in(c: &Connection, shared: &Shared, q: &SemanticQuery) -> Result<Vec
     if let Some(min) = q.min_score {
         cands.retain(|(s, _)| *s >= min);
     }
-    let desc = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    type Cand = (f32, (i64, u32));
+    let desc = |a: &Cand, b: &Cand| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
     // Filter before the top-k cut: take the best candidates in growing rounds and keep the
-    // ones the filter admits, until k are found or the candidates run out.
-    let mut hits: Vec<(f32, i64)> = Vec::with_capacity(q.k);
+    // ones the filter admits, until k are found or the candidates run out. Candidates are
+    // passages; an entry's first (best) passage stands for it, later ones are skipped.
+    let mut hits: Vec<Cand> = Vec::with_capacity(q.k);
+    let mut taken: HashSet<i64> = HashSet::with_capacity(q.k);
     let mut start = 0;
     let mut round = (q.k * 4).max(64);
     let check_sql = format!(
@@ -519,7 +533,7 @@ fn semantic_in(c: &Connection, shared: &Shared, q: &SemanticQuery) -> Result<Vec
         }
         cands[start..end].sort_by(desc);
         let chunk = &cands[start..end];
-        let ids: Vec<i64> = chunk.iter().map(|c| c.1).collect();
+        let ids: Vec<i64> = chunk.iter().map(|c| c.1 .0).collect();
         let mut params = vec![SqlValue::Text(
             serde_json::to_string(&ids).map_err(map_json)?,
         )];
@@ -528,27 +542,38 @@ fn semantic_in(c: &Connection, shared: &Shared, q: &SemanticQuery) -> Result<Vec
         let admitted: HashSet<i64> = sql(stmt
             .query_map(params_from_iter(params.iter()), |r| r.get(0))
             .and_then(|rows| rows.collect()))?;
-        hits.extend(
-            chunk
-                .iter()
-                .filter(|c| admitted.contains(&c.1))
-                .take(q.k - hits.len()),
-        );
+        for cand in chunk {
+            if hits.len() == q.k {
+                break;
+            }
+            if admitted.contains(&cand.1 .0) && taken.insert(cand.1 .0) {
+                hits.push(*cand);
+            }
+        }
         start = end;
         round *= 4;
     }
-    let ids: Vec<i64> = hits.iter().map(|h| h.1).collect();
+    let ids: Vec<i64> = hits.iter().map(|h| h.1 .0).collect();
     let mut entries = entries_by_rowids(c, &ids)?;
-    let mut out: Vec<SemanticHit> = hits
-        .into_iter()
-        .filter_map(|(score, rowid)| {
-            entries.remove(&rowid).map(|entry| SemanticHit {
-                entry,
-                score,
-                rank: 0,
-            })
-        })
-        .collect();
+    let mut text_stmt =
+        sql(c.prepare_cached("SELECT text FROM vectors WHERE entry = ?1 AND passage = ?2"))?;
+    let mut out = Vec::with_capacity(hits.len());
+    for (score, (rowid, passage)) in hits {
+        let Some(entry) = entries.remove(&rowid) else {
+            continue;
+        };
+        let passage_text: Option<String> = sql(text_stmt
+            .query_row(params![rowid, passage], |r| r.get(0))
+            .optional())?
+        .flatten();
+        out.push(SemanticHit {
+            entry,
+            score,
+            rank: 0,
+            passage,
+            passage_text,
+        });
+    }
     out.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -984,7 +1009,7 @@ impl Store for SqliteStore {
         self.run(move |c, _| ensure_space(c, &space)).await
     }
 
-    async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()> {
+    async fn put_passages(&self, items: &[EntryPassages]) -> Result<()> {
         let items = items.to_vec();
         self.run(move |c, shared| {
             let space = read_space(c)?.ok_or_else(|| {
@@ -993,27 +1018,31 @@ impl Store for SqliteStore {
                      embedding model) before storing vectors",
                 )
             })?;
-            for (_, v) in &items {
-                check_vector(v, space.dimension)?;
-            }
+            check_passages(&items, space.dimension)?;
             let mut index = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let mut rowids = Vec::with_capacity(items.len());
             {
+                let mut del = sql(tx.prepare_cached("DELETE FROM vectors WHERE entry = ?1"))?;
                 let mut ins = sql(tx.prepare_cached(
-                    "INSERT INTO vectors (entry, vector) VALUES (?1, ?2) \
-                     ON CONFLICT (entry) DO UPDATE SET vector = excluded.vector",
+                    "INSERT INTO vectors (entry, passage, text, vector) VALUES (?1, ?2, ?3, ?4)",
                 ))?;
-                for (key, v) in &items {
-                    let rowid = rowid_of(&tx, key)?.ok_or_else(|| entry_missing(key))?;
-                    sql(ins.execute(params![rowid, encode(v)]))?;
+                for item in &items {
+                    let rowid =
+                        rowid_of(&tx, &item.key)?.ok_or_else(|| entry_missing(&item.key))?;
+                    sql(del.execute([rowid]))?;
+                    for (i, p) in item.passages.iter().enumerate() {
+                        sql(ins.execute(params![rowid, i as u32, p.text, encode(&p.vector)]))?;
+                    }
                     rowids.push(rowid);
                 }
             }
             sql(tx.commit())?;
             if let Some(idx) = index.as_mut() {
-                for (rowid, (_, v)) in rowids.iter().zip(&items) {
-                    idx.upsert(*rowid, v);
+                for (rowid, item) in rowids.iter().zip(&items) {
+                    let vectors: Vec<&[f32]> =
+                        item.passages.iter().map(|p| p.vector.as_slice()).collect();
+                    idx.replace(*rowid, &vectors);
                 }
             }
             Ok(())
@@ -1021,20 +1050,28 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>> {
+    async fn get_passages(&self, key: &EntryKey) -> Result<Vec<StoredPassage>> {
         let key = key.clone();
         self.run(move |c, _| {
-            let blob: Option<Vec<u8>> = sql(c
-                .query_row(
-                    "SELECT v.vector FROM vectors v JOIN entries e ON e.rowid = v.entry \
-                     WHERE e.kb = ?1 AND e.id = ?2",
-                    [&key.kb, &key.id],
-                    |r| r.get(0),
-                )
-                .optional())?;
-            Ok(blob.map(|b| decode(&b)))
+            let mut stmt = sql(c.prepare_cached(
+                "SELECT v.passage, v.text, v.vector FROM vectors v JOIN entries e ON e.rowid = v.entry \
+                 WHERE e.kb = ?1 AND e.id = ?2 ORDER BY v.passage",
+            ))?;
+            let rows = sql(stmt.query_map([&key.kb, &key.id], |r| {
+                Ok(StoredPassage {
+                    index: r.get(0)?,
+                    text: r.get(1)?,
+                    vector: decode(&r.get::<_, Vec<u8>>(2)?),
+                })
+            }))?;
+            rows.map(sql).collect()
         })
         .await
+    }
+
+    async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>> {
+        let key = key.clone();
+        self.run(move |c, _| first_vector(c, &key)).await
     }
 
     async fn delete_vector(&self, key: &EntryKey) -> Result<bool> {
@@ -1064,17 +1101,8 @@ impl Store for SqliteStore {
         let key = key.clone();
         let filter = filter.clone();
         self.run(move |c, shared| {
-            let blob: Option<Vec<u8>> = sql(c
-                .query_row(
-                    "SELECT v.vector FROM vectors v JOIN entries e ON e.rowid = v.entry \
-                     WHERE e.kb = ?1 AND e.id = ?2",
-                    [&key.kb, &key.id],
-                    |r| r.get(0),
-                )
-                .optional())?;
-            let vector = decode(
-                &blob.ok_or_else(|| StorageError::not_found(format!("vector of entry {key}")))?,
-            );
+            let vector = first_vector(c, &key)?
+                .ok_or_else(|| StorageError::not_found(format!("vector of entry {key}")))?;
             let q = SemanticQuery {
                 vector,
                 k: k + 1,
@@ -1095,8 +1123,9 @@ impl Store for SqliteStore {
     async fn vector_coverage(&self, filter: &Filter) -> Result<VectorCoverage> {
         let w = filter_where(filter)?;
         let text = format!(
-            "SELECT COALESCE(SUM(v.entry IS NOT NULL), 0), COALESCE(SUM(v.entry IS NULL), 0) \
-             FROM entries e LEFT JOIN vectors v ON v.entry = e.rowid {}",
+            "SELECT COALESCE(SUM(has), 0), COALESCE(SUM(NOT has), 0) FROM ( \
+               SELECT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid) AS has \
+               FROM entries e {})",
             w.clause()
         );
         self.run(move |c, _| {

@@ -1,4 +1,4 @@
-//! In-memory vector index: every stored vector, normalised once, in one contiguous
+//! In-memory vector index: every stored passage vector, normalised once, in one contiguous
 //! `Vec<f32>`, so a query is a single pass over memory (cosine = dot product).
 //!
 //! Loaded lazily from the `vectors` table on the first semantic query and kept in step
@@ -18,8 +18,11 @@ const PARALLEL_MIN_VECTORS: usize = 20_000;
 pub(crate) struct VectorIndex {
     dim: usize,
     data: Vec<f32>,
-    rowids: Vec<i64>,
-    slot_of: HashMap<i64, usize>,
+    /// Entry row id and passage number of each slot.
+    owners: Vec<(i64, u32)>,
+    slot_of: HashMap<(i64, u32), usize>,
+    /// Passages per entry, so replacing or removing an entry finds all its slots.
+    passages_of: HashMap<i64, u32>,
 }
 
 pub(crate) fn encode(v: &[f32]) -> Vec<u8> {
@@ -39,15 +42,16 @@ impl VectorIndex {
             ..Default::default()
         };
         let mut stmt = conn
-            .prepare("SELECT entry, vector FROM vectors ORDER BY entry")
+            .prepare("SELECT entry, passage, vector FROM vectors ORDER BY entry, passage")
             .map_err(map_sqlite)?;
         let mut rows = stmt.query([]).map_err(map_sqlite)?;
         while let Some(r) = rows.next().map_err(map_sqlite)? {
             let rowid: i64 = r.get(0).map_err(map_sqlite)?;
-            let blob: Vec<u8> = r.get(1).map_err(map_sqlite)?;
+            let passage: u32 = r.get(1).map_err(map_sqlite)?;
+            let blob: Vec<u8> = r.get(2).map_err(map_sqlite)?;
             let v = decode(&blob);
             if v.len() == dim {
-                idx.upsert(rowid, &v);
+                idx.insert(rowid, passage, &v);
             }
         }
         Ok(idx)
@@ -55,42 +59,65 @@ impl VectorIndex {
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.rowids.len()
+        self.owners.len()
     }
 
-    pub fn upsert(&mut self, rowid: i64, v: &[f32]) {
+    /// Whether some entry has more than one passage.
+    #[cfg(test)]
+    pub fn has_multi_passage_entries(&self) -> bool {
+        self.owners.len() > self.passages_of.len()
+    }
+
+    fn insert(&mut self, rowid: i64, passage: u32, v: &[f32]) {
         let v = normalized(v);
-        match self.slot_of.get(&rowid) {
+        match self.slot_of.get(&(rowid, passage)) {
             Some(&slot) => self.data[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(&v),
             None => {
-                self.slot_of.insert(rowid, self.rowids.len());
-                self.rowids.push(rowid);
+                self.slot_of.insert((rowid, passage), self.owners.len());
+                self.owners.push((rowid, passage));
                 self.data.extend_from_slice(&v);
+                let n = self.passages_of.entry(rowid).or_default();
+                *n = (*n).max(passage + 1);
             }
         }
     }
 
-    pub fn remove(&mut self, rowid: i64) {
-        let Some(slot) = self.slot_of.remove(&rowid) else {
-            return;
-        };
-        let last = self.rowids.len() - 1;
-        if slot != last {
-            let moved = self.rowids[last];
-            self.rowids[slot] = moved;
-            self.slot_of.insert(moved, slot);
-            let (head, tail) = self.data.split_at_mut(last * self.dim);
-            head[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+    /// Replaces all passages of an entry.
+    pub fn replace(&mut self, rowid: i64, vectors: &[&[f32]]) {
+        self.remove(rowid);
+        for (i, v) in vectors.iter().enumerate() {
+            self.insert(rowid, i as u32, v);
         }
-        self.rowids.pop();
-        self.data.truncate(last * self.dim);
     }
 
-    /// Cosine similarity of `query` (already normalised) with every stored vector.
-    /// Large indexes are scanned on all cores: each thread takes a contiguous slice.
-    pub fn scores(&self, query: &[f32]) -> Vec<(f32, i64)> {
-        let n = self.rowids.len();
-        let mut out = vec![(0f32, 0i64); n];
+    /// Removes all passages of an entry.
+    pub fn remove(&mut self, rowid: i64) {
+        let Some(n) = self.passages_of.remove(&rowid) else {
+            return;
+        };
+        for passage in 0..n {
+            let Some(slot) = self.slot_of.remove(&(rowid, passage)) else {
+                continue;
+            };
+            let last = self.owners.len() - 1;
+            if slot != last {
+                let moved = self.owners[last];
+                self.owners[slot] = moved;
+                self.slot_of.insert(moved, slot);
+                let (head, tail) = self.data.split_at_mut(last * self.dim);
+                head[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+            }
+            self.owners.pop();
+            self.data.truncate(last * self.dim);
+        }
+    }
+
+    /// Cosine similarity of `query` (already normalised) with every stored passage vector,
+    /// with the passage's owner. Large indexes are scanned on all cores: each thread takes
+    /// a contiguous slice.
+    pub fn scores(&self, query: &[f32]) -> Vec<(f32, (i64, u32))> {
+        let n = self.owners.len();
+        let mut out = vec![(0f32, (0i64, 0u32)); n];
         let threads = std::thread::available_parallelism()
             .map_or(1, |t| t.get())
             .min(8);
@@ -103,12 +130,12 @@ impl VectorIndex {
             for (i, chunk) in out.chunks_mut(per).enumerate() {
                 let start = i * per;
                 let data = &self.data[start * self.dim..(start + chunk.len()) * self.dim];
-                let rowids = &self.rowids[start..start + chunk.len()];
+                let owners = &self.owners[start..start + chunk.len()];
                 let mut work = move || {
                     for ((slot, v), &r) in chunk
                         .iter_mut()
                         .zip(data.chunks_exact(self.dim))
-                        .zip(rowids)
+                        .zip(owners)
                     {
                         *slot = (dot(v, query), r);
                     }
@@ -127,7 +154,7 @@ impl VectorIndex {
     #[cfg(test)]
     pub fn score_of(&self, rowid: i64, query: &[f32]) -> Option<f32> {
         self.slot_of
-            .get(&rowid)
+            .get(&(rowid, 0))
             .map(|&s| dot(&self.data[s * self.dim..(s + 1) * self.dim], query))
     }
 }
@@ -159,11 +186,13 @@ mod tests {
             dim: 2,
             ..Default::default()
         };
-        idx.upsert(1, &[1.0, 0.0]);
-        idx.upsert(2, &[0.0, 1.0]);
-        idx.upsert(3, &[1.0, 1.0]);
+        idx.replace(1, &[&[1.0, 0.0], &[0.5, 0.5]]);
+        idx.replace(2, &[&[0.0, 1.0]]);
+        idx.replace(3, &[&[1.0, 1.0]]);
+        assert!(idx.has_multi_passage_entries());
         idx.remove(1);
         assert_eq!(idx.len(), 2);
+        assert!(!idx.has_multi_passage_entries());
         assert!((idx.score_of(3, &[1.0, 0.0]).unwrap() - 0.70710677).abs() < 1e-6);
         assert!((idx.score_of(2, &[0.0, 1.0]).unwrap() - 1.0).abs() < 1e-6);
         assert!(idx.score_of(1, &[1.0, 0.0]).is_none());

@@ -7,6 +7,7 @@ pub mod graph;
 pub mod health;
 pub mod kb;
 pub mod organise;
+pub mod passages;
 pub mod queue;
 pub mod search;
 pub mod tags;
