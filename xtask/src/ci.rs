@@ -18,6 +18,10 @@ pub fn ci() -> Result<(), String> {
             "warnings",
         ],
     )?;
+    // The model tests skip when the model is absent; in CI they must run.
+    let model = crate::model::fetch_model(&[])?;
+    std::env::set_var("KB_MODEL_DIR", &model);
+    std::env::set_var("KB_REQUIRE_MODEL", "1");
     run(&cargo, &["test", "--workspace"])?;
     crate::postgres::test_postgres(&[])?;
     eprintln!("xtask ci: all checks passed");

