@@ -17,23 +17,27 @@ pub fn test_postgres(extra: &[String]) -> Result<(), String> {
         Some(url) => {
             check_reachable(&url)?;
             // Never restart a server this task did not start: the restart test is left out.
-            let mut args: Vec<String> =
-                ["--lib", "--test", "conformance", "--test", "postgres_only"]
-                    .map(String::from)
-                    .to_vec();
-            args.extend(extra.iter().cloned());
-            run_tests(&url, None, &args)
+            let targets = ["--lib", "--test", "conformance", "--test", "postgres_only"];
+            run_tests(&url, None, &targets, extra)
         }
         None => {
             let server = TempServer::start(false)?;
             eprintln!("xtask: throwaway Postgres at {}", server.url);
             // The server is stopped when `server` drops, whether the tests pass or not.
-            run_tests(&server.url, Some(&server.restart_command()), extra)
+            run_tests(&server.url, Some(&server.restart_command()), &[], extra)
         }
     }
 }
 
-fn run_tests(url: &str, restart: Option<&str>, extra: &[String]) -> Result<(), String> {
+/// The backend's own tests (restricted to `targets` when given), then, unless the caller
+/// passed extra arguments (a test filter), the cross-backend tests of the crates above the
+/// protocol on the same server.
+fn run_tests(
+    url: &str,
+    restart: Option<&str>,
+    targets: &[&str],
+    extra: &[String],
+) -> Result<(), String> {
     let mut args = vec![
         "test",
         "-p",
@@ -41,14 +45,35 @@ fn run_tests(url: &str, restart: Option<&str>, extra: &[String]) -> Result<(), S
         "--features",
         "postgres-tests",
     ];
+    args.extend(targets);
     args.extend(extra.iter().map(String::as_str));
+    cargo_test(url, restart, &args)?;
+    if extra.is_empty() {
+        cargo_test(
+            url,
+            None,
+            &[
+                "test",
+                "-p",
+                "embed",
+                "-p",
+                "search-hybrid",
+                "--features",
+                "embed/postgres-tests,search-hybrid/postgres-tests",
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn cargo_test(url: &str, restart: Option<&str>, args: &[&str]) -> Result<(), String> {
     eprintln!("$ KB_TEST_PG_URL=… cargo {}", args.join(" "));
     let mut cmd = Command::new(cargo());
     if let Some(restart) = restart {
         cmd.env("KB_TEST_PG_RESTART", restart);
     }
     let status = cmd
-        .args(&args)
+        .args(args)
         .env("KB_TEST_PG_URL", url)
         .current_dir(project_root())
         .status()
