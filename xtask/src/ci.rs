@@ -29,16 +29,19 @@ pub fn ci() -> Result<(), String> {
 }
 
 /// Criterion benchmarks: `cargo xtask bench` runs both backends side by side (provisioning
-/// a throwaway Postgres unless `KB_BENCH_PG_URL` is set); `cargo xtask bench sqlite` runs
-/// the SQLite-only bench. Arguments after `--` go to criterion (e.g. a name filter).
+/// a throwaway Postgres unless `KB_BENCH_PG_URL` is set); `cargo xtask bench hybrid` the
+/// search layer over 10k entries on both backends; `cargo xtask bench embed` the local
+/// model's throughput; `cargo xtask bench sqlite` the SQLite-only bench. Arguments after `--` go to criterion (e.g. a name filter).
 pub fn bench(args: &[String]) -> Result<(), String> {
     let cargo = cargo();
     let (which, extra) = match args.first().map(String::as_str) {
-        Some("sqlite") => ("sqlite", &args[1..]),
+        Some(w @ ("sqlite" | "hybrid" | "embed")) => (w, &args[1..]),
         _ => ("backends", args),
     };
     let mut cmd_args = match which {
         "sqlite" => vec!["bench", "-p", "storage-sqlite", "--bench", "sqlite"],
+        "embed" => vec!["bench", "-p", "embed", "--bench", "embed"],
+        "hybrid" => vec!["bench", "-p", "benchmarks", "--bench", "hybrid"],
         _ => vec!["bench", "-p", "benchmarks", "--bench", "backends"],
     };
     let extra: Vec<&str> = extra
@@ -51,6 +54,10 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         cmd_args.extend(extra);
     }
     if which == "sqlite" {
+        return run(&cargo, &cmd_args);
+    }
+    if which == "embed" {
+        crate::model::fetch_model(&[])?;
         return run(&cargo, &cmd_args);
     }
     let given = std::env::var("KB_BENCH_PG_URL")

@@ -19,7 +19,10 @@ tasks:
                   ~/.cache/kb/models/all-MiniLM-L6-v2 (--force to re-download)
   test-postgres   conformance + Postgres-only tests on KB_TEST_PG_URL, or on a
                   throwaway server provisioned here (pgvector built if missing)
-  bench   criterion benchmarks (pass extra args after --, e.g. -- keyword)
+  bench [hybrid|embed|sqlite]
+                  criterion benchmarks: both backends side by side (default), the
+                  search layer, the local model, or SQLite alone (args after -- go to
+                  criterion, e.g. -- keyword)
   help    this text
 ";
 
