@@ -70,6 +70,10 @@ pub struct SearchRequest {
     pub query: String,
     pub mode: SearchMode,
     pub filter: Filter,
+    /// Treat the query as free text: the keyword leg matches entries with any of its
+    /// words ([`storage_core::any_words_query`]) instead of parsing the query language.
+    /// For questions and pasted text; hybrid search from a chat box wants this.
+    pub any_words: bool,
 }
 
 impl SearchRequest {
@@ -78,10 +82,15 @@ impl SearchRequest {
             query: query.into(),
             mode,
             filter: Filter::default(),
+            any_words: false,
         }
     }
     pub fn filter(mut self, filter: Filter) -> Self {
         self.filter = filter;
+        self
+    }
+    pub fn any_words(mut self) -> Self {
+        self.any_words = true;
         self
     }
 }
@@ -211,7 +220,7 @@ impl Searcher {
 
         let mut degraded = None;
         let (keyword, semantic) = match req.mode {
-            SearchMode::Keyword => (Some(self.keyword(&req.query, &candidates).await?), None),
+            SearchMode::Keyword => (Some(self.keyword(req, &candidates).await?), None),
             SearchMode::Semantic => match self.semantic(&req.query, &candidates, depth).await? {
                 Ok(leg) => (None, Some(leg)),
                 Err(why) => {
@@ -221,7 +230,7 @@ impl Searcher {
             },
             SearchMode::Hybrid => {
                 let (k, s) = tokio::join!(
-                    self.keyword(&req.query, &candidates),
+                    self.keyword(req, &candidates),
                     self.semantic(&req.query, &candidates, depth),
                 );
                 let k = k?;
@@ -251,8 +260,16 @@ impl Searcher {
         })
     }
 
-    async fn keyword(&self, query: &str, filter: &Filter) -> Result<Leg, SearchError> {
-        let hits = self.store.search(query, filter).await?;
+    async fn keyword(&self, req: &SearchRequest, filter: &Filter) -> Result<Leg, SearchError> {
+        let query = if req.any_words {
+            match storage_core::any_words_query(&req.query) {
+                Some(q) => q,
+                None => return Ok(Leg { hits: Vec::new() }),
+            }
+        } else {
+            req.query.clone()
+        };
+        let hits = self.store.search(&query, filter).await?;
         let raw: Vec<f64> = hits.iter().map(|h| h.score).collect();
         let norm = normalize_keyword(&raw);
         Ok(Leg {

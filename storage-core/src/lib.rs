@@ -22,7 +22,7 @@ pub use filter::{
 };
 pub use graph::{GraphBuilder, RawEdge};
 pub use protocol::Store;
-pub use query::{parse_query, QueryNode};
+pub use query::{any_words_query, parse_query, QueryNode};
 pub use types::*;
 
 /// Checks a vector before it is stored or searched: right length, finite, non-zero.

@@ -67,6 +67,21 @@ impl QueryNode {
     }
 }
 
+/// Turns free text — a question, a pasted sentence — into a query that matches entries
+/// containing **any** of its words (ranked by how well they match), the way
+/// bag-of-words retrieval treats a question. Words are the text's alphanumeric runs,
+/// lower-cased (so an upper-case `OR` or `NOT` in the text is a word, not an operator),
+/// first occurrences only, at most [`MAX_QUERY_TERMS`]. `None` when the text has no words.
+pub fn any_words_query(text: &str) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    let words: Vec<String> = split_runs(text)
+        .into_iter()
+        .filter(|w| seen.insert(w.clone()))
+        .take(MAX_QUERY_TERMS)
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
 /// Parses a query. Errors are [`StorageError::InvalidQuery`] with a character position.
 pub fn parse_query(input: &str) -> Result<QueryNode> {
     if input.chars().count() > MAX_QUERY_CHARS {
@@ -475,6 +490,22 @@ impl fmt::Display for QueryNode {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod any_words_tests {
+    use super::*;
+
+    #[test]
+    fn any_words_query_is_a_safe_or_of_lowercased_words() {
+        assert_eq!(
+            any_words_query("USE OF DIGITAL COMPUTERS, OR NOT? (a/b) \"x\" use").as_deref(),
+            Some("use OR of OR digital OR computers OR or OR not OR a OR b OR x")
+        );
+        let q = any_words_query("OR AND NOT - ( \"").map(|q| parse_query(&q));
+        assert!(matches!(q, Some(Ok(QueryNode::Or(_)))), "{q:?}");
+        assert_eq!(any_words_query(" -- ?? "), None);
     }
 }
 

