@@ -136,6 +136,8 @@ macro_rules! conformance_tests {
                 no_match_is_empty,
                 terms_match_whole_words,
                 slashed_words_search_as_phrase,
+                keyword_scores_are_bm25,
+                rare_terms_and_short_entries_rank_higher,
             }
             vectors {
                 embedding_space_is_fixed_on_first_use,

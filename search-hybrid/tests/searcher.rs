@@ -348,8 +348,8 @@ on_both_backends!(
     bad_query_syntax_is_a_clear_error,
 );
 
-/// The same requests give the same rankings on SQLite and Postgres (and the same fused
-/// scores under RRF, which depends on ranks only).
+/// The same requests give the same rankings and the same scores on SQLite and Postgres
+/// (both rank keywords by the same BM25), under RRF and convex fusion.
 #[cfg(feature = "postgres-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_postgres_agree() {

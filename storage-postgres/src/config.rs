@@ -21,9 +21,15 @@ pub struct PgConfig {
     pub idle_timeout: Option<Duration>,
     /// Server-side limit per statement; exceeded statements end with `Timeout`.
     pub statement_timeout: Duration,
-    /// Text search configuration the full-text index is built with (default `english`),
-    /// checked against `pg_ts_config`. Fixed when the schema is created.
+    /// Text search configuration the full-text index is built with, fixed when the schema
+    /// is created. The default, `porter`, is Porter stemming without stopwords — the same
+    /// terms as SQLite's index, so both backends rank alike; any name in `pg_ts_config`
+    /// (e.g. `english`, which also drops stopwords) is accepted instead.
     pub text_search_config: String,
+    /// BM25 term-frequency saturation (default 1.2, SQLite FTS5's fixed value).
+    pub bm25_k1: f64,
+    /// BM25 length normalisation, 0–1 (default 0.75, SQLite FTS5's fixed value).
+    pub bm25_b: f64,
     /// When set, opening checks (or fixes) the store's embedding space.
     pub embedding: Option<EmbeddingSpace>,
     /// HNSW graph degree: higher means better recall, more memory, slower builds.
@@ -89,7 +95,9 @@ impl PgConfig {
             connection_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(300)),
             statement_timeout: Duration::from_secs(30),
-            text_search_config: "english".into(),
+            text_search_config: crate::schema::PORTER_CONFIG.into(),
+            bm25_k1: 1.2,
+            bm25_b: 0.75,
             embedding: None,
             hnsw_m: 16,
             hnsw_ef_construction: 64,
@@ -108,7 +116,8 @@ impl PgConfig {
     }
 
     /// Reads `KB_PG_URL` or `DATABASE_URL`, and the optional `KB_PG_SCHEMA`,
-    /// `KB_PG_POOL_MAX`, `KB_PG_TEXT_SEARCH_CONFIG`, `KB_PG_EF_SEARCH`.
+    /// `KB_PG_POOL_MAX`, `KB_PG_TEXT_SEARCH_CONFIG`, `KB_PG_EF_SEARCH`, `KB_PG_BM25_K1`,
+    /// `KB_PG_BM25_B`.
     pub fn from_env() -> Result<Self> {
         let url = std::env::var("KB_PG_URL")
             .or_else(|_| std::env::var("DATABASE_URL"))
@@ -138,6 +147,20 @@ impl PgConfig {
         if let Some(n) = num("KB_PG_EF_SEARCH")? {
             c.ef_search = n.max(1);
         }
+        let real = |name: &str| -> Result<Option<f64>> {
+            match std::env::var(name) {
+                Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+                    StorageError::invalid_input(format!("{name}={v:?} is not a number"))
+                }),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(k1) = real("KB_PG_BM25_K1")? {
+            c.bm25_k1 = k1;
+        }
+        if let Some(b) = real("KB_PG_BM25_B")? {
+            c.bm25_b = b;
+        }
         Ok(c)
     }
 
@@ -152,6 +175,11 @@ impl PgConfig {
         }
         if !(1..=1000).contains(&self.ef_search) {
             return Err(StorageError::invalid_input("ef_search must be 1-1000"));
+        }
+        if !(0.0..=100.0).contains(&self.bm25_k1) || !(0.0..=1.0).contains(&self.bm25_b) {
+            return Err(StorageError::invalid_input(
+                "bm25_k1 must be 0-100 and bm25_b 0-1",
+            ));
         }
         Ok(())
     }

@@ -7,8 +7,16 @@ use tokio_postgres::error::SqlState;
 /// Maps a driver error; `endpoint` (`host:port`) names the server in connection errors.
 pub(crate) fn map_pg(e: tokio_postgres::Error, endpoint: &str) -> StorageError {
     let Some(code) = e.code().cloned() else {
-        // No SQLSTATE: the connection itself failed (refused, reset, closed, TLS…).
-        return unavailable(endpoint, Some(Box::new(e)));
+        // No SQLSTATE: the connection itself failed (refused, reset, closed, TLS…) — or
+        // the client could not encode or decode a value, which is a bug, not an outage.
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.is_closed() || io || std::error::Error::source(&e).is_none() {
+            return unavailable(endpoint, Some(Box::new(e)));
+        }
+        return StorageError::Backend {
+            message: "the Postgres client could not convert a value".into(),
+            source: Some(Box::new(e)),
+        };
     };
     let c = code.code();
     match code {

@@ -164,7 +164,103 @@ ALTER TABLE vectors ALTER COLUMN passage DROP DEFAULT;
 ALTER TABLE vectors DROP CONSTRAINT vectors_pkey;
 ALTER TABLE vectors ADD PRIMARY KEY (entry, passage);
 "#,
+    // v3: BM25. `ts_rank` is not BM25 and ranks far worse; BM25 needs per-term document
+    // frequencies, per-entry term frequencies and lengths, which a tsvector cannot give at
+    // query time without unnesting every candidate. So every entry's tsvector is also kept as
+    // postings (term, entry, weighted tf, entry length), maintained by statement-level
+    // triggers from the rows each statement changed (one set-based INSERT per write, every
+    // write path covered, deletes cascade), and corpus totals live in 16 counter rows that
+    // writers pick at random, so concurrent writers do not queue on one hot row.
+    // See ARCHITECTURE.md (storage-postgres) for the costs.
+    r#"
+-- Σ over the term's positions of its field weight: title (A) 2, tags and summary (B)
+-- 1.5, body (C) 1 — SQLite's bm25() column weights.
+CREATE FUNCTION kb_postings(tsv tsvector) RETURNS TABLE (term text, tf real)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT u.lexeme,
+                 (SELECT sum(CASE w WHEN 'A' THEN 2.0 WHEN 'B' THEN 1.5 ELSE 1.0 END)
+                  FROM unnest(u.weights) w)::real
+          FROM unnest(tsv) u $$;
+
+-- Tokens in the entry, all fields (what FTS5 calls the row's size).
+CREATE FUNCTION kb_doc_len(tsv tsvector) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(sum(cardinality(u.positions)), 0)::integer FROM unnest(tsv) u $$;
+
+CREATE TABLE postings (
+    term  text COLLATE "C" NOT NULL,
+    entry bigint NOT NULL REFERENCES entries (rowid) ON DELETE CASCADE,
+    tf    real NOT NULL,
+    dl    integer NOT NULL,
+    PRIMARY KEY (term, entry)
+);
+CREATE INDEX postings_entry ON postings (entry);
+
+CREATE TABLE bm25_stats (
+    shard  smallint PRIMARY KEY,
+    docs   bigint NOT NULL,
+    tokens bigint NOT NULL
+);
+INSERT INTO bm25_stats (shard, docs, tokens) SELECT s, 0, 0 FROM generate_series(0, 15) s;
+
+CREATE FUNCTION kb_bm25_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO postings (term, entry, tf, dl)
+        SELECT p.term, n.rowid, p.tf, kb_doc_len(n.tsv) FROM new_rows n, kb_postings(n.tsv) p;
+    UPDATE bm25_stats SET docs = docs + d.n, tokens = tokens + d.t
+        FROM (SELECT count(*) AS n, coalesce(sum(kb_doc_len(tsv)), 0) AS t FROM new_rows) d
+        WHERE shard = (SELECT floor(random() * 16)::smallint);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION kb_bm25_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS kb_changed (rowid bigint, old_tsv tsvector, new_tsv tsvector)
+        ON COMMIT DELETE ROWS;
+    DELETE FROM kb_changed;
+    INSERT INTO kb_changed
+        SELECT n.rowid, o.tsv, n.tsv FROM old_rows o JOIN new_rows n ON n.rowid = o.rowid
+        WHERE o.tsv IS DISTINCT FROM n.tsv;
+    IF FOUND THEN
+        DELETE FROM postings p USING kb_changed c WHERE p.entry = c.rowid;
+        INSERT INTO postings (term, entry, tf, dl)
+            SELECT p.term, c.rowid, p.tf, kb_doc_len(c.new_tsv) FROM kb_changed c, kb_postings(c.new_tsv) p;
+        UPDATE bm25_stats SET tokens = tokens + d.t
+            FROM (SELECT coalesce(sum(kb_doc_len(new_tsv) - kb_doc_len(old_tsv)), 0) AS t FROM kb_changed) d
+            WHERE shard = (SELECT floor(random() * 16)::smallint);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION kb_bm25_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE bm25_stats SET docs = docs - d.n, tokens = tokens - d.t
+        FROM (SELECT count(*) AS n, coalesce(sum(kb_doc_len(tsv)), 0) AS t FROM old_rows) d
+        WHERE shard = (SELECT floor(random() * 16)::smallint);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER entries_bm25_insert AFTER INSERT ON entries
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kb_bm25_insert();
+CREATE TRIGGER entries_bm25_update AFTER UPDATE ON entries
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION kb_bm25_update();
+CREATE TRIGGER entries_bm25_delete AFTER DELETE ON entries
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kb_bm25_delete();
+
+INSERT INTO postings (term, entry, tf, dl)
+    SELECT p.term, e.rowid, p.tf, kb_doc_len(e.tsv) FROM entries e, kb_postings(e.tsv) p;
+UPDATE bm25_stats SET docs = (SELECT count(*) FROM entries),
+                      tokens = (SELECT coalesce(sum(kb_doc_len(tsv)), 0) FROM entries)
+    WHERE shard = 0;
+"#,
 ];
+
+/// The default text search configuration: Porter stemming without stopwords and with
+/// accents folded — the token stream of SQLite's FTS5 `porter unicode61
+/// remove_diacritics 2`, so both backends' BM25 sees the same terms. Not a Postgres
+/// configuration name: the store builds it from Postgres' snowball `porter` stemmer.
+pub const PORTER_CONFIG: &str = "porter";
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -236,22 +332,29 @@ pub(crate) async fn migrate(
              {SCHEMA_VERSION}; upgrade the software"
         )));
     }
+    let porter = ts_config == PORTER_CONFIG;
     if current < SCHEMA_VERSION {
-        let exists = tx
-            .query_opt(
+        let exists = if porter {
+            Some(())
+        } else {
+            tx.query_opt(
                 "SELECT 1 FROM pg_ts_config WHERE cfgname = $1",
                 &[&ts_config],
             )
             .await
-            .map_err(pg)?;
+            .map_err(pg)?
+            .map(|_| ())
+        };
         if exists.is_none() {
             return Err(StorageError::invalid_input(format!(
                 "text search configuration {ts_config:?} does not exist on the server \
-                 (see SELECT cfgname FROM pg_ts_config)"
+                 (see SELECT cfgname FROM pg_ts_config), and is not {PORTER_CONFIG:?}"
             )));
         }
-        let dicts: Vec<String> = tx
-            .query(
+        let dicts: Vec<String> = if porter {
+            vec!["kb_porter".into()]
+        } else {
+            tx.query(
                 "SELECT d.dictname::text FROM pg_ts_config_map m \
                  JOIN pg_ts_config c ON c.oid = m.mapcfg \
                  JOIN pg_ts_dict d ON d.oid = m.mapdict \
@@ -264,7 +367,8 @@ pub(crate) async fn migrate(
             .map_err(pg)?
             .iter()
             .map(|r| r.get(0))
-            .collect();
+            .collect()
+        };
         for d in &dicts {
             validate_identifier("text search dictionary", d)?;
         }
@@ -277,9 +381,27 @@ pub(crate) async fn migrate(
         tx.batch_execute(&format!("SET LOCAL search_path = \"{schema}\", public"))
             .await
             .map_err(pg)?;
+        if porter && current == 0 {
+            tx.batch_execute(
+                "CREATE TEXT SEARCH DICTIONARY kb_porter (TEMPLATE = snowball, Language = porter)",
+            )
+            .await
+            .map_err(pg)?;
+        }
+        let base = if porter { "simple" } else { ts_config };
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let sql = sql.replace("{cfg}", ts_config).replace("{dicts}", &dicts);
+            let sql = sql.replace("{cfg}", base).replace("{dicts}", &dicts);
             tx.batch_execute(&sql).await.map_err(pg)?;
+            if porter && i == 0 {
+                // `simple` maps ASCII words to itself: stem them too, as FTS5's porter does.
+                tx.batch_execute(
+                    "ALTER TEXT SEARCH CONFIGURATION kb_search ALTER MAPPING FOR \
+                     asciiword, asciihword, hword_asciipart, numword, numhword, hword_numpart \
+                     WITH kb_porter",
+                )
+                .await
+                .map_err(pg)?;
+            }
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES ($1)",
                 &[&(i as i32 + 1)],

@@ -13,10 +13,6 @@ pub(crate) const ENTRY_COLUMNS: &str = "e.kb, e.id, e.entry_type, e.title, e.sum
     e.tags, e.links, e.sources, e.metadata, e.date, e.importance, e.status, e.assignee, \
     e.lifecycle, e.source_path, e.created_at, e.updated_at, e.content_hash";
 
-/// `ts_rank_cd` weights `{D, C, B, A}`: body (C) 0.5, tags and summary (B) 0.75, title (A)
-/// 1.0 — the same ratios as SQLite's bm25 column weights.
-pub(crate) const RANK_WEIGHTS: &str = "'{0.1, 0.5, 0.75, 1.0}'";
-
 /// Text search configuration created by the migration.
 pub(crate) const TS_CONFIG: &str = "'kb_search'::regconfig";
 

@@ -23,7 +23,7 @@ use tokio_postgres::{GenericClient, NoTls, Row};
 use crate::config::{redact, PgConfig};
 use crate::error::{map_json, map_pg, map_pool};
 use crate::schema::{migrate, SCHEMA_VERSION};
-use crate::sql::{filter_sql, order_by, tsquery, Params, ENTRY_COLUMNS, RANK_WEIGHTS, TS_CONFIG};
+use crate::sql::{filter_sql, order_by, tsquery, Params, ENTRY_COLUMNS, TS_CONFIG};
 
 type Manager = PostgresConnectionManager<NoTls>;
 
@@ -248,7 +248,8 @@ impl PgStore {
     /// `EXPLAIN (FORMAT JSON)` of the keyword query `search` runs (diagnostics and tests).
     #[doc(hidden)]
     pub async fn explain_search(&self, query: &str, filter: &Filter) -> Result<Value> {
-        let (sql, params) = search_sql(query, filter)?;
+        let c = &self.inner.config;
+        let (sql, params) = search_sql(query, filter, c.bm25_k1, c.bm25_b)?;
         self.explain(&sql, &params).await
     }
 
@@ -408,22 +409,74 @@ async fn read_space(c: &impl GenericClient, endpoint: &str) -> Result<Option<Emb
     })
 }
 
-fn search_sql(query: &str, filter: &Filter) -> Result<(String, Params)> {
+/// The query's positive words and prefixes (those under NOT select nothing, so they do
+/// not score), as the user typed them; the SQL analyses them with the index's
+/// configuration.
+fn scoring_terms(node: &QueryNode, words: &mut Vec<String>, prefixes: &mut Vec<String>) {
+    match node {
+        QueryNode::Term(t) => words.push(t.clone()),
+        QueryNode::Prefix(t) => prefixes.push(t.clone()),
+        QueryNode::Phrase { terms, prefix } => {
+            let (last, init) = terms.split_last().expect("phrases are never empty");
+            words.extend(init.iter().cloned());
+            if *prefix {
+                prefixes.push(last.clone());
+            } else {
+                words.push(last.clone());
+            }
+        }
+        QueryNode::And(c) | QueryNode::Or(c) => {
+            c.iter().for_each(|n| scoring_terms(n, words, prefixes))
+        }
+        QueryNode::Not(_) => {}
+    }
+}
+
+/// Keyword search ranked by BM25 — the formula SQLite's FTS5 `bm25()` computes, over the
+/// same weighted fields, so both backends rank alike:
+/// `Σ_terms idf · f·(k1+1) / (f + k1·(1 − b + b·|d|/avgdl))`, with
+/// `idf = ln((N − df + 0.5)/(df + 0.5))` (at least 1e-6), `f` the field-weighted term
+/// frequency and `|d|` the entry's token count.
+///
+/// The tsquery selects the matches through the GIN index (phrases, NOT, filters); the
+/// `postings` rows of the query's terms give tf, |d| and df (a window count over the
+/// term's postings); N and avgdl come from the sharded `bm25_stats` counters. Phrases
+/// filter by adjacency but score by their words; a prefix scores as the terms it expands to.
+fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, Params)> {
     let node = parse_query(query)?;
     let mut p = Params::default();
     let q = tsquery(&node, &mut p);
     let cond = filter_sql(filter, &mut p)?;
+    let (mut words, mut prefixes) = (Vec::new(), Vec::new());
+    scoring_terms(&node, &mut words, &mut prefixes);
+    let words = p.push(words);
+    let prefixes = p.push(prefixes);
+    let k1 = p.push(k1);
+    let b = p.push(b);
     let opts = p.push(format!(
         "StartSel={}, StopSel={}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \"",
         HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE
     ));
     // The tsquery expression is written inline (not in a CTE) so the planner sees it and
-    // can drive a GIN bitmap scan; ranking happens in a subquery and headlines are built
-    // only for the returned page, since ts_headline is the expensive part.
+    // can drive a GIN bitmap scan; headlines are built only for the returned page, since
+    // ts_headline is the expensive part.
     let sql = format!(
-        "WITH hits AS (SELECT e.rowid, ts_rank_cd({RANK_WEIGHTS}, e.tsv, {q})::float8 AS score \
-                  FROM entries e WHERE e.tsv @@ {q}{cond} \
-                  ORDER BY score DESC, e.kb, e.id LIMIT {} OFFSET {}) \
+        "WITH m AS MATERIALIZED (SELECT e.rowid FROM entries e WHERE e.tsv @@ {q}{cond}), \
+         st AS (SELECT greatest(sum(docs), 1)::float8 AS n, \
+                       greatest(sum(tokens), 1)::float8 / greatest(sum(docs), 1) AS avgdl FROM bm25_stats), \
+         t AS (SELECT x.term FROM unnest({words}::text[]) w, \
+                      unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term) \
+               UNION \
+               SELECT DISTINCT po.term FROM unnest({prefixes}::text[]) w, \
+                      unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(stem) \
+                      JOIN postings po ON po.term LIKE x.stem || '%'), \
+         p AS (SELECT po.entry, po.tf, po.dl, count(*) OVER (PARTITION BY po.term) AS df \
+               FROM postings po JOIN t ON po.term = t.term), \
+         s AS (SELECT p.entry, sum(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
+                      * p.tf * ({k1}::float8 + 1) / (p.tf + {k1}::float8 * (1 - {b}::float8 + {b}::float8 * p.dl / st.avgdl)))::float8 AS score \
+               FROM p JOIN m ON m.rowid = p.entry CROSS JOIN st GROUP BY p.entry), \
+         hits AS (SELECT s.entry AS rowid, s.score FROM s JOIN entries e ON e.rowid = s.entry \
+                  ORDER BY s.score DESC, e.kb, e.id LIMIT {} OFFSET {}) \
          SELECT {ENTRY_COLUMNS}, hits.score, \
                 ts_headline({TS_CONFIG}, e.title || E'\\n' || e.summary || E'\\n' || e.body, {q}, {opts}) \
          FROM hits JOIN entries e ON e.rowid = hits.rowid \
@@ -1155,7 +1208,8 @@ impl Store for PgStore {
     }
 
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
-        let (sql, p) = search_sql(query, filter)?;
+        let c = &self.inner.config;
+        let (sql, p) = search_sql(query, filter, c.bm25_k1, c.bm25_b)?;
         let conn = self.conn().await?;
         let rows = conn.query(&sql, &p.refs()).await.map_err(self.pg())?;
         Ok(rows

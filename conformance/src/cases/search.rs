@@ -357,3 +357,74 @@ pub async fn slashed_words_search_as_phrase(s: S) -> Result<()> {
     );
     Ok(())
 }
+
+/// The BM25 of SQLite's FTS5 (k1 1.2, b 0.75, weights title 2 / tags, summary 1.5 /
+/// body 1), computed here by hand for one term.
+fn bm25(n: f64, df: f64, f: f64, dl: f64, avgdl: f64) -> f64 {
+    let idf = ((n - df + 0.5) / (df + 0.5)).ln().max(1e-6);
+    idf * f * 2.2 / (f + 1.2 * (0.25 + 0.75 * dl / avgdl))
+}
+
+/// Keyword scores are BM25 with the documented parameters, on every backend: the values,
+/// not only the order, match a hand computation.
+pub async fn keyword_scores_are_bm25(s: S) -> Result<()> {
+    kb(&s, "b").await?;
+    // Titles are one token each; bodies as written. Tokens: 3, 5, 2, 2, 2, 4 → 18.
+    let docs = [
+        ("d1", "one", "apple banana"),
+        ("d2", "two", "apple apple cherry date"),
+        ("d3", "three", "cherry"),
+        ("d4", "four", "fig"),
+        ("d5", "five", "grape"),
+        ("d6", "apple", "kiwi lime mango"),
+    ];
+    for (id, title, body) in docs {
+        put(&s, note("b", id, title, body)).await?;
+    }
+    let (n, avgdl) = (6.0, 18.0 / 6.0);
+    let hits = s.search("apple", &Filter::new()).await?;
+    let got: Vec<(&str, f64)> = hits
+        .iter()
+        .map(|h| (h.entry.id.as_str(), h.score))
+        .collect();
+    // df 3; d6 has it once in the title (weight 2), d2 twice in the body, d1 once.
+    let mut want = [
+        ("d6", bm25(n, 3.0, 2.0, 4.0, avgdl)),
+        ("d2", bm25(n, 3.0, 2.0, 5.0, avgdl)),
+        ("d1", bm25(n, 3.0, 1.0, 3.0, avgdl)),
+    ];
+    want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    assert_eq!(got.len(), 3, "{got:?}");
+    for ((gid, gs), (wid, ws)) in got.iter().zip(&want) {
+        assert_eq!(gid, wid, "order: {got:?} vs {want:?}");
+        assert!((gs - ws).abs() < 1e-6 * ws.max(1.0), "{gid}: {gs} vs {ws}");
+    }
+    Ok(())
+}
+
+/// A rare term weighs more than a common one (idf), and a shorter entry with the same
+/// match outranks a longer one (length normalisation).
+pub async fn rare_terms_and_short_entries_rank_higher(s: S) -> Result<()> {
+    kb(&s, "b").await?;
+    let filler = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do";
+    for i in 0..8 {
+        put(&s, note("b", &format!("c{i}"), "common", filler)).await?;
+    }
+    put(&s, note("b", "rare", "x", "common zebra")).await?;
+    put(&s, note("b", "twice", "y", "common common")).await?;
+    let hits = s.search("common OR zebra", &Filter::new().limit(3)).await?;
+    assert_eq!(hits[0].entry.id, "rare", "{:?}", ids_of(&hits));
+    put(&s, note("b", "short", "s", "okapi")).await?;
+    put(
+        &s,
+        note("b", "long", "l", &format!("okapi {filler} {filler}")),
+    )
+    .await?;
+    let hits = s.search("okapi", &Filter::new()).await?;
+    assert_eq!(ids_of(&hits), ["short", "long"]);
+    Ok(())
+}
+
+fn ids_of(h: &[SearchHit]) -> Vec<&str> {
+    h.iter().map(|h| h.entry.id.as_str()).collect()
+}
