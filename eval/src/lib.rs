@@ -163,7 +163,9 @@ pub fn mode_name(m: SearchMode) -> &'static str {
 }
 
 /// Imports `collection` into `store` (which must be empty), embeds it with `embedder`
-/// when a mode needs vectors, and evaluates every mode.
+/// when a mode needs vectors — or copies the passages from `vectors_from`, a store the
+/// same collection was already embedded into with the same embedder — and evaluates
+/// every mode.
 pub async fn evaluate(
     collection: &Collection,
     store: Arc<dyn Store>,
@@ -171,6 +173,7 @@ pub async fn evaluate(
     embedder: Arc<dyn Embedder>,
     modes: &[SearchMode],
     config: SearchConfig,
+    vectors_from: Option<Arc<dyn Store>>,
 ) -> Result<Report, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     store
@@ -191,7 +194,42 @@ pub async fn evaluate(
         entries.len(),
         t.elapsed().as_secs_f64()
     );
-    if modes.iter().any(|m| *m != SearchMode::Keyword) {
+    if let (true, Some(src)) = (
+        modes.iter().any(|m| *m != SearchMode::Keyword),
+        &vectors_from,
+    ) {
+        let t = Instant::now();
+        store
+            .ensure_embedding_space(&embedder.space())
+            .await
+            .map_err(|e| err(&e))?;
+        let mut copied = 0;
+        for chunk in entries.chunks(500) {
+            let mut batch = Vec::new();
+            for e in chunk {
+                let key = e.key();
+                let passages = src.get_passages(&key).await.map_err(|e| err(&e))?;
+                if !passages.is_empty() {
+                    batch.push(storage_core::EntryPassages {
+                        key,
+                        passages: passages
+                            .into_iter()
+                            .map(|p| storage_core::PassageVector {
+                                text: p.text,
+                                vector: p.vector,
+                            })
+                            .collect(),
+                    });
+                }
+            }
+            copied += batch.len();
+            store.put_passages(&batch).await.map_err(|e| err(&e))?;
+        }
+        eprintln!(
+            "copied the passages of {copied} documents from the first backend in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+    } else if modes.iter().any(|m| *m != SearchMode::Keyword) {
         let t = Instant::now();
         let worker = EmbedWorker::new(
             store.clone(),

@@ -71,6 +71,7 @@ async fn keyword_evaluation_on_a_tiny_collection() {
         Arc::new(HashingEmbedder::new(16)),
         &[SearchMode::Keyword, SearchMode::Hybrid],
         SearchConfig::default(),
+        None,
     )
     .await
     .unwrap();
