@@ -102,6 +102,9 @@ async fn run(args: Args) -> Result<(), String> {
         b => vec![b],
     };
     let mut reports: Vec<Report> = Vec::new();
+    // With both backends, the second reuses the first one's vectors: the same model on
+    // the same text gives the same vectors, and embedding is the slow part.
+    let mut first: Option<Arc<dyn Store>> = None;
     for b in backends {
         let name = if b == Backend::Postgres {
             "postgres"
@@ -109,7 +112,17 @@ async fn run(args: Args) -> Result<(), String> {
             "sqlite"
         };
         let store = open(b).await?;
-        let report = evaluate(&collection, store, name, embedder.clone(), &modes, config).await?;
+        let report = evaluate(
+            &collection,
+            store.clone(),
+            name,
+            embedder.clone(),
+            &modes,
+            config,
+            first.clone(),
+        )
+        .await?;
+        first.get_or_insert(store);
         if !args.json {
             println!("{}", report.table());
         }
