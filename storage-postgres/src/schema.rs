@@ -173,13 +173,17 @@ ALTER TABLE vectors ADD PRIMARY KEY (entry, passage);
     // writers pick at random, so concurrent writers do not queue on one hot row.
     // See ARCHITECTURE.md (storage-postgres) for the costs.
     r#"
--- Σ over the term's positions of its field weight: title (A) 2, tags and summary (B)
--- 1.5, body (C) 1 — SQLite's bm25() column weights.
-CREATE FUNCTION kb_postings(tsv tsvector) RETURNS TABLE (term text, tf real)
+-- One row per term of the entry: tf = Σ over the term's positions of its field weight
+-- (title (A) 2, tags and summary (B) 1.5, body (C) 1 — SQLite's bm25() column weights),
+-- dl = the entry's token count, all fields (what FTS5 calls the row's size). One pass
+-- over the tsvector: dl is a window sum over the same rows.
+CREATE FUNCTION kb_postings(tsv tsvector) RETURNS TABLE (term text, tf real, dl integer)
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT u.lexeme,
-                 (SELECT sum(CASE w WHEN 'A' THEN 2.0 WHEN 'B' THEN 1.5 ELSE 1.0 END)
-                  FROM unnest(u.weights) w)::real
+                 (cardinality(u.weights)
+                  + 1.0 * cardinality(array_positions(u.weights, 'A'))
+                  + 0.5 * cardinality(array_positions(u.weights, 'B')))::real,
+                 (sum(cardinality(u.positions)) OVER ())::integer
           FROM unnest(tsv) u $$;
 
 -- Tokens in the entry, all fields (what FTS5 calls the row's size).
@@ -206,7 +210,7 @@ INSERT INTO bm25_stats (shard, docs, tokens) SELECT s, 0, 0 FROM generate_series
 CREATE FUNCTION kb_bm25_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO postings (term, entry, tf, dl)
-        SELECT p.term, n.rowid, p.tf, kb_doc_len(n.tsv) FROM new_rows n, kb_postings(n.tsv) p;
+        SELECT p.term, n.rowid, p.tf, p.dl FROM new_rows n, kb_postings(n.tsv) p;
     UPDATE bm25_stats SET docs = docs + d.n, tokens = tokens + d.t
         FROM (SELECT count(*) AS n, coalesce(sum(kb_doc_len(tsv)), 0) AS t FROM new_rows) d
         WHERE shard = (SELECT floor(random() * 16)::smallint);
@@ -224,7 +228,7 @@ BEGIN
     IF FOUND THEN
         DELETE FROM postings p USING kb_changed c WHERE p.entry = c.rowid;
         INSERT INTO postings (term, entry, tf, dl)
-            SELECT p.term, c.rowid, p.tf, kb_doc_len(c.new_tsv) FROM kb_changed c, kb_postings(c.new_tsv) p;
+            SELECT p.term, c.rowid, p.tf, p.dl FROM kb_changed c, kb_postings(c.new_tsv) p;
         UPDATE bm25_stats SET tokens = tokens + d.t
             FROM (SELECT coalesce(sum(kb_doc_len(new_tsv) - kb_doc_len(old_tsv)), 0) AS t FROM kb_changed) d
             WHERE shard = (SELECT floor(random() * 16)::smallint);
@@ -249,7 +253,7 @@ CREATE TRIGGER entries_bm25_delete AFTER DELETE ON entries
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kb_bm25_delete();
 
 INSERT INTO postings (term, entry, tf, dl)
-    SELECT p.term, e.rowid, p.tf, kb_doc_len(e.tsv) FROM entries e, kb_postings(e.tsv) p;
+    SELECT p.term, e.rowid, p.tf, p.dl FROM entries e, kb_postings(e.tsv) p;
 UPDATE bm25_stats SET docs = (SELECT count(*) FROM entries),
                       tokens = (SELECT coalesce(sum(kb_doc_len(tsv)), 0) FROM entries)
     WHERE shard = 0;
