@@ -301,13 +301,6 @@ impl Searcher {
         if self.store.embedding_space().await?.is_none() {
             return Ok(Err("no vectors yet (nothing has been embedded)".into()));
         }
-        let coverage = self.store.vector_coverage(&Filter::new()).await?;
-        if coverage.with_vector == 0 {
-            return Ok(Err(format!(
-                "no vectors yet (0 of {} entries embedded)",
-                coverage.without_vector
-            )));
-        }
         let vector = match embed::embed_one(self.embedder.as_ref(), query).await {
             Ok(v) => v,
             Err(e) if e.is_transient() => {
@@ -319,6 +312,17 @@ impl Searcher {
         q.filter = filter.clone();
         q.filter.limit = None;
         let hits = self.store.semantic_search(&q).await?;
+        if hits.is_empty() {
+            // Only now (rarely) pay for a count: no hits because nothing is embedded yet
+            // is worth saying; no hits because the filter selects nothing is not.
+            let coverage = self.store.vector_coverage(&Filter::new()).await?;
+            if coverage.with_vector == 0 {
+                return Ok(Err(format!(
+                    "no vectors yet (0 of {} entries embedded)",
+                    coverage.without_vector
+                )));
+            }
+        }
         Ok(Ok(Leg {
             hits: hits
                 .into_iter()
