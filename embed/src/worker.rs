@@ -371,10 +371,18 @@ impl EmbedWorker {
         Ok(out)
     }
 
+    /// Embeds in chunks of `embed_batch`, shortest texts together: a batch is padded to
+    /// its longest input, so mixing lengths wastes most of the model's work.
     async fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.config.embed_batch.max(1)) {
-            out.extend(self.embedder.embed(chunk).await?);
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(self.config.embed_batch.max(1)) {
+            let batch: Vec<String> = chunk.iter().map(|&i| texts[i].clone()).collect();
+            let vectors = self.embedder.embed(&batch).await?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
         }
         Ok(out)
     }
