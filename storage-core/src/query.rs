@@ -67,18 +67,38 @@ impl QueryNode {
     }
 }
 
+/// English function words left out of free-text queries: they occur in nearly every
+/// entry, so they add little to a ranking and make every entry a candidate. The index
+/// keeps them (phrases like "state of the art" still match as typed). The 33-word list of
+/// Lucene and bm25s.
+const FREE_TEXT_STOPWORDS: [&str; 33] = [
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with",
+];
+
 /// Turns free text — a question, a pasted sentence — into a query that matches entries
 /// containing **any** of its words (ranked by how well they match), the way
 /// bag-of-words retrieval treats a question. Words are the text's alphanumeric runs,
 /// lower-cased (so an upper-case `OR` or `NOT` in the text is a word, not an operator),
-/// first occurrences only, at most [`MAX_QUERY_TERMS`]. `None` when the text has no words.
+/// first occurrences only, without English stopwords unless nothing else is left, at
+/// most [`MAX_QUERY_TERMS`]. `None` when the text has no words.
 pub fn any_words_query(text: &str) -> Option<String> {
     let mut seen = std::collections::HashSet::new();
-    let words: Vec<String> = split_runs(text)
+    let all: Vec<String> = split_runs(text)
         .into_iter()
         .filter(|w| seen.insert(w.clone()))
-        .take(MAX_QUERY_TERMS)
         .collect();
+    let content: Vec<&String> = all
+        .iter()
+        .filter(|w| !FREE_TEXT_STOPWORDS.contains(&w.as_str()))
+        .collect();
+    let words: Vec<&str> = if content.is_empty() {
+        all.iter().map(String::as_str).collect()
+    } else {
+        content.into_iter().map(String::as_str).collect()
+    };
+    let words: Vec<&str> = words.into_iter().take(MAX_QUERY_TERMS).collect();
     (!words.is_empty()).then(|| words.join(" OR "))
 }
 
@@ -501,7 +521,13 @@ mod any_words_tests {
     fn any_words_query_is_a_safe_or_of_lowercased_words() {
         assert_eq!(
             any_words_query("USE OF DIGITAL COMPUTERS, OR NOT? (a/b) \"x\" use").as_deref(),
-            Some("use OR of OR digital OR computers OR or OR not OR a OR b OR x")
+            Some("use OR digital OR computers OR b OR x"),
+            "stopwords dropped"
+        );
+        assert_eq!(
+            any_words_query("To be or not to be").as_deref(),
+            Some("to OR be OR or OR not"),
+            "only stopwords: kept"
         );
         let q = any_words_query("OR AND NOT - ( \"").map(|q| parse_query(&q));
         assert!(matches!(q, Some(Ok(QueryNode::Or(_)))), "{q:?}");

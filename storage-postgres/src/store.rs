@@ -450,33 +450,43 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
     let (mut words, mut prefixes) = (Vec::new(), Vec::new());
     scoring_terms(&node, &mut words, &mut prefixes);
     let words = p.push(words);
-    let prefixes = p.push(prefixes);
     let k1 = p.push(k1);
     let b = p.push(b);
     let opts = p.push(format!(
         "StartSel={}, StopSel={}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \"",
         HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE
     ));
+    // The prefix branch is only written when there are prefixes: the planner cannot see
+    // that an empty array makes it a no-op and would scan every posting.
+    let prefix_terms = if prefixes.is_empty() {
+        String::new()
+    } else {
+        let prefixes = p.push(prefixes);
+        format!(
+            " UNION SELECT DISTINCT po.term FROM unnest({prefixes}::text[]) w, \
+                     unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(stem) \
+                     JOIN postings po ON po.term LIKE x.stem || '%'"
+        )
+    };
     // The tsquery expression is written inline (not in a CTE) so the planner sees it and
-    // can drive a GIN bitmap scan; headlines are built only for the returned page, since
-    // ts_headline is the expensive part.
+    // can drive a GIN bitmap scan. Each term's postings are read by an index range scan
+    // (LATERAL, so the planner never merges over the whole index) and df is counted per
+    // term; the matches carry (kb, id) for the tiebreak, so ranking never revisits
+    // `entries`. Headlines are built only for the returned page: ts_headline is expensive.
     let sql = format!(
-        "WITH m AS MATERIALIZED (SELECT e.rowid FROM entries e WHERE e.tsv @@ {q}{cond}), \
+        "WITH m AS MATERIALIZED (SELECT e.rowid, e.kb, e.id FROM entries e WHERE e.tsv @@ {q}{cond}), \
          st AS (SELECT greatest(sum(docs), 1)::float8 AS n, \
                        greatest(sum(tokens), 1)::float8 / greatest(sum(docs), 1) AS avgdl FROM bm25_stats), \
          t AS (SELECT x.term FROM unnest({words}::text[]) w, \
-                      unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term) \
-               UNION \
-               SELECT DISTINCT po.term FROM unnest({prefixes}::text[]) w, \
-                      unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(stem) \
-                      JOIN postings po ON po.term LIKE x.stem || '%'), \
-         p AS (SELECT po.entry, po.tf, po.dl, count(*) OVER (PARTITION BY po.term) AS df \
-               FROM postings po JOIN t ON po.term = t.term), \
-         s AS (SELECT p.entry, sum(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
+                      unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term){prefix_terms}), \
+         tdf AS MATERIALIZED (SELECT DISTINCT t.term, \
+                      (SELECT count(*) FROM postings c WHERE c.term = t.term) AS df FROM t), \
+         p AS (SELECT po.entry, po.tf, po.dl, tdf.df FROM tdf \
+               CROSS JOIN LATERAL (SELECT entry, tf, dl FROM postings WHERE term = tdf.term) po), \
+         s AS (SELECT m.rowid, m.kb, m.id, sum(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
                       * p.tf * ({k1}::float8 + 1) / (p.tf + {k1}::float8 * (1 - {b}::float8 + {b}::float8 * p.dl / st.avgdl)))::float8 AS score \
-               FROM p JOIN m ON m.rowid = p.entry CROSS JOIN st GROUP BY p.entry), \
-         hits AS (SELECT s.entry AS rowid, s.score FROM s JOIN entries e ON e.rowid = s.entry \
-                  ORDER BY s.score DESC, e.kb, e.id LIMIT {} OFFSET {}) \
+               FROM p JOIN m ON m.rowid = p.entry CROSS JOIN st GROUP BY m.rowid, m.kb, m.id), \
+         hits AS (SELECT s.rowid, s.score FROM s ORDER BY s.score DESC, s.kb, s.id LIMIT {} OFFSET {}) \
          SELECT {ENTRY_COLUMNS}, hits.score, \
                 ts_headline({TS_CONFIG}, e.title || E'\\n' || e.summary || E'\\n' || e.body, {q}, {opts}) \
          FROM hits JOIN entries e ON e.rowid = hits.rowid \
