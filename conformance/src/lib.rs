@@ -209,6 +209,7 @@ macro_rules! conformance_tests {
                 error_messages_hide_driver_text,
                 only_transient_errors_are_retryable,
                 concurrent_writers_and_readers_succeed,
+                optimize_changes_no_result,
             }
             }
         }

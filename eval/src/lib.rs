@@ -250,6 +250,9 @@ pub async fn evaluate(
             t.elapsed().as_secs_f64()
         );
     }
+    // What autovacuum would do shortly after a bulk load; measured latencies are then
+    // those of a settled store, not of the first minute after an import.
+    store.optimize().await.map_err(|e| err(&e))?;
     let searcher = Searcher::new(store.clone(), embedder, config)
         .await
         .map_err(|e| err(&e))?;

@@ -209,11 +209,14 @@ impl Searcher {
         req.filter.validate()?;
         let limit = req.filter.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         let offset = req.filter.offset;
-        let depth = self
-            .config
-            .depth
-            .max(offset + limit)
-            .clamp(1, MAX_PAGE_SIZE);
+        // A single leg needs only the page (the store ranks it, and keyword snippets are
+        // built per hit); fusion needs `depth` candidates from each leg.
+        let depth = if req.mode == SearchMode::Hybrid {
+            self.config.depth.max(offset + limit)
+        } else {
+            offset + limit
+        }
+        .clamp(1, MAX_PAGE_SIZE);
         let mut candidates = req.filter.clone();
         candidates.limit = Some(depth);
         candidates.offset = 0;

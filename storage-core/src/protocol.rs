@@ -254,4 +254,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // ------------------------------------------------------------ health
 
     async fn health(&self) -> Result<HealthReport>;
+
+    /// Refreshes the engine's planner statistics and index housekeeping after a bulk load
+    /// (Postgres `ANALYZE`, SQLite `PRAGMA optimize` and FTS5 merge). Never changes any
+    /// result; without it the engine catches up on its own later (autovacuum), and queries
+    /// right after a large import may run with poor plans meanwhile.
+    async fn optimize(&self) -> Result<()>;
 }

@@ -1962,6 +1962,14 @@ impl Store for PgStore {
         Ok(CasOutcome::Swapped)
     }
 
+    async fn optimize(&self) -> Result<()> {
+        let conn = self.conn().await?;
+        // Table names are fixed; the schema comes from search_path.
+        conn.batch_execute("ANALYZE entries, postings, vectors, entry_tags, links, embed_queue")
+            .await
+            .map_err(self.pg())
+    }
+
     async fn health(&self) -> Result<HealthReport> {
         let space = self.space().await?;
         let conn = self.conn().await?;

@@ -1627,6 +1627,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn optimize(&self) -> Result<()> {
+        self.run(|c, _| {
+            sql(c.execute_batch(
+                "INSERT INTO entries_fts(entries_fts) VALUES ('optimize'); PRAGMA optimize;",
+            ))
+        })
+        .await
+    }
+
     async fn health(&self) -> Result<HealthReport> {
         let pool = self.pool.clone();
         self.run(move |c, _| {

@@ -92,3 +92,18 @@ pub async fn concurrent_writers_and_readers_succeed(s: S) -> Result<()> {
     assert_eq!(s.count_entries(&Filter::new()).await?, 80);
     Ok(())
 }
+
+/// `optimize` after a bulk load changes no result.
+pub async fn optimize_changes_no_result(s: S) -> Result<()> {
+    crate::fixtures::food_corpus(&s).await?;
+    let before_search = s.search("apple OR pie", &Filter::new()).await?;
+    let before_list = s.list_entries(&Filter::new()).await?;
+    s.optimize().await?;
+    s.optimize().await?;
+    assert_eq!(
+        s.search("apple OR pie", &Filter::new()).await?,
+        before_search
+    );
+    assert_eq!(s.list_entries(&Filter::new()).await?, before_list);
+    Ok(())
+}
