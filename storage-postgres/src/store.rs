@@ -470,23 +470,46 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
     };
     // The tsquery expression is written inline (not in a CTE) so the planner sees it and
     // can drive a GIN bitmap scan. Each term's postings are read by an index range scan
-    // (LATERAL, so the planner never merges over the whole index) and df is counted per
-    // term; the matches carry (kb, id) for the tiebreak, so ranking never revisits
-    // `entries`. Headlines are built only for the returned page: ts_headline is expensive.
+    // (LATERAL, so the planner never merges over the whole index; df is a window count
+    // over the same rows); the matches carry (kb, id) for the tiebreak. Headlines are built only for the returned page: ts_headline is expensive.
+    // A single word or an OR of words matches exactly the entries that have a posting of
+    // one of its terms: then the postings alone find the candidates, and the filter is
+    // checked on `entries` by primary key — no tsvector is read (the tsquery scan reads
+    // every matching tsvector, most of the cost when a term is frequent). Other queries
+    // (AND, phrases, NOT, prefixes) select their matches with the tsquery.
+    let disjunction = match &node {
+        QueryNode::Term(_) => true,
+        QueryNode::Or(c) => c.iter().all(|n| matches!(n, QueryNode::Term(_))),
+        _ => false,
+    };
+    let (matches, score_from, ranked) = if disjunction {
+        (
+            String::new(),
+            "FROM p CROSS JOIN st GROUP BY p.entry".to_owned(),
+            format!("SELECT s.entry AS rowid, s.score FROM s JOIN entries e ON e.rowid = s.entry WHERE TRUE{cond} \
+                     ORDER BY s.score DESC, e.kb, e.id"),
+        )
+    } else {
+        (
+            format!("m AS MATERIALIZED (SELECT e.rowid, e.kb, e.id FROM entries e WHERE e.tsv @@ {q}{cond}), "),
+            "FROM p JOIN m ON m.rowid = p.entry CROSS JOIN st GROUP BY p.entry, m.kb, m.id".to_owned(),
+            "SELECT s.entry AS rowid, s.score FROM s ORDER BY s.score DESC, s.kb, s.id".to_owned(),
+        )
+    };
+    let keys = if disjunction { "" } else { ", m.kb, m.id" };
     let sql = format!(
-        "WITH m AS MATERIALIZED (SELECT e.rowid, e.kb, e.id FROM entries e WHERE e.tsv @@ {q}{cond}), \
+        "WITH {matches}\
          st AS (SELECT greatest(sum(docs), 1)::float8 AS n, \
                        greatest(sum(tokens), 1)::float8 / greatest(sum(docs), 1) AS avgdl FROM bm25_stats), \
          t AS (SELECT x.term FROM unnest({words}::text[]) w, \
                       unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term){prefix_terms}), \
-         tdf AS MATERIALIZED (SELECT DISTINCT t.term, \
-                      (SELECT count(*) FROM postings c WHERE c.term = t.term) AS df FROM t), \
-         p AS (SELECT po.entry, po.tf, po.dl, tdf.df FROM tdf \
-               CROSS JOIN LATERAL (SELECT entry, tf, dl FROM postings WHERE term = tdf.term) po), \
-         s AS (SELECT m.rowid, m.kb, m.id, sum(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
+         tq AS MATERIALIZED (SELECT DISTINCT term FROM t), \
+         p AS (SELECT po.entry, po.tf, po.dl, count(*) OVER (PARTITION BY tq.term) AS df FROM tq \
+               CROSS JOIN LATERAL (SELECT entry, tf, dl FROM postings WHERE term = tq.term) po), \
+         s AS (SELECT p.entry{keys}, sum(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
                       * p.tf * ({k1}::float8 + 1) / (p.tf + {k1}::float8 * (1 - {b}::float8 + {b}::float8 * p.dl / st.avgdl)))::float8 AS score \
-               FROM p JOIN m ON m.rowid = p.entry CROSS JOIN st GROUP BY m.rowid, m.kb, m.id), \
-         hits AS (SELECT s.rowid, s.score FROM s ORDER BY s.score DESC, s.kb, s.id LIMIT {} OFFSET {}) \
+               {score_from}), \
+         hits AS ({ranked} LIMIT {} OFFSET {}) \
          SELECT {ENTRY_COLUMNS}, hits.score, \
                 ts_headline({TS_CONFIG}, e.title || E'\\n' || e.summary || E'\\n' || e.body, {q}, {opts}) \
          FROM hits JOIN entries e ON e.rowid = hits.rowid \
@@ -1964,10 +1987,22 @@ impl Store for PgStore {
 
     async fn optimize(&self) -> Result<()> {
         let conn = self.conn().await?;
-        // Table names are fixed; the schema comes from search_path.
-        conn.batch_execute("ANALYZE entries, postings, vectors, entry_tags, links, embed_queue")
-            .await
-            .map_err(self.pg())
+        // Table names are fixed; the schema comes from search_path. VACUUM (one table per
+        // statement: it cannot run in a transaction block) also sets the visibility map,
+        // so postings are read by index-only scans.
+        for table in [
+            "entries",
+            "postings",
+            "vectors",
+            "entry_tags",
+            "links",
+            "embed_queue",
+        ] {
+            conn.batch_execute(&format!("VACUUM (ANALYZE) {table}"))
+                .await
+                .map_err(self.pg())?;
+        }
+        Ok(())
     }
 
     async fn health(&self) -> Result<HealthReport> {
