@@ -470,8 +470,8 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
     };
     // The tsquery expression is written inline (not in a CTE) so the planner sees it and
     // can drive a GIN bitmap scan. Each term's postings are read by an index range scan
-    // (LATERAL, so the planner never merges over the whole index; df is a window count
-    // over the same rows); the matches carry (kb, id) for the tiebreak. Headlines are built only for the returned page: ts_headline is expensive.
+    // (LATERAL with OFFSET 0, a subquery the planner cannot flatten, so it never scans or
+    // merges the whole postings table; df is a window count over the same rows); the matches carry (kb, id) for the tiebreak. Headlines are built only for the returned page: ts_headline is expensive.
     // A single word or an OR of words matches exactly the entries that have a posting of
     // one of its terms: then the postings alone find the candidates, and the filter is
     // checked on `entries` by primary key — no tsvector is read (the tsquery scan reads
@@ -505,7 +505,7 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
                       unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term){prefix_terms}), \
          tq AS MATERIALIZED (SELECT DISTINCT term FROM t), \
          p AS (SELECT po.entry, po.tf, po.dl, count(*) OVER (PARTITION BY tq.term) AS df FROM tq \
-               CROSS JOIN LATERAL (SELECT entry, tf, dl FROM postings WHERE term = tq.term) po), \
+               CROSS JOIN LATERAL (SELECT entry, tf, dl FROM postings WHERE term = tq.term OFFSET 0) po), \
          s AS (SELECT p.entry{keys}, sum(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
                       * p.tf * ({k1}::float8 + 1) / (p.tf + {k1}::float8 * (1 - {b}::float8 + {b}::float8 * p.dl / st.avgdl)))::float8 AS score \
                {score_from}), \

@@ -76,6 +76,7 @@ async fn keyword_and_semantic_queries_use_gin_and_hnsw_indexes() {
     // index at any setting.
     let store = loaded(3000, 384, 40).await;
     let corpus = Corpus::new(7);
+    // A word (or an OR of words) takes its candidates from the postings index.
     let plan = store
         .explain_search(corpus.word(1700), &Filter::new().limit(10))
         .await
@@ -83,8 +84,20 @@ async fn keyword_and_semantic_queries_use_gin_and_hnsw_indexes() {
     let mut names = Vec::new();
     index_names(&plan, &mut names);
     assert!(
-        names.iter().any(|n| n == "entries_tsv"),
-        "keyword plan does not use the GIN index: {plan}"
+        names.iter().any(|n| n == "postings_pkey"),
+        "one-word plan does not use the postings index: {plan}"
+    );
+    // Other queries select their matches through the GIN index on the tsvector.
+    let and = format!("{} {}", corpus.word(300), corpus.word(400));
+    let plan = store
+        .explain_search(&and, &Filter::new().limit(10))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    index_names(&plan, &mut names);
+    assert!(
+        names.iter().any(|n| n == "entries_tsv") && names.iter().any(|n| n == "postings_pkey"),
+        "AND plan does not use the GIN and postings indexes: {plan}"
     );
 
     let q = SemanticQuery::new(corpus.query_vector(3, 1), 10)
