@@ -486,8 +486,13 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
         (
             String::new(),
             "FROM p CROSS JOIN st GROUP BY p.entry".to_owned(),
-            format!("SELECT s.entry AS rowid, s.score FROM s JOIN entries e ON e.rowid = s.entry WHERE TRUE{cond} \
-                     ORDER BY s.score DESC, e.kb, e.id"),
+            // Per-candidate primary-key lookups (OFFSET 0 keeps the planner from turning
+            // them into a scan of the whole table).
+            format!(
+                "SELECT s.entry AS rowid, s.score FROM s CROSS JOIN LATERAL \
+                     (SELECT e.kb, e.id FROM entries e WHERE e.rowid = s.entry{cond} OFFSET 0) e \
+                     ORDER BY s.score DESC, e.kb, e.id"
+            ),
         )
     } else {
         (
