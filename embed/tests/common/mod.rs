@@ -1,4 +1,5 @@
-//! Opens a fresh store on each backend for the tests that must hold on both.
+//! Opens a fresh store on each backend for the tests that must hold on both (also used
+//! by `search-hybrid`'s tests, through `#[path]`).
 
 use std::sync::Arc;
 
