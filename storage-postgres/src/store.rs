@@ -140,10 +140,12 @@ impl PgStore {
         // is set once per connection here rather than with SET LOCAL in a transaction around
         // each query (which would cost BEGIN, SET and COMMIT round trips per query). Iterative
         // scans (pgvector 0.8) keep walking the HNSW graph until LIMIT rows pass a filter,
-        // instead of filtering only the first ef_search candidates.
+        // instead of filtering only the first ef_search candidates. JIT is off: these are
+        // millisecond queries whose inflated cost estimates (lateral postings scans) would
+        // otherwise trigger 20–30 ms of LLVM compilation per statement.
         pg.options(format!(
             "-c search_path={},public -c statement_timeout={} -c hnsw.ef_search={} \
-             -c hnsw.iterative_scan=relaxed_order",
+             -c hnsw.iterative_scan=relaxed_order -c jit=off",
             config.schema,
             config.statement_timeout.as_millis(),
             config.ef_search
@@ -471,7 +473,9 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
     // The tsquery expression is written inline (not in a CTE) so the planner sees it and
     // can drive a GIN bitmap scan. Each term's postings are read by an index range scan
     // (LATERAL with OFFSET 0, a subquery the planner cannot flatten, so it never scans or
-    // merges the whole postings table; df is a window count over the same rows); the matches carry (kb, id) for the tiebreak. Headlines are built only for the returned page: ts_headline is expensive.
+    // merges the whole postings table; df is an index-only count per term); the matches
+    // carry (kb, id) for the tiebreak. Headlines are built only for the returned page:
+    // ts_headline is expensive.
     // A single word or an OR of words matches exactly the entries that have a posting of
     // one of its terms: then the postings alone find the candidates, and the filter is
     // checked on `entries` by primary key — no tsvector is read (the tsquery scan reads
@@ -488,8 +492,12 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
             "FROM p CROSS JOIN st GROUP BY p.entry".to_owned(),
             // Per-candidate primary-key lookups (OFFSET 0 keeps the planner from turning
             // them into a scan of the whole table).
+            // Candidates are walked best score first and checked until the page is full
+            // (an incremental sort adds the (kb, id) tiebreak within equal scores), so a
+            // frequent term costs a few lookups, not one per posting.
             format!(
-                "SELECT s.entry AS rowid, s.score FROM s CROSS JOIN LATERAL \
+                "SELECT s.entry AS rowid, s.score FROM (SELECT * FROM s ORDER BY s.score DESC) s \
+                     CROSS JOIN LATERAL \
                      (SELECT e.kb, e.id FROM entries e WHERE e.rowid = s.entry{cond} OFFSET 0) e \
                      ORDER BY s.score DESC, e.kb, e.id"
             ),
@@ -508,8 +516,9 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
                        greatest(sum(tokens), 1)::float8 / greatest(sum(docs), 1) AS avgdl FROM bm25_stats), \
          t AS (SELECT x.term FROM unnest({words}::text[]) w, \
                       unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term){prefix_terms}), \
-         tq AS MATERIALIZED (SELECT DISTINCT term FROM t), \
-         p AS (SELECT po.entry, po.tf, po.dl, count(*) OVER (PARTITION BY tq.term) AS df FROM tq \
+         tq AS MATERIALIZED (SELECT d.term, (SELECT count(*) FROM postings c WHERE c.term = d.term) AS df \
+                             FROM (SELECT DISTINCT term FROM t) d), \
+         p AS (SELECT po.entry, po.tf, po.dl, tq.df FROM tq \
                CROSS JOIN LATERAL (SELECT entry, tf, dl FROM postings WHERE term = tq.term OFFSET 0) po), \
          s AS (SELECT p.entry{keys}, sum(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
                       * p.tf * ({k1}::float8 + 1) / (p.tf + {k1}::float8 * (1 - {b}::float8 + {b}::float8 * p.dl / st.avgdl)))::float8 AS score \

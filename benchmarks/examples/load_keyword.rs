@@ -1,0 +1,35 @@
+//! Loads the benchmark corpus into a persistent Postgres schema (`kb_bench_<N>`), for
+//! looking at query plans with psql: `KB_BENCH_PG_URL=… cargo run --release -p benchmarks
+//! --example load_keyword [N]` (default 100,000; text only, no vectors).
+
+use std::time::Instant;
+
+use conformance::corpus::Corpus;
+use storage_core::*;
+use storage_postgres::{PgConfig, PgStore};
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::var("KB_BENCH_PG_URL").expect("set KB_BENCH_PG_URL");
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let corpus = Corpus::new(42);
+    let store = PgStore::open(PgConfig::new(url).schema(format!("kb_bench_{n}")))
+        .await
+        .expect("open");
+    store
+        .create_kb(&NewKnowledgeBase::persistent("bench"))
+        .await
+        .expect("kb");
+    let start = Instant::now();
+    for chunk in corpus.entries("bench", n).chunks(1_000) {
+        store.upsert_entries(chunk).await.expect("upsert");
+    }
+    eprintln!("loaded {n} in {:.1}s", start.elapsed().as_secs_f64());
+    store.optimize().await.expect("optimize");
+    for (i, w) in [300, 400, 1500, 1700, 1800].iter().enumerate() {
+        eprintln!("word {i}: rank {w} = {}", corpus.word(*w));
+    }
+}
