@@ -55,6 +55,7 @@ async fn main() {
         ("5terms_or", five.join(" OR ")),
     ];
     for (name, q) in &queries {
+        if std::env::var("ONCE").is_ok() { pg.search(q, &Filter::new().limit(10)).await.unwrap(); continue; }
         let a = median(&lite, q, 300).await;
         let b = median(&pg, q, 300).await;
         println!(

@@ -3,7 +3,7 @@
 //! - [`PgStore`] (`store.rs`) implements [`storage_core::Store`] on tokio-postgres + bb8.
 //! - `schema.rs` holds the tables and migrations (tsvector + GIN, pgvector HNSW),
 //!   `sql.rs` the filter and `tsquery` SQL, `error.rs` the SQLSTATE mapping,
-//!   `config.rs` the settings.
+//!   `config.rs` the settings, `pool.rs` the connection manager.
 //!
 //! ```no_run
 //! # async fn demo() -> storage_core::Result<()> {
@@ -14,6 +14,7 @@
 
 mod config;
 mod error;
+mod pool;
 mod schema;
 mod sql;
 mod store;

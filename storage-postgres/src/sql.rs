@@ -1,12 +1,12 @@
 //! SQL text built from [`Filter`]s and parsed queries for Postgres. Only fixed fragments go
 //! into SQL text; every user value is a bound parameter (`$n`).
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use storage_core::{
     metadata_path_segments, Filter, LifecycleFilter, QueryNode, Result, SortField, SortOrder,
 };
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 /// Columns of `entries e` in the order [`crate::store::read_entry`] expects.
 pub(crate) const ENTRY_COLUMNS: &str = "e.kb, e.id, e.entry_type, e.title, e.summary, e.body, \
@@ -20,17 +20,51 @@ pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
 /// Bound parameters; `push` returns the `$n` placeholder for the value.
 #[derive(Default)]
-pub(crate) struct Params(pub Vec<Param>);
+pub(crate) struct Params(pub Vec<Param>, Vec<Option<Type>>);
+
+/// The Postgres type a parameter is sent as, when it is a built-in type (extension types
+/// such as pgvector's have no fixed OID).
+pub(crate) trait ParamType {
+    const TYPE: Option<Type>;
+}
+
+macro_rules! param_type {
+    ($($t:ty => $v:expr),* $(,)?) => {
+        $(impl ParamType for $t { const TYPE: Option<Type> = $v; })*
+    };
+}
+
+param_type! {
+    String => Some(Type::TEXT),
+    Vec<String> => Some(Type::TEXT_ARRAY),
+    f64 => Some(Type::FLOAT8),
+    i64 => Some(Type::INT8),
+    i32 => Some(Type::INT4),
+    NaiveDate => Some(Type::DATE),
+    Value => Some(Type::JSONB),
+    DateTime<Utc> => Some(Type::TIMESTAMPTZ),
+    pgvector::Vector => None,
+}
 
 impl Params {
-    pub fn push<T: ToSql + Sync + Send + 'static>(&mut self, v: T) -> String {
+    pub fn push<T: ToSql + ParamType + Sync + Send + 'static>(&mut self, v: T) -> String {
         self.0.push(Box::new(v));
+        self.1.push(T::TYPE);
         format!("${}", self.0.len())
     }
     pub fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.0
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+    /// The parameters with their types, when every type is known: such a statement can
+    /// be sent with `query_typed`, one round trip instead of a prepare and an execute.
+    pub fn typed(&self) -> Option<Vec<(&(dyn ToSql + Sync), Type)>> {
+        self.0
+            .iter()
+            .zip(&self.1)
+            .map(|(p, t)| Some((p.as_ref() as &(dyn ToSql + Sync), t.clone()?)))
             .collect()
     }
 }

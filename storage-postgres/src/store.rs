@@ -22,10 +22,10 @@ use tokio_postgres::{GenericClient, NoTls, Row};
 
 use crate::config::{redact, PgConfig};
 use crate::error::{map_json, map_pg, map_pool};
+use crate::pool::Manager;
 use crate::schema::{migrate, SCHEMA_VERSION};
 use crate::sql::{filter_sql, order_by, tsquery, Params, ENTRY_COLUMNS, TS_CONFIG};
 
-type Manager = PostgresConnectionManager<NoTls>;
 
 struct Inner {
     pool: Pool<Manager>,
@@ -153,7 +153,7 @@ impl PgStore {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(config.connection_timeout);
         }
-        let manager = PostgresConnectionManager::new(pg, NoTls);
+        let manager = Manager(PostgresConnectionManager::new(pg, NoTls));
         // No retry loop inside bb8: a refused connection surfaces at once as Unavailable
         // (with the endpoint) instead of turning into a generic timeout.
         let pool = Pool::builder()
@@ -162,9 +162,9 @@ impl PgStore {
             .connection_timeout(config.connection_timeout)
             .idle_timeout(config.idle_timeout)
             .retry_connection(false)
-            // Ping idle connections on checkout: after a server restart every pooled
-            // connection is dead, and without the ping each one fails one caller (measured
-            // with examples/restart_probe.rs). The ping is one empty query, ~0.05 ms locally.
+            // Test connections on checkout: after a server restart every pooled connection
+            // is dead, and without the test each one fails one caller. The test asks the
+            // client whether its connection has ended (no round trip; see pool.rs).
             .test_on_check_out(true)
             .build(manager)
             .await
@@ -281,7 +281,7 @@ impl PgStore {
             return Ok(Some(s.clone()));
         }
         let conn = self.conn().await?;
-        let s = read_space(&*conn, &self.inner.endpoint).await?;
+        let s = read_space(&**conn, &self.inner.endpoint).await?;
         if let Some(s) = &s {
             let _ = self.inner.space.set(s.clone());
         }
@@ -451,9 +451,12 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
     let cond = filter_sql(filter, &mut p)?;
     let (mut words, mut prefixes) = (Vec::new(), Vec::new());
     scoring_terms(&node, &mut words, &mut prefixes);
-    let words = p.push(words);
-    let k1 = p.push(k1);
-    let b = p.push(b);
+    // Words and prefixes travel one parameter each (`ARRAY[$n, …]`, not one array
+    // parameter) and k1/b as literals, so the planner's estimates are the same with and
+    // without the values: the cached statement's generic plan then costs what a custom
+    // plan does and Postgres keeps it instead of planning every search (see pool.rs).
+    let words = array_of(words, &mut p);
+    let (k1, b) = (float_literal(k1)?, float_literal(b)?);
     let opts = p.push(format!(
         "StartSel={}, StopSel={}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \"",
         HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE
@@ -463,9 +466,9 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
     let prefix_terms = if prefixes.is_empty() {
         String::new()
     } else {
-        let prefixes = p.push(prefixes);
+        let prefixes = array_of(prefixes, &mut p);
         format!(
-            " UNION SELECT DISTINCT po.term FROM unnest({prefixes}::text[]) w, \
+            " UNION SELECT DISTINCT po.term FROM unnest({prefixes}) w, \
                      unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(stem) \
                      JOIN postings po ON po.term LIKE x.stem || '%'"
         )
@@ -486,10 +489,17 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
         QueryNode::Or(c) => c.iter().all(|n| matches!(n, QueryNode::Term(_))),
         _ => false,
     };
+    // One word is one term: each entry has at most one posting of it, so its score needs
+    // no aggregation (the grouping costs a third of a single-word query).
+    let one_term = matches!(node, QueryNode::Term(_));
     let (matches, score_from, ranked) = if disjunction {
         (
             String::new(),
-            "FROM p CROSS JOIN st GROUP BY p.entry".to_owned(),
+            if one_term {
+                "FROM p CROSS JOIN st".to_owned()
+            } else {
+                "FROM p CROSS JOIN st GROUP BY p.entry".to_owned()
+            },
             // Per-candidate primary-key lookups (OFFSET 0 keeps the planner from turning
             // them into a scan of the whole table).
             // Candidates are walked best score first and checked until the page is full
@@ -510,18 +520,19 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
         )
     };
     let keys = if disjunction { "" } else { ", m.kb, m.id" };
+    let sum = if one_term && disjunction { "" } else { "sum" };
     let sql = format!(
         "WITH {matches}\
          st AS (SELECT greatest(sum(docs), 1)::float8 AS n, \
                        greatest(sum(tokens), 1)::float8 / greatest(sum(docs), 1) AS avgdl FROM bm25_stats), \
-         t AS (SELECT x.term FROM unnest({words}::text[]) w, \
+         t AS (SELECT x.term FROM unnest({words}) w, \
                       unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term){prefix_terms}), \
          tq AS MATERIALIZED (SELECT d.term, (SELECT count(*) FROM postings c WHERE c.term = d.term) AS df \
                              FROM (SELECT DISTINCT term FROM t) d), \
          p AS (SELECT po.entry, po.tf, po.dl, tq.df FROM tq \
                CROSS JOIN LATERAL (SELECT entry, tf, dl FROM postings WHERE term = tq.term OFFSET 0) po), \
-         s AS (SELECT p.entry{keys}, sum(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
-                      * p.tf * ({k1}::float8 + 1) / (p.tf + {k1}::float8 * (1 - {b}::float8 + {b}::float8 * p.dl / st.avgdl)))::float8 AS score \
+         s AS (SELECT p.entry{keys}, {sum}(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
+                      * p.tf * ({k1} + 1) / (p.tf + {k1} * (1 - {b} + {b} * p.dl / st.avgdl)))::float8 AS score \
                {score_from}), \
          hits AS ({ranked} LIMIT {} OFFSET {}) \
          SELECT {ENTRY_COLUMNS}, hits.score, \
@@ -532,6 +543,23 @@ fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, 
         filter.offset
     );
     Ok((sql, p))
+}
+
+/// `ARRAY[$n, …]::text[]` of the values, one parameter each.
+fn array_of(values: Vec<String>, p: &mut Params) -> String {
+    let items: Vec<String> = values.into_iter().map(|v| p.push(v)).collect();
+    format!("ARRAY[{}]::text[]", items.join(", "))
+}
+
+/// A float written into SQL text: only finite numbers (a configuration value, validated
+/// on open) are ever formatted, in Rust's round-trip notation (`1.2`, `0.75`, `1e-7`).
+fn float_literal(x: f64) -> Result<String> {
+    if !x.is_finite() {
+        return Err(StorageError::invalid_input(format!(
+            "BM25 parameters must be finite numbers, got {x}"
+        )));
+    }
+    Ok(format!("({x:?})::float8"))
 }
 
 /// How the k-NN query reaches the vectors.
@@ -1258,7 +1286,11 @@ impl Store for PgStore {
         let c = &self.inner.config;
         let (sql, p) = search_sql(query, filter, c.bm25_k1, c.bm25_b)?;
         let conn = self.conn().await?;
-        let rows = conn.query(&sql, &p.refs()).await.map_err(self.pg())?;
+        let rows = match p.typed() {
+            Some(typed) => conn.query_cached(&sql, &typed).await,
+            None => conn.query(&sql, &p.refs()).await,
+        }
+        .map_err(self.pg())?;
         Ok(rows
             .iter()
             .enumerate()
@@ -1890,7 +1922,7 @@ impl Store for PgStore {
 
     async fn remove_from_collection(&self, kb: &str, name: &str, id: &str) -> Result<bool> {
         let conn = self.conn().await?;
-        let coll = collection_rowid(&*conn, kb, name, "", &self.inner.endpoint).await?;
+        let coll = collection_rowid(&**conn, kb, name, "", &self.inner.endpoint).await?;
         let n = conn
             .execute(
                 "DELETE FROM collection_members m USING entries e \
@@ -1904,7 +1936,7 @@ impl Store for PgStore {
 
     async fn collection_entries(&self, kb: &str, name: &str) -> Result<Vec<String>> {
         let conn = self.conn().await?;
-        let coll = collection_rowid(&*conn, kb, name, "", &self.inner.endpoint).await?;
+        let coll = collection_rowid(&**conn, kb, name, "", &self.inner.endpoint).await?;
         let rows = conn
             .query(
                 "SELECT e.id FROM collection_members m JOIN entries e ON e.rowid = m.entry \
