@@ -2,7 +2,7 @@
 //!
 //! - [`PgStore`] (`store.rs`) implements [`storage_core::Store`] on tokio-postgres + bb8.
 //! - `schema.rs` holds the tables and migrations (tsvector + GIN, pgvector HNSW),
-//!   `sql.rs` the filter and `tsquery` SQL, `error.rs` the SQLSTATE mapping,
+//!   `keyword.rs` the BM25 keyword-search statement, `sql.rs` the filter and `tsquery` SQL, `error.rs` the SQLSTATE mapping,
 //!   `config.rs` the settings, `pool.rs` the connection manager.
 //!
 //! ```no_run
@@ -14,6 +14,7 @@
 
 mod config;
 mod error;
+mod keyword;
 mod pool;
 mod schema;
 mod sql;

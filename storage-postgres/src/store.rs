@@ -23,8 +23,9 @@ use tokio_postgres::{GenericClient, NoTls, Row};
 use crate::config::{redact, PgConfig};
 use crate::error::{map_json, map_pg, map_pool};
 use crate::pool::Manager;
-use crate::schema::{migrate, SCHEMA_VERSION};
-use crate::sql::{filter_sql, order_by, tsquery, Params, ENTRY_COLUMNS, TS_CONFIG};
+use crate::keyword::search_sql;
+use crate::schema::{migrate, PORTER_CONFIG, SCHEMA_VERSION};
+use crate::sql::{filter_sql, order_by, Params, ENTRY_COLUMNS};
 
 
 struct Inner {
@@ -251,7 +252,13 @@ impl PgStore {
     #[doc(hidden)]
     pub async fn explain_search(&self, query: &str, filter: &Filter) -> Result<Value> {
         let c = &self.inner.config;
-        let (sql, params) = search_sql(query, filter, c.bm25_k1, c.bm25_b)?;
+        let (sql, params) = search_sql(
+            query,
+            filter,
+            c.bm25_k1,
+            c.bm25_b,
+            c.text_search_config == PORTER_CONFIG,
+        )?;
         self.explain(&sql, &params).await
     }
 
@@ -409,157 +416,6 @@ async fn read_space(c: &impl GenericClient, endpoint: &str) -> Result<Option<Emb
         (Some(model), Some(dimension)) => Some(EmbeddingSpace { model, dimension }),
         _ => None,
     })
-}
-
-/// The query's positive words and prefixes (those under NOT select nothing, so they do
-/// not score), as the user typed them; the SQL analyses them with the index's
-/// configuration.
-fn scoring_terms(node: &QueryNode, words: &mut Vec<String>, prefixes: &mut Vec<String>) {
-    match node {
-        QueryNode::Term(t) => words.push(t.clone()),
-        QueryNode::Prefix(t) => prefixes.push(t.clone()),
-        QueryNode::Phrase { terms, prefix } => {
-            let (last, init) = terms.split_last().expect("phrases are never empty");
-            words.extend(init.iter().cloned());
-            if *prefix {
-                prefixes.push(last.clone());
-            } else {
-                words.push(last.clone());
-            }
-        }
-        QueryNode::And(c) | QueryNode::Or(c) => {
-            c.iter().for_each(|n| scoring_terms(n, words, prefixes))
-        }
-        QueryNode::Not(_) => {}
-    }
-}
-
-/// Keyword search ranked by BM25 — the formula SQLite's FTS5 `bm25()` computes, over the
-/// same weighted fields, so both backends rank alike:
-/// `Σ_terms idf · f·(k1+1) / (f + k1·(1 − b + b·|d|/avgdl))`, with
-/// `idf = ln((N − df + 0.5)/(df + 0.5))` (at least 1e-6), `f` the field-weighted term
-/// frequency and `|d|` the entry's token count.
-///
-/// The tsquery selects the matches through the GIN index (phrases, NOT, filters); the
-/// `postings` rows of the query's terms give tf, |d| and df (a window count over the
-/// term's postings); N and avgdl come from the sharded `bm25_stats` counters. Phrases
-/// filter by adjacency but score by their words; a prefix scores as the terms it expands to.
-fn search_sql(query: &str, filter: &Filter, k1: f64, b: f64) -> Result<(String, Params)> {
-    let node = parse_query(query)?;
-    let mut p = Params::default();
-    let q = tsquery(&node, &mut p);
-    let cond = filter_sql(filter, &mut p)?;
-    let (mut words, mut prefixes) = (Vec::new(), Vec::new());
-    scoring_terms(&node, &mut words, &mut prefixes);
-    // Words and prefixes travel one parameter each (`ARRAY[$n, …]`, not one array
-    // parameter) and k1/b as literals, so the planner's estimates are the same with and
-    // without the values: the cached statement's generic plan then costs what a custom
-    // plan does and Postgres keeps it instead of planning every search (see pool.rs).
-    let words = array_of(words, &mut p);
-    let (k1, b) = (float_literal(k1)?, float_literal(b)?);
-    let opts = p.push(format!(
-        "StartSel={}, StopSel={}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \"",
-        HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE
-    ));
-    // The prefix branch is only written when there are prefixes: the planner cannot see
-    // that an empty array makes it a no-op and would scan every posting.
-    let prefix_terms = if prefixes.is_empty() {
-        String::new()
-    } else {
-        let prefixes = array_of(prefixes, &mut p);
-        format!(
-            " UNION SELECT DISTINCT po.term FROM unnest({prefixes}) w, \
-                     unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(stem) \
-                     JOIN postings po ON po.term LIKE x.stem || '%'"
-        )
-    };
-    // The tsquery expression is written inline (not in a CTE) so the planner sees it and
-    // can drive a GIN bitmap scan. Each term's postings are read by an index range scan
-    // (LATERAL with OFFSET 0, a subquery the planner cannot flatten, so it never scans or
-    // merges the whole postings table; df is an index-only count per term); the matches
-    // carry (kb, id) for the tiebreak. Headlines are built only for the returned page:
-    // ts_headline is expensive.
-    // A single word or an OR of words matches exactly the entries that have a posting of
-    // one of its terms: then the postings alone find the candidates, and the filter is
-    // checked on `entries` by primary key — no tsvector is read (the tsquery scan reads
-    // every matching tsvector, most of the cost when a term is frequent). Other queries
-    // (AND, phrases, NOT, prefixes) select their matches with the tsquery.
-    let disjunction = match &node {
-        QueryNode::Term(_) => true,
-        QueryNode::Or(c) => c.iter().all(|n| matches!(n, QueryNode::Term(_))),
-        _ => false,
-    };
-    // One word is one term: each entry has at most one posting of it, so its score needs
-    // no aggregation (the grouping costs a third of a single-word query).
-    let one_term = matches!(node, QueryNode::Term(_));
-    let (matches, score_from, ranked) = if disjunction {
-        (
-            String::new(),
-            if one_term {
-                "FROM p CROSS JOIN st".to_owned()
-            } else {
-                "FROM p CROSS JOIN st GROUP BY p.entry".to_owned()
-            },
-            // Per-candidate primary-key lookups (OFFSET 0 keeps the planner from turning
-            // them into a scan of the whole table).
-            // Candidates are walked best score first and checked until the page is full
-            // (an incremental sort adds the (kb, id) tiebreak within equal scores), so a
-            // frequent term costs a few lookups, not one per posting.
-            format!(
-                "SELECT s.entry AS rowid, s.score FROM (SELECT * FROM s ORDER BY s.score DESC) s \
-                     CROSS JOIN LATERAL \
-                     (SELECT e.kb, e.id FROM entries e WHERE e.rowid = s.entry{cond} OFFSET 0) e \
-                     ORDER BY s.score DESC, e.kb, e.id"
-            ),
-        )
-    } else {
-        (
-            format!("m AS MATERIALIZED (SELECT e.rowid, e.kb, e.id FROM entries e WHERE e.tsv @@ {q}{cond}), "),
-            "FROM p JOIN m ON m.rowid = p.entry CROSS JOIN st GROUP BY p.entry, m.kb, m.id".to_owned(),
-            "SELECT s.entry AS rowid, s.score FROM s ORDER BY s.score DESC, s.kb, s.id".to_owned(),
-        )
-    };
-    let keys = if disjunction { "" } else { ", m.kb, m.id" };
-    let sum = if one_term && disjunction { "" } else { "sum" };
-    let sql = format!(
-        "WITH {matches}\
-         st AS (SELECT greatest(sum(docs), 1)::float8 AS n, \
-                       greatest(sum(tokens), 1)::float8 / greatest(sum(docs), 1) AS avgdl FROM bm25_stats), \
-         t AS (SELECT x.term FROM unnest({words}) w, \
-                      unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term){prefix_terms}), \
-         tq AS MATERIALIZED (SELECT d.term, (SELECT count(*) FROM postings c WHERE c.term = d.term) AS df \
-                             FROM (SELECT DISTINCT term FROM t) d), \
-         p AS (SELECT po.entry, po.tf, po.dl, tq.df FROM tq \
-               CROSS JOIN LATERAL (SELECT entry, tf, dl FROM postings WHERE term = tq.term OFFSET 0) po), \
-         s AS (SELECT p.entry{keys}, {sum}(greatest(ln((st.n - p.df + 0.5) / (p.df + 0.5)), 1e-6) \
-                      * p.tf * ({k1} + 1) / (p.tf + {k1} * (1 - {b} + {b} * p.dl / st.avgdl)))::float8 AS score \
-               {score_from}), \
-         hits AS ({ranked} LIMIT {} OFFSET {}) \
-         SELECT {ENTRY_COLUMNS}, hits.score, \
-                ts_headline({TS_CONFIG}, e.title || E'\\n' || e.summary || E'\\n' || e.body, {q}, {opts}) \
-         FROM hits JOIN entries e ON e.rowid = hits.rowid \
-         ORDER BY hits.score DESC, e.kb, e.id",
-        filter.effective_limit(),
-        filter.offset
-    );
-    Ok((sql, p))
-}
-
-/// `ARRAY[$n, …]::text[]` of the values, one parameter each.
-fn array_of(values: Vec<String>, p: &mut Params) -> String {
-    let items: Vec<String> = values.into_iter().map(|v| p.push(v)).collect();
-    format!("ARRAY[{}]::text[]", items.join(", "))
-}
-
-/// A float written into SQL text: only finite numbers (a configuration value, validated
-/// on open) are ever formatted, in Rust's round-trip notation (`1.2`, `0.75`, `1e-7`).
-fn float_literal(x: f64) -> Result<String> {
-    if !x.is_finite() {
-        return Err(StorageError::invalid_input(format!(
-            "BM25 parameters must be finite numbers, got {x}"
-        )));
-    }
-    Ok(format!("({x:?})::float8"))
 }
 
 /// How the k-NN query reaches the vectors.
@@ -1284,7 +1140,13 @@ impl Store for PgStore {
 
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
         let c = &self.inner.config;
-        let (sql, p) = search_sql(query, filter, c.bm25_k1, c.bm25_b)?;
+        let (sql, p) = search_sql(
+            query,
+            filter,
+            c.bm25_k1,
+            c.bm25_b,
+            c.text_search_config == PORTER_CONFIG,
+        )?;
         let conn = self.conn().await?;
         let rows = match p.typed() {
             Some(typed) => conn.query_cached(&sql, &typed).await,
