@@ -15,9 +15,7 @@ async fn median(store: &dyn Store, q: &str, runs: usize) -> Duration {
     for _ in 0..20 {
         store.search(q, &page).await.unwrap();
     }
-    let mut t: Vec<Duration> = (0..runs)
-        .map(|_| Duration::ZERO)
-        .collect::<Vec<_>>();
+    let mut t: Vec<Duration> = (0..runs).map(|_| Duration::ZERO).collect::<Vec<_>>();
     for d in t.iter_mut() {
         let s = Instant::now();
         store.search(q, &page).await.unwrap();
@@ -55,7 +53,6 @@ async fn main() {
         ("5terms_or", five.join(" OR ")),
     ];
     for (name, q) in &queries {
-        if std::env::var("ONCE").is_ok() { pg.search(q, &Filter::new().limit(10)).await.unwrap(); continue; }
         let a = median(&lite, q, 300).await;
         let b = median(&pg, q, 300).await;
         println!(

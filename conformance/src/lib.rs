@@ -137,6 +137,7 @@ macro_rules! conformance_tests {
                 terms_match_whole_words,
                 slashed_words_search_as_phrase,
                 keyword_scores_are_bm25,
+                keyword_scores_follow_edits_and_deletes,
                 rare_terms_and_short_entries_rank_higher,
             }
             vectors {

@@ -3,7 +3,7 @@
 //! `Σ_terms idf · f·(k1+1) / (f + k1·(1 − b + b·|d|/avgdl))`, with
 //! `idf = ln((N − df + 0.5)/(df + 0.5))` (at least 1e-6), `f` the field-weighted term
 //! frequency and `|d|` the entry's token count. N and avgdl come from the sharded
-//! `bm25_stats` counters, df is an index-only count of the term's postings.
+//! `bm25_stats` counters, df from the `term_df` counters (both kept by triggers).
 //!
 //! Three shapes of statement, by query (ARCHITECTURE.md has the measurements):
 //! - **Words joined by OR** (or one word): an entry matches exactly when it has a posting
@@ -56,7 +56,9 @@ pub(crate) fn search_sql(
                  greatest(sum(tokens), 1)::float8 / greatest(sum(docs), 1) AS avgdl FROM bm25_stats)";
     let idf = "greatest(ln((st.n - df.df + 0.5) / (df.df + 0.5)), 1e-6)";
     let df = |term: &str| {
-        format!("(SELECT count(*)::float8 AS df FROM postings c WHERE c.term = {term}) df")
+        format!(
+            "(SELECT coalesce(sum(c.df), 0)::float8 AS df FROM term_df c WHERE c.term = {term}) df"
+        )
     };
 
     let ranked = match shape(&node, one_token_words) {

@@ -76,7 +76,12 @@ impl Connection {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, Error> {
-        let cached = self.statements.lock().expect("not poisoned").get(sql).cloned();
+        let cached = self
+            .statements
+            .lock()
+            .expect("not poisoned")
+            .get(sql)
+            .cloned();
         let statement = match cached {
             Some(s) => s,
             None => {

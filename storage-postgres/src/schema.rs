@@ -262,6 +262,82 @@ UPDATE bm25_stats SET docs = (SELECT count(*) FROM entries),
                       tokens = (SELECT coalesce(sum(kb_doc_len(tsv)), 0) FROM entries)
     WHERE shard = 0;
 "#,
+    // v4: document frequencies kept per term. Counting a term's postings at query time
+    // was half the cost of a two-word AND query at 100k entries (0.6 ms per frequent
+    // term). Counts are sharded like `bm25_stats` (the writer's shard is
+    // `pg_backend_pid() % 16`), so a term's df is the sum of at most 16 rows. Every
+    // trigger locks its shard's `bm25_stats` row first and then upserts term rows in term
+    // order, so writers of one shard queue on the first lock and never deadlock; writers
+    // of different shards touch different rows. A shard's count may go below zero (an
+    // entry counted in one shard, deleted from another); only the sum has a meaning.
+    r#"
+CREATE TABLE term_df (
+    term  text COLLATE "C" NOT NULL,
+    shard smallint NOT NULL,
+    df    bigint NOT NULL,
+    PRIMARY KEY (term, shard) INCLUDE (df)
+) WITH (fillfactor = 70);
+
+CREATE OR REPLACE FUNCTION kb_bm25_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE bm25_stats SET docs = docs + d.n, tokens = tokens + d.t
+        FROM (SELECT count(*) AS n, coalesce(sum(kb_doc_len(tsv)), 0) AS t FROM new_rows) d
+        WHERE shard = pg_backend_pid() % 16;
+    WITH ins AS (
+        INSERT INTO postings (term, entry, tf, dl)
+            SELECT p.term, n.rowid, p.tf, p.dl FROM new_rows n, kb_postings(n.tsv) p
+            RETURNING term)
+    INSERT INTO term_df AS t (term, shard, df)
+        SELECT term, pg_backend_pid() % 16, count(*) FROM ins GROUP BY term ORDER BY term
+        ON CONFLICT (term, shard) DO UPDATE SET df = t.df + excluded.df;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION kb_bm25_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Only rows whose tsvector changed (claims and metadata updates leave it alone).
+    UPDATE bm25_stats SET tokens = tokens + d.t
+        FROM (SELECT coalesce(sum(kb_doc_len(n.tsv) - kb_doc_len(o.tsv)), 0) AS t
+              FROM old_rows o JOIN new_rows n ON n.rowid = o.rowid
+              WHERE o.tsv IS DISTINCT FROM n.tsv) d
+        WHERE shard = pg_backend_pid() % 16;
+    WITH del AS (
+        DELETE FROM postings p
+            USING old_rows o JOIN new_rows n ON n.rowid = o.rowid, unnest(o.tsv) u
+            WHERE o.tsv IS DISTINCT FROM n.tsv AND p.entry = o.rowid AND p.term = u.lexeme
+            RETURNING p.term)
+    INSERT INTO term_df AS t (term, shard, df)
+        SELECT term, pg_backend_pid() % 16, -count(*) FROM del GROUP BY term ORDER BY term
+        ON CONFLICT (term, shard) DO UPDATE SET df = t.df + excluded.df;
+    WITH ins AS (
+        INSERT INTO postings (term, entry, tf, dl)
+            SELECT p.term, n.rowid, p.tf, p.dl
+            FROM old_rows o JOIN new_rows n ON n.rowid = o.rowid, kb_postings(n.tsv) p
+            WHERE o.tsv IS DISTINCT FROM n.tsv
+            RETURNING term)
+    INSERT INTO term_df AS t (term, shard, df)
+        SELECT term, pg_backend_pid() % 16, count(*) FROM ins GROUP BY term ORDER BY term
+        ON CONFLICT (term, shard) DO UPDATE SET df = t.df + excluded.df;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION kb_bm25_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE bm25_stats SET docs = docs - d.n, tokens = tokens - d.t
+        FROM (SELECT count(*) AS n, coalesce(sum(kb_doc_len(tsv)), 0) AS t FROM old_rows) d
+        WHERE shard = pg_backend_pid() % 16;
+    WITH del AS (
+        DELETE FROM postings p USING old_rows o, unnest(o.tsv) u
+            WHERE p.entry = o.rowid AND p.term = u.lexeme
+            RETURNING p.term)
+    INSERT INTO term_df AS t (term, shard, df)
+        SELECT term, pg_backend_pid() % 16, -count(*) FROM del GROUP BY term ORDER BY term
+        ON CONFLICT (term, shard) DO UPDATE SET df = t.df + excluded.df;
+    RETURN NULL;
+END $$;
+
+INSERT INTO term_df (term, shard, df) SELECT term, 0, count(*) FROM postings GROUP BY term;
+"#,
 ];
 
 /// The default text search configuration: Porter stemming without stopwords and with

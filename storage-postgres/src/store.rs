@@ -22,11 +22,10 @@ use tokio_postgres::{GenericClient, NoTls, Row};
 
 use crate::config::{redact, PgConfig};
 use crate::error::{map_json, map_pg, map_pool};
-use crate::pool::Manager;
 use crate::keyword::search_sql;
+use crate::pool::Manager;
 use crate::schema::{migrate, PORTER_CONFIG, SCHEMA_VERSION};
 use crate::sql::{filter_sql, order_by, Params, ENTRY_COLUMNS};
-
 
 struct Inner {
     pool: Pool<Manager>,
@@ -1901,6 +1900,8 @@ impl Store for PgStore {
         for table in [
             "entries",
             "postings",
+            "term_df",
+            "bm25_stats",
             "vectors",
             "entry_tags",
             "links",

@@ -87,7 +87,7 @@ async fn keyword_and_semantic_queries_use_gin_and_hnsw_indexes() {
         names.iter().any(|n| n == "postings_pkey"),
         "one-word plan does not use the postings index: {plan}"
     );
-    // Other queries select their matches through the GIN index on the tsvector.
+    // An AND of words joins the terms' postings; the GIN index is not needed.
     let and = format!("{} {}", corpus.word(300), corpus.word(400));
     let plan = store
         .explain_search(&and, &Filter::new().limit(10))
@@ -96,8 +96,20 @@ async fn keyword_and_semantic_queries_use_gin_and_hnsw_indexes() {
     let mut names = Vec::new();
     index_names(&plan, &mut names);
     assert!(
+        names.iter().any(|n| n == "postings_pkey") && !names.iter().any(|n| n == "entries_tsv"),
+        "AND plan does not join the postings: {plan}"
+    );
+    // Other queries select their matches through the GIN index on the tsvector.
+    let phrase = format!("\"{} {}\"", corpus.word(300), corpus.word(400));
+    let plan = store
+        .explain_search(&phrase, &Filter::new().limit(10))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    index_names(&plan, &mut names);
+    assert!(
         names.iter().any(|n| n == "entries_tsv") && names.iter().any(|n| n == "postings_pkey"),
-        "AND plan does not use the GIN and postings indexes: {plan}"
+        "phrase plan does not use the GIN and postings indexes: {plan}"
     );
 
     let q = SemanticQuery::new(corpus.query_vector(3, 1), 10)

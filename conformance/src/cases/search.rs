@@ -402,6 +402,57 @@ pub async fn keyword_scores_are_bm25(s: S) -> Result<()> {
     Ok(())
 }
 
+/// The statistics behind the scores follow edits and deletes: after an entry loses a term
+/// and another is deleted, one-word, OR and AND queries score with the new N, df and
+/// average length.
+pub async fn keyword_scores_follow_edits_and_deletes(s: S) -> Result<()> {
+    kb(&s, "b").await?;
+    for (id, title, body) in [
+        ("d1", "one", "apple banana"),
+        ("d2", "two", "apple apple cherry date"),
+        ("d3", "three", "cherry"),
+        ("d4", "four", "fig"),
+        ("d5", "five", "grape"),
+        ("d6", "apple", "kiwi lime mango"),
+    ] {
+        put(&s, note("b", id, title, body)).await?;
+    }
+    // d2 loses "apple" (3 tokens now) and d1 goes: N 5, tokens 3 + 2 + 2 + 2 + 4 = 13,
+    // df: apple 1, kiwi 1, cherry 2.
+    put(&s, note("b", "d2", "two", "cherry date")).await?;
+    assert!(s.delete_entry(&EntryKey::new("b", "d1")).await?);
+    let (n, avgdl) = (5.0, 13.0 / 5.0);
+    let apple = bm25(n, 1.0, 2.0, 4.0, avgdl);
+    let kiwi = bm25(n, 1.0, 1.0, 4.0, avgdl);
+    for (q, want) in [
+        ("apple", vec![("d6", apple)]),
+        (
+            "apple OR cherry",
+            vec![
+                ("d6", apple),
+                ("d3", bm25(n, 2.0, 1.0, 2.0, avgdl)),
+                ("d2", bm25(n, 2.0, 1.0, 3.0, avgdl)),
+            ],
+        ),
+        ("apple kiwi", vec![("d6", apple + kiwi)]),
+    ] {
+        let hits = s.search(q, &Filter::new()).await?;
+        let got: Vec<(&str, f64)> = hits
+            .iter()
+            .map(|h| (h.entry.id.as_str(), h.score))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{q}: {got:?}");
+        for ((gid, gs), (wid, ws)) in got.iter().zip(&want) {
+            assert_eq!(gid, wid, "{q}: {got:?} vs {want:?}");
+            assert!(
+                (gs - ws).abs() < 1e-6 * ws.max(1.0),
+                "{q} {gid}: {gs} vs {ws}"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A rare term weighs more than a common one (idf), and a shorter entry with the same
 /// match outranks a longer one (length normalisation).
 pub async fn rare_terms_and_short_entries_rank_higher(s: S) -> Result<()> {
