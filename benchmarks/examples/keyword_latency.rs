@@ -51,6 +51,9 @@ async fn main() {
         ("2terms_and", format!("{} {}", w(300), w(400))),
         ("2terms_or", format!("{} OR {}", w(1700), w(1800))),
         ("5terms_or", five.join(" OR ")),
+        ("1term_common", w(5)),
+        ("2terms_and_skewed", format!("{} {}", w(5), w(5000))),
+        ("3terms_and", format!("{} {} {}", w(300), w(400), w(20))),
     ];
     for (name, q) in &queries {
         let a = median(&lite, q, 300).await;

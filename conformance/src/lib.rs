@@ -138,6 +138,7 @@ macro_rules! conformance_tests {
                 slashed_words_search_as_phrase,
                 keyword_scores_are_bm25,
                 keyword_scores_follow_edits_and_deletes,
+                and_scores_sum_each_words_score,
                 rare_terms_and_short_entries_rank_higher,
             }
             vectors {

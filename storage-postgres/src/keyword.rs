@@ -9,8 +9,10 @@
 //! - **Words joined by OR** (or one word): an entry matches exactly when it has a posting
 //!   of one of the terms, so the postings alone give the candidates and their scores.
 //! - **Words joined by AND** (2–[`MAX_JOINED_WORDS`] words, the `porter` configuration):
-//!   the terms' postings are merge-joined on the entry (both lists are read in entry order
-//!   from the primary key), which intersects them and brings every term's tf along.
+//!   the terms' postings are intersected on the entry — merge-joined (read in entry order
+//!   from the primary key) while their lengths are comparable, probed by primary key for
+//!   each candidate once a term is far commoner than the candidates left — which brings
+//!   every term's tf along.
 //! - **Anything else** (phrases, NOT, prefixes, mixed AND/OR): the tsquery selects the
 //!   matches through the GIN index; the query's terms' postings give their scores.
 //!
@@ -29,6 +31,11 @@ use crate::sql::{filter_sql, tsquery, Params, ENTRY_COLUMNS, TS_CONFIG};
 /// Most words an AND query may have to be answered by joining postings; longer ones use
 /// the GIN index (each join adds planning time, and long conjunctions match little).
 pub(crate) const MAX_JOINED_WORDS: usize = 6;
+
+/// How many more postings a term must have than the candidates expected before it for
+/// an AND query to probe it per candidate rather than merge-join its postings: a probe
+/// (a primary-key descent) costs about as much as reading 16–20 postings in order.
+const PROBE_RATIO: u32 = 16;
 
 /// The statement and its parameters. `one_token_words` says that the index's text search
 /// configuration turns every query word into exactly one term (true of `porter`, which has
@@ -90,34 +97,77 @@ pub(crate) fn search_sql(
         Shape::AllWords { words } => {
             let n = words.len();
             let words = array_of(words, &mut p);
-            // The i-th word's term and idf as scalar subqueries (evaluated once): they are
-            // index conditions of the i-th postings scan.
+            // Terms are numbered rarest first. The rarest term's postings drive; each
+            // further term is either merge-joined (its postings read in entry order, ~0.1 µs
+            // each) or probed by primary key for each candidate so far (~2 µs each),
+            // whichever reads less: a term is probed when its df exceeds
+            // PROBE_RATIO × the candidates expected before it (N·Π df/N of the rarer terms,
+            // independence assumed). As terms grow commoner and candidates fewer, once a
+            // term is probed all later ones are, so the plan is "merge the first j, probe
+            // the rest": j is computed from df at run time and gates one of n branches
+            // (one-time filters; the others never run). "rust tokio" with tokio in 100 of
+            // 100k entries reads 100 postings and makes 100 probes, instead of merging
+            // all of rust's postings.
             let term = |i: usize| format!("(SELECT term FROM tq WHERE i = {i})");
             let idf_of = |i: usize| format!("(SELECT idf FROM tq WHERE i = {i})");
-            let joins: String = (2..=n)
-                .map(|i| {
+            let tfs: String = (1..=n).map(|i| format!(", t{i}")).collect();
+            let branches: Vec<String> = (1..=n)
+                .map(|merged| {
+                    let cols: String = (1..=n)
+                        .map(|i| {
+                            if i <= merged {
+                                format!(", p{i}.tf")
+                            } else {
+                                format!(", q{i}.tf")
+                            }
+                        })
+                        .collect();
+                    let merges: String = (2..=merged)
+                        .map(|i| {
+                            format!(
+                                " JOIN postings p{i} ON p{i}.entry = p1.entry AND p{i}.term = {}",
+                                term(i)
+                            )
+                        })
+                        .collect();
+                    let probes: String = (merged + 1..=n)
+                        .map(|i| {
+                            format!(
+                                " CROSS JOIN LATERAL (SELECT tf FROM postings \
+                                 WHERE term = {} AND entry = p1.entry OFFSET 0) q{i}",
+                                term(i)
+                            )
+                        })
+                        .collect();
                     format!(
-                        " JOIN postings p{i} ON p{i}.entry = p1.entry AND p{i}.term = {}",
-                        term(i)
+                        "SELECT p1.entry, p1.dl{cols} FROM postings p1{merges}{probes} \
+                         WHERE p1.term = {} AND (SELECT merged FROM plan) = {merged}",
+                        term(1)
                     )
                 })
                 .collect();
             let score = (1..=n)
-                .map(|i| bm25(&idf_of(i), &format!("p{i}.tf"), "p1.dl"))
+                .map(|i| bm25(&idf_of(i), &format!("b.t{i}"), "b.dl"))
                 .collect::<Vec<_>>()
                 .join(" + ");
             format!(
                 "{stats}, \
-                 tq AS MATERIALIZED (SELECT w.i, x.term, {idf} AS idf \
-                     FROM unnest({words}) WITH ORDINALITY w(word, i) \
-                     CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w.word))) x(term) \
-                     CROSS JOIN LATERAL {df} CROSS JOIN st), \
-                 s AS (SELECT p1.entry, ({score})::float8 AS score FROM postings p1{joins} \
-                       CROSS JOIN st WHERE p1.term = {first}), \
+                 d AS (SELECT x.term, df.df, {idf} AS idf \
+                       FROM unnest({words}) w \
+                       CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term) \
+                       CROSS JOIN LATERAL {df} CROSS JOIN st), \
+                 tq AS MATERIALIZED (SELECT row_number() OVER o AS i, d.term, d.idf, d.df, \
+                       st.n * exp(coalesce(sum(ln(greatest(d.df, 1e-9) / st.n)) OVER \
+                           (o ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS expected \
+                       FROM d CROSS JOIN st WINDOW o AS (ORDER BY d.df, d.term)), \
+                 plan AS MATERIALIZED (SELECT coalesce(min(i) - 1, {n}) AS merged FROM tq \
+                       WHERE i > 1 AND df > {PROBE_RATIO} * expected), \
+                 s AS (SELECT b.entry, ({score})::float8 AS score \
+                       FROM ({}) b(entry, dl{tfs}) CROSS JOIN st), \
                  {}",
+                branches.join(" UNION ALL "),
                 best_first(&cond, filter),
                 df = df("x.term"),
-                first = term(1),
             )
         }
         Shape::General { words, prefixes } => {

@@ -295,7 +295,12 @@ END $$;
 
 CREATE OR REPLACE FUNCTION kb_bm25_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- Only rows whose tsvector changed (claims and metadata updates leave it alone).
+    -- Only rows whose tsvector changed count; when none did (claims, metadata), no
+    -- counter row is locked, so such updates never queue behind writers of text.
+    IF NOT EXISTS (SELECT 1 FROM old_rows o JOIN new_rows n ON n.rowid = o.rowid
+                   WHERE o.tsv IS DISTINCT FROM n.tsv) THEN
+        RETURN NULL;
+    END IF;
     UPDATE bm25_stats SET tokens = tokens + d.t
         FROM (SELECT coalesce(sum(kb_doc_len(n.tsv) - kb_doc_len(o.tsv)), 0) AS t
               FROM old_rows o JOIN new_rows n ON n.rowid = o.rowid

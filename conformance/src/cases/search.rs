@@ -453,6 +453,65 @@ pub async fn keyword_scores_follow_edits_and_deletes(s: S) -> Result<()> {
     Ok(())
 }
 
+/// An AND of words matches the entries having every word and scores each with the sum of
+/// the words' one-word scores, whatever the words' frequencies (rare with common, three
+/// words of different frequencies: backends may intersect such lists differently).
+pub async fn and_scores_sum_each_words_score(s: S) -> Result<()> {
+    kb(&s, "b").await?;
+    let fillers = ["lorem", "ipsum dolor", "sit amet elit", "sed do eiusmod tempor"];
+    let mut entries = Vec::new();
+    for i in 0..40 {
+        let mut words = vec![fillers[i % 4]];
+        if i < 30 {
+            words.push("alpha");
+        }
+        if i < 8 {
+            words.push("beta");
+        }
+        if i == 0 {
+            words.push("gamma");
+        }
+        entries.push(note("b", &format!("e{i:02}"), "t", &words.join(" ")));
+    }
+    s.upsert_entries(&entries).await?;
+    let one_word = |w: &'static str| {
+        let s = s.clone();
+        async move {
+            let hits = s.search(w, &Filter::new().limit(MAX_PAGE_SIZE)).await?;
+            Ok::<_, StorageError>(
+                hits.into_iter()
+                    .map(|h| (h.entry.id, h.score))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )
+        }
+    };
+    let (alpha, beta, gamma) = (
+        one_word("alpha").await?,
+        one_word("beta").await?,
+        one_word("gamma").await?,
+    );
+    for (q, parts) in [
+        ("gamma alpha", vec![&gamma, &alpha]),
+        ("alpha beta", vec![&alpha, &beta]),
+        ("gamma beta alpha", vec![&gamma, &beta, &alpha]),
+    ] {
+        let hits = s.search(q, &Filter::new().limit(MAX_PAGE_SIZE)).await?;
+        let mut want: Vec<(String, f64)> = parts[0]
+            .keys()
+            .filter(|id| parts.iter().all(|p| p.contains_key(*id)))
+            .map(|id| (id.clone(), parts.iter().map(|p| p[id]).sum()))
+            .collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let got: Vec<(String, f64)> = hits.into_iter().map(|h| (h.entry.id, h.score)).collect();
+        assert_eq!(got.len(), want.len(), "{q}: {got:?} vs {want:?}");
+        for ((gid, gs), (wid, ws)) in got.iter().zip(&want) {
+            assert_eq!(gid, wid, "{q}: {got:?} vs {want:?}");
+            assert!((gs - ws).abs() <= 1e-9 + 1e-6 * ws.abs(), "{q} {gid}: {gs} vs {ws}");
+        }
+    }
+    Ok(())
+}
+
 /// A rare term weighs more than a common one (idf), and a shorter entry with the same
 /// match outranks a longer one (length normalisation).
 pub async fn rare_terms_and_short_entries_rank_higher(s: S) -> Result<()> {
