@@ -266,6 +266,18 @@ fn keyword_queries(corpus: &Corpus) -> Vec<(&'static str, String, String)> {
             format!("{} | {}", w(1700), w(1800)),
         ),
         ("5terms_or", five.join(" OR "), five.join(" | ")),
+        // A rare word with one in nearly every entry, and three words of which one is
+        // common: intersections whose lists differ in length by 100x.
+        (
+            "2terms_and_skewed",
+            format!("{} {}", w(5), w(5000)),
+            format!("{} & {}", w(5), w(5000)),
+        ),
+        (
+            "3terms_and",
+            format!("{} {} {}", w(300), w(400), w(20)),
+            format!("{} & {} & {}", w(300), w(400), w(20)),
+        ),
     ]
 }
 

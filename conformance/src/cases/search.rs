@@ -458,7 +458,12 @@ pub async fn keyword_scores_follow_edits_and_deletes(s: S) -> Result<()> {
 /// words of different frequencies: backends may intersect such lists differently).
 pub async fn and_scores_sum_each_words_score(s: S) -> Result<()> {
     kb(&s, "b").await?;
-    let fillers = ["lorem", "ipsum dolor", "sit amet elit", "sed do eiusmod tempor"];
+    let fillers = [
+        "lorem",
+        "ipsum dolor",
+        "sit amet elit",
+        "sed do eiusmod tempor",
+    ];
     let mut entries = Vec::new();
     for i in 0..40 {
         let mut words = vec![fillers[i % 4]];
@@ -506,7 +511,10 @@ pub async fn and_scores_sum_each_words_score(s: S) -> Result<()> {
         assert_eq!(got.len(), want.len(), "{q}: {got:?} vs {want:?}");
         for ((gid, gs), (wid, ws)) in got.iter().zip(&want) {
             assert_eq!(gid, wid, "{q}: {got:?} vs {want:?}");
-            assert!((gs - ws).abs() <= 1e-9 + 1e-6 * ws.abs(), "{q} {gid}: {gs} vs {ws}");
+            assert!(
+                (gs - ws).abs() <= 1e-9 + 1e-6 * ws.abs(),
+                "{q} {gid}: {gs} vs {ws}"
+            );
         }
     }
     Ok(())
