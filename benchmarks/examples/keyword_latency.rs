@@ -11,7 +11,12 @@ use storage_postgres::{PgConfig, PgStore};
 use storage_sqlite::{SqliteConfig, SqliteStore};
 
 async fn median(store: &dyn Store, q: &str, runs: usize) -> Duration {
-    let page = Filter::new().limit(10);
+    let page = Filter::new().limit(
+        std::env::var("PAGE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
+    );
     for _ in 0..20 {
         store.search(q, &page).await.unwrap();
     }

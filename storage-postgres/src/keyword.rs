@@ -18,13 +18,12 @@
 //!
 //! In the first two, candidates are walked best score first and checked against the
 //! filter by primary key until the page is full, so a frequent term costs a few lookups,
-//! not one per posting. Headlines are built for the returned page only (ts_headline is
-//! expensive). Phrases filter by adjacency but score by their words; a prefix scores as
+//! not one per posting. Snippets are cut in Rust (`snippet.rs`). Phrases filter by adjacency but score by their words; a prefix scores as
 //! the terms it expands to.
 
-use storage_core::{
-    parse_query, Filter, QueryNode, Result, StorageError, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN,
-};
+use storage_core::{parse_query, Filter, QueryNode, Result, StorageError};
+
+use crate::snippet::Highlighter;
 
 use crate::sql::{filter_sql, tsquery, Params, ENTRY_COLUMNS, TS_CONFIG};
 
@@ -37,7 +36,7 @@ pub(crate) const MAX_JOINED_WORDS: usize = 6;
 /// (a primary-key descent) costs about as much as reading 16–20 postings in order.
 const PROBE_RATIO: u32 = 16;
 
-/// The statement and its parameters. `one_token_words` says that the index's text search
+/// The statement, its parameters and the highlighter of its hits. `one_token_words` says that the index's text search
 /// configuration turns every query word into exactly one term (true of `porter`, which has
 /// no stopwords), which the AND-join shape relies on.
 pub(crate) fn search_sql(
@@ -46,10 +45,9 @@ pub(crate) fn search_sql(
     k1: f64,
     b: f64,
     one_token_words: bool,
-) -> Result<(String, Params)> {
+) -> Result<(String, Params, Highlighter)> {
     let node = parse_query(query)?;
     let mut p = Params::default();
-    let q = tsquery(&node, &mut p);
     let cond = filter_sql(filter, &mut p)?;
     // k1 and b are written as literals and every word is its own parameter
     // (`ARRAY[$n, …]`, not one array parameter), so the planner's estimates do not depend
@@ -171,6 +169,7 @@ pub(crate) fn search_sql(
             )
         }
         Shape::General { words, prefixes } => {
+            let q = tsquery(&node, &mut p);
             let words = array_of(words, &mut p);
             // The prefix branch is only written when there are prefixes: the planner
             // cannot see that an empty array makes it a no-op and would scan every posting.
@@ -208,18 +207,16 @@ pub(crate) fn search_sql(
             )
         }
     };
-    let opts = p.push(format!(
-        "StartSel={HIGHLIGHT_OPEN}, StopSel={HIGHLIGHT_CLOSE}, MaxWords=24, MinWords=10, \
-         ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \""
-    ));
+    // Snippets are cut in Rust from the returned text (snippet.rs): ts_headline cost more
+    // than the ranking.
     let sql = format!(
         "WITH {ranked} \
-         SELECT {ENTRY_COLUMNS}, hits.score, \
-                ts_headline({TS_CONFIG}, e.title || E'\\n' || e.summary || E'\\n' || e.body, {q}, {opts}) \
-         FROM hits JOIN entries e ON e.rowid = hits.rowid \
+         SELECT {ENTRY_COLUMNS}, hits.score FROM hits JOIN entries e ON e.rowid = hits.rowid \
          ORDER BY hits.score DESC, e.kb, e.id"
     );
-    Ok((sql, p))
+    let (mut words, mut prefixes) = (Vec::new(), Vec::new());
+    scoring_terms(&node, &mut words, &mut prefixes);
+    Ok((sql, p, Highlighter::new(&words, &prefixes)))
 }
 
 /// `hits`: the scored candidates `s (entry, score)` walked best first, each checked

@@ -2,7 +2,7 @@
 //!
 //! - [`PgStore`] (`store.rs`) implements [`storage_core::Store`] on tokio-postgres + bb8.
 //! - `schema.rs` holds the tables and migrations (tsvector + GIN, pgvector HNSW),
-//!   `keyword.rs` the BM25 keyword-search statement, `sql.rs` the filter and `tsquery` SQL, `error.rs` the SQLSTATE mapping,
+//!   `keyword.rs` the BM25 keyword-search statement, `snippet.rs` its snippets, `sql.rs` the filter and `tsquery` SQL, `error.rs` the SQLSTATE mapping,
 //!   `config.rs` the settings, `pool.rs` the connection manager.
 //!
 //! ```no_run
@@ -17,6 +17,7 @@ mod error;
 mod keyword;
 mod pool;
 mod schema;
+mod snippet;
 mod sql;
 mod store;
 

@@ -251,7 +251,7 @@ impl PgStore {
     #[doc(hidden)]
     pub async fn explain_search(&self, query: &str, filter: &Filter) -> Result<Value> {
         let c = &self.inner.config;
-        let (sql, params) = search_sql(
+        let (sql, params, _) = search_sql(
             query,
             filter,
             c.bm25_k1,
@@ -1139,7 +1139,7 @@ impl Store for PgStore {
 
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
         let c = &self.inner.config;
-        let (sql, p) = search_sql(
+        let (sql, p, highlighter) = search_sql(
             query,
             filter,
             c.bm25_k1,
@@ -1155,11 +1155,15 @@ impl Store for PgStore {
         Ok(rows
             .iter()
             .enumerate()
-            .map(|(i, r)| SearchHit {
-                entry: read_entry(r, 0),
-                score: r.get::<_, f64>(19).max(0.0),
-                rank: filter.offset + i + 1,
-                snippet: Snippet::from_marked(&r.get::<_, String>(20)),
+            .map(|(i, r)| {
+                let entry = read_entry(r, 0);
+                let text = format!("{}\n{}\n{}", entry.title, entry.summary, entry.body);
+                SearchHit {
+                    snippet: highlighter.snippet(&text),
+                    entry,
+                    score: r.get::<_, f64>(19).max(0.0),
+                    rank: filter.offset + i + 1,
+                }
             })
             .collect())
     }
