@@ -53,6 +53,24 @@ impl Highlighter {
 
     /// The term a word matches (its stem or the prefix), if any.
     fn term_of(&self, word: &str) -> Option<String> {
+        // A stem is the word with its ending changed, so a word can only share a stem
+        // that, but for its last letter, it starts with: most words are turned away
+        // here, without folding (for ASCII words) or stemming.
+        if word.is_ascii() {
+            let starts = |p: &str| {
+                word.len() >= p.len()
+                    && word.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            };
+            // (An ASCII word folds to itself lower-cased; only ASCII stems can match it.)
+            let candidate = self.prefixes.iter().any(|p| starts(p))
+                || self
+                    .stems
+                    .iter()
+                    .any(|s| s.is_ascii() && starts(&s[..s.len().saturating_sub(1)]));
+            if !candidate {
+                return None;
+            }
+        }
         let folded = fold(word);
         if let Some(p) = self
             .prefixes
@@ -60,15 +78,6 @@ impl Highlighter {
             .find(|p| folded.starts_with(p.as_str()))
         {
             return Some(p.clone());
-        }
-        // A stem is the word with its ending changed, so a word can only share a stem
-        // that, but for its last letter, it starts with: most words skip the stemmer.
-        let candidate = self.stems.iter().any(|s| {
-            let keep = s.char_indices().last().map_or(0, |(i, _)| i);
-            folded.starts_with(&s[..keep])
-        });
-        if !candidate {
-            return None;
         }
         let stem = self.stemmer.stem(&folded);
         self.stems
@@ -144,27 +153,28 @@ fn words(text: &str) -> Vec<(usize, usize)> {
 }
 
 /// `[start, end)` word indices of the window of at most `size` words with the most
-/// distinct terms (then the most matches, then the earliest), moved to start a few
-/// words before its first match.
+/// distinct terms (then the most matches, then the earliest). Windows start a few words
+/// before a match, so only one window per match is weighed.
 fn best_window(terms: &[Option<String>], size: usize) -> (usize, usize) {
     let n = terms.len();
     if n <= size {
         return (0, n);
     }
+    let matches: Vec<usize> = (0..n).filter(|&i| terms[i].is_some()).collect();
     let mut best = (0usize, 0usize, 0usize); // (distinct, matches, start)
-    for start in 0..=n - size {
-        let window = &terms[start..start + size];
-        let distinct: HashSet<&String> = window.iter().flatten().collect();
-        let matches = window.iter().flatten().count();
-        if (distinct.len(), matches) > (best.0, best.1) {
-            best = (distinct.len(), matches, start);
+    for &m in &matches {
+        let start = m.saturating_sub(LEAD_WORDS).min(n - size);
+        let inside: Vec<usize> = matches
+            .iter()
+            .copied()
+            .filter(|&i| i >= start && i < start + size)
+            .collect();
+        let distinct: HashSet<&String> = inside.iter().filter_map(|&i| terms[i].as_ref()).collect();
+        if (distinct.len(), inside.len()) > (best.0, best.1) {
+            best = (distinct.len(), inside.len(), start);
         }
     }
-    let first = (best.2..best.2 + size)
-        .find(|&i| terms[i].is_some())
-        .unwrap_or(best.2);
-    let start = first.saturating_sub(LEAD_WORDS).min(n - size);
-    (start, start + size)
+    (best.2, best.2 + size)
 }
 
 #[cfg(test)]
@@ -214,6 +224,14 @@ mod tests {
         let s = h(&["über"], &[]).snippet("Ça va — über alles");
         assert_eq!(s.highlighted(), ["über"]);
         assert_eq!(s.marked("[", "]"), "Ça va — [über] alles");
+    }
+
+    #[test]
+    fn non_ascii_query_words_and_text() {
+        let s = h(&["дом"], &[]).snippet("Старый дом и новый Дом");
+        assert_eq!(s.highlighted(), ["дом", "Дом"]);
+        let s = h(&["naïve"], &[]).snippet("a naive idea");
+        assert_eq!(s.highlighted(), ["naive"]);
     }
 
     #[test]
