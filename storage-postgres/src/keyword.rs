@@ -18,13 +18,12 @@
 //!
 //! In the first two, candidates are walked best score first and checked against the
 //! filter by primary key until the page is full, so a frequent term costs a few lookups,
-//! not one per posting. Snippets are cut in Rust (`snippet.rs`). Phrases filter by adjacency but score by their words; a prefix scores as
-//! the terms it expands to.
+//! not one per posting. Snippets are cut in Rust (`snippet.rs`). Phrases filter by
+//! adjacency but score by their words; a prefix scores as the terms it expands to.
 
 use storage_core::{parse_query, Filter, QueryNode, Result, StorageError};
 
 use crate::snippet::Highlighter;
-
 use crate::sql::{filter_sql, tsquery, Params, ENTRY_COLUMNS, TS_CONFIG};
 
 /// Most words an AND query may have to be answered by joining postings; longer ones use
@@ -36,9 +35,9 @@ pub(crate) const MAX_JOINED_WORDS: usize = 6;
 /// (a primary-key descent) costs about as much as reading 16–20 postings in order.
 const PROBE_RATIO: u32 = 16;
 
-/// The statement, its parameters and the highlighter of its hits. `one_token_words` says that the index's text search
-/// configuration turns every query word into exactly one term (true of `porter`, which has
-/// no stopwords), which the AND-join shape relies on.
+/// The statement, its parameters and the highlighter of its hits. `one_token_words` says
+/// that the index's text search configuration turns every query word into exactly one
+/// term (true of `porter`, which has no stopwords), which the AND-join shape relies on.
 pub(crate) fn search_sql(
     query: &str,
     filter: &Filter,
