@@ -466,10 +466,14 @@ pub(crate) async fn migrate(
         } else {
             dicts.join(", ")
         };
-        // Migrations run with the schema first on search_path, so names are unqualified.
-        tx.batch_execute(&format!("SET LOCAL search_path = \"{schema}\", public"))
-            .await
-            .map_err(pg)?;
+        // Migrations run with the schema first on search_path, so names are unqualified,
+        // and without the store's statement timeout: backfills (postings, document
+        // frequencies) of a large existing store take longer than any query may.
+        tx.batch_execute(&format!(
+            "SET LOCAL search_path = \"{schema}\", public; SET LOCAL statement_timeout = 0"
+        ))
+        .await
+        .map_err(pg)?;
         if porter && current == 0 {
             tx.batch_execute(
                 "CREATE TEXT SEARCH DICTIONARY kb_porter (TEMPLATE = snowball, Language = porter)",

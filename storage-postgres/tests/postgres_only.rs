@@ -1,5 +1,6 @@
 //! Postgres-only behaviour: index use (EXPLAIN), error messages for an unreachable
-//! server or missing extension, pool exhaustion, filtered HNSW returning k rows.
+//! server or missing extension, pool exhaustion, filtered HNSW returning k rows, upgrades
+//! of a populated schema.
 
 use std::time::Duration;
 
@@ -240,4 +241,59 @@ async fn two_stores_opening_one_schema_at_once_both_migrate_cleanly() {
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn upgrading_a_populated_store_backfills_document_frequencies() {
+    // A store written before migration 4 (no `term_df`): its entries must score as
+    // before once the upgrade has counted every term's postings.
+    let store = PgStore::open_for_test(&test_url()).await.unwrap();
+    store
+        .create_kb(&NewKnowledgeBase::persistent("k"))
+        .await
+        .unwrap();
+    let entries: Vec<NewEntry> = (0..30)
+        .map(|i| {
+            let body = if i % 3 == 0 {
+                "apple pie"
+            } else {
+                "plain bread"
+            };
+            NewEntry::new("k", format!("e{i}"))
+                .title(format!("t{i}"))
+                .body(body)
+        })
+        .collect();
+    store.upsert_entries(&entries).await.unwrap();
+    let before = store
+        .search("apple OR bread", &Filter::new())
+        .await
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&test_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let schema = store.schema().to_owned();
+    client
+        .batch_execute(&format!(
+            "DROP TABLE {schema}.term_df CASCADE; DELETE FROM {schema}.schema_version WHERE version >= 4"
+        ))
+        .await
+        .unwrap();
+    let upgraded = PgStore::open(PgConfig::new(test_url()).schema(schema))
+        .await
+        .unwrap();
+    assert_eq!(
+        upgraded.health().await.unwrap().schema_version,
+        storage_postgres::SCHEMA_VERSION
+    );
+    let after = upgraded
+        .search("apple OR bread", &Filter::new())
+        .await
+        .unwrap();
+    let scores = |h: &[SearchHit]| -> Vec<(String, f64)> {
+        h.iter().map(|h| (h.entry.id.clone(), h.score)).collect()
+    };
+    assert_eq!(scores(&after), scores(&before));
+    assert!(!after.is_empty());
 }
