@@ -25,6 +25,7 @@ use crate::error::{map_json, map_pg, map_pool};
 use crate::keyword::search_sql;
 use crate::pool::Manager;
 use crate::schema::{migrate, PORTER_CONFIG, SCHEMA_VERSION};
+use crate::snippet::Highlighter;
 use crate::sql::{filter_sql, order_by, Params, ENTRY_COLUMNS};
 
 struct Inner {
@@ -250,15 +251,24 @@ impl PgStore {
     /// `EXPLAIN (FORMAT JSON)` of the keyword query `search` runs (diagnostics and tests).
     #[doc(hidden)]
     pub async fn explain_search(&self, query: &str, filter: &Filter) -> Result<Value> {
+        let (sql, params, _) = self.keyword_statement(query, filter)?;
+        self.explain(&sql, &params).await
+    }
+
+    /// The keyword search statement for this store's BM25 parameters and configuration.
+    fn keyword_statement(
+        &self,
+        query: &str,
+        filter: &Filter,
+    ) -> Result<(String, Params, Highlighter)> {
         let c = &self.inner.config;
-        let (sql, params, _) = search_sql(
+        search_sql(
             query,
             filter,
             c.bm25_k1,
             c.bm25_b,
             c.text_search_config == PORTER_CONFIG,
-        )?;
-        self.explain(&sql, &params).await
+        )
     }
 
     /// `EXPLAIN (FORMAT JSON)` of the k-NN query `semantic_search` runs first.
@@ -1138,14 +1148,7 @@ impl Store for PgStore {
     }
 
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
-        let c = &self.inner.config;
-        let (sql, p, highlighter) = search_sql(
-            query,
-            filter,
-            c.bm25_k1,
-            c.bm25_b,
-            c.text_search_config == PORTER_CONFIG,
-        )?;
+        let (sql, p, highlighter) = self.keyword_statement(query, filter)?;
         let conn = self.conn().await?;
         let rows = match p.typed() {
             Some(typed) => conn.query_cached(&sql, &typed).await,

@@ -365,28 +365,43 @@ fn bm25(n: f64, df: f64, f: f64, dl: f64, avgdl: f64) -> f64 {
     idf * f * 2.2 / (f + 1.2 * (0.25 + 0.75 * dl / avgdl))
 }
 
-/// Keyword scores are BM25 with the documented parameters, on every backend: the values,
-/// not only the order, match a hand computation.
-pub async fn keyword_scores_are_bm25(s: S) -> Result<()> {
-    kb(&s, "b").await?;
-    // Titles are one token each; bodies as written. Tokens: 3, 5, 2, 2, 2, 4 → 18.
-    let docs = [
-        ("d1", "one", "apple banana"),
-        ("d2", "two", "apple apple cherry date"),
-        ("d3", "three", "cherry"),
-        ("d4", "four", "fig"),
-        ("d5", "five", "grape"),
-        ("d6", "apple", "kiwi lime mango"),
-    ];
-    for (id, title, body) in docs {
-        put(&s, note("b", id, title, body)).await?;
-    }
-    let (n, avgdl) = (6.0, 18.0 / 6.0);
-    let hits = s.search("apple", &Filter::new()).await?;
+/// Six short entries (id, title, body) for hand-computed BM25: titles are one token each,
+/// bodies as written. Tokens: 3, 5, 2, 2, 2, 4 → 18.
+const FRUIT: [(&str, &str, &str); 6] = [
+    ("d1", "one", "apple banana"),
+    ("d2", "two", "apple apple cherry date"),
+    ("d3", "three", "cherry"),
+    ("d4", "four", "fig"),
+    ("d5", "five", "grape"),
+    ("d6", "apple", "kiwi lime mango"),
+];
+
+/// Searches `q` and checks the hits are `want` (id, score), in that order.
+async fn assert_scores(s: &S, q: &str, want: &[(&str, f64)]) -> Result<()> {
+    let hits = s.search(q, &Filter::new()).await?;
     let got: Vec<(&str, f64)> = hits
         .iter()
         .map(|h| (h.entry.id.as_str(), h.score))
         .collect();
+    assert_eq!(got.len(), want.len(), "{q}: {got:?} vs {want:?}");
+    for ((gid, gs), (wid, ws)) in got.iter().zip(want) {
+        assert_eq!(gid, wid, "{q}: order {got:?} vs {want:?}");
+        assert!(
+            (gs - ws).abs() < 1e-6 * ws.max(1.0),
+            "{q} {gid}: {gs} vs {ws}"
+        );
+    }
+    Ok(())
+}
+
+/// Keyword scores are BM25 with the documented parameters, on every backend: the values,
+/// not only the order, match a hand computation.
+pub async fn keyword_scores_are_bm25(s: S) -> Result<()> {
+    kb(&s, "b").await?;
+    for (id, title, body) in FRUIT {
+        put(&s, note("b", id, title, body)).await?;
+    }
+    let (n, avgdl) = (6.0, 18.0 / 6.0);
     // df 3; d6 has it once in the title (weight 2), d2 twice in the body, d1 once.
     let mut want = [
         ("d6", bm25(n, 3.0, 2.0, 4.0, avgdl)),
@@ -394,12 +409,7 @@ pub async fn keyword_scores_are_bm25(s: S) -> Result<()> {
         ("d1", bm25(n, 3.0, 1.0, 3.0, avgdl)),
     ];
     want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-    assert_eq!(got.len(), 3, "{got:?}");
-    for ((gid, gs), (wid, ws)) in got.iter().zip(&want) {
-        assert_eq!(gid, wid, "order: {got:?} vs {want:?}");
-        assert!((gs - ws).abs() < 1e-6 * ws.max(1.0), "{gid}: {gs} vs {ws}");
-    }
-    Ok(())
+    assert_scores(&s, "apple", &want).await
 }
 
 /// The statistics behind the scores follow edits and deletes: after an entry loses a term
@@ -407,14 +417,7 @@ pub async fn keyword_scores_are_bm25(s: S) -> Result<()> {
 /// average length.
 pub async fn keyword_scores_follow_edits_and_deletes(s: S) -> Result<()> {
     kb(&s, "b").await?;
-    for (id, title, body) in [
-        ("d1", "one", "apple banana"),
-        ("d2", "two", "apple apple cherry date"),
-        ("d3", "three", "cherry"),
-        ("d4", "four", "fig"),
-        ("d5", "five", "grape"),
-        ("d6", "apple", "kiwi lime mango"),
-    ] {
+    for (id, title, body) in FRUIT {
         put(&s, note("b", id, title, body)).await?;
     }
     // d2 loses "apple" (3 tokens now) and d1 goes: N 5, tokens 3 + 2 + 2 + 2 + 4 = 13,
@@ -424,33 +427,18 @@ pub async fn keyword_scores_follow_edits_and_deletes(s: S) -> Result<()> {
     let (n, avgdl) = (5.0, 13.0 / 5.0);
     let apple = bm25(n, 1.0, 2.0, 4.0, avgdl);
     let kiwi = bm25(n, 1.0, 1.0, 4.0, avgdl);
-    for (q, want) in [
-        ("apple", vec![("d6", apple)]),
-        (
-            "apple OR cherry",
-            vec![
-                ("d6", apple),
-                ("d3", bm25(n, 2.0, 1.0, 2.0, avgdl)),
-                ("d2", bm25(n, 2.0, 1.0, 3.0, avgdl)),
-            ],
-        ),
-        ("apple kiwi", vec![("d6", apple + kiwi)]),
-    ] {
-        let hits = s.search(q, &Filter::new()).await?;
-        let got: Vec<(&str, f64)> = hits
-            .iter()
-            .map(|h| (h.entry.id.as_str(), h.score))
-            .collect();
-        assert_eq!(got.len(), want.len(), "{q}: {got:?}");
-        for ((gid, gs), (wid, ws)) in got.iter().zip(&want) {
-            assert_eq!(gid, wid, "{q}: {got:?} vs {want:?}");
-            assert!(
-                (gs - ws).abs() < 1e-6 * ws.max(1.0),
-                "{q} {gid}: {gs} vs {ws}"
-            );
-        }
-    }
-    Ok(())
+    assert_scores(&s, "apple", &[("d6", apple)]).await?;
+    assert_scores(
+        &s,
+        "apple OR cherry",
+        &[
+            ("d6", apple),
+            ("d3", bm25(n, 2.0, 1.0, 2.0, avgdl)),
+            ("d2", bm25(n, 2.0, 1.0, 3.0, avgdl)),
+        ],
+    )
+    .await?;
+    assert_scores(&s, "apple kiwi", &[("d6", apple + kiwi)]).await
 }
 
 /// An AND of words matches the entries having every word and scores each with the sum of
