@@ -1,6 +1,7 @@
 //! Quick keyword-latency check against a schema made by `load_keyword` (Postgres) and a
 //! fresh SQLite load of the same corpus: median of repeated searches per query shape.
-//! `KB_BENCH_PG_URL=… cargo run --release -p benchmarks --example keyword_latency [N]`.
+//! `KB_BENCH_PG_URL=… cargo run --release -p benchmarks --example keyword_latency [N]`
+//! (`PAGE=100` for pages of 100, the hybrid searcher's keyword depth; default 10).
 //! The criterion bench (`cargo xtask bench -- keyword_100k`) is the reference figure.
 
 use std::time::{Duration, Instant};
