@@ -15,6 +15,17 @@ fn test_url() -> String {
         .expect("set KB_TEST_PG_URL (or run `cargo xtask test-postgres`)")
 }
 
+/// The plan of a keyword search for a page of 10, and the indexes it uses.
+async fn keyword_plan(store: &PgStore, query: &str) -> (Value, Vec<String>) {
+    let plan = store
+        .explain_search(query, &Filter::new().limit(10))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    index_names(&plan, &mut names);
+    (plan, names)
+}
+
 /// Every index name appearing anywhere in an EXPLAIN (FORMAT JSON) plan.
 fn index_names(plan: &Value, out: &mut Vec<String>) {
     match plan {
@@ -78,36 +89,21 @@ async fn keyword_and_semantic_queries_use_gin_and_hnsw_indexes() {
     let store = loaded(3000, 384, 40).await;
     let corpus = Corpus::new(7);
     // A word (or an OR of words) takes its candidates from the postings index.
-    let plan = store
-        .explain_search(corpus.word(1700), &Filter::new().limit(10))
-        .await
-        .unwrap();
-    let mut names = Vec::new();
-    index_names(&plan, &mut names);
+    let (plan, names) = keyword_plan(&store, corpus.word(1700)).await;
     assert!(
         names.iter().any(|n| n == "postings_pkey"),
         "one-word plan does not use the postings index: {plan}"
     );
     // An AND of words joins the terms' postings; the GIN index is not needed.
     let and = format!("{} {}", corpus.word(300), corpus.word(400));
-    let plan = store
-        .explain_search(&and, &Filter::new().limit(10))
-        .await
-        .unwrap();
-    let mut names = Vec::new();
-    index_names(&plan, &mut names);
+    let (plan, names) = keyword_plan(&store, &and).await;
     assert!(
         names.iter().any(|n| n == "postings_pkey") && !names.iter().any(|n| n == "entries_tsv"),
         "AND plan does not join the postings: {plan}"
     );
     // Other queries select their matches through the GIN index on the tsvector.
     let phrase = format!("\"{} {}\"", corpus.word(300), corpus.word(400));
-    let plan = store
-        .explain_search(&phrase, &Filter::new().limit(10))
-        .await
-        .unwrap();
-    let mut names = Vec::new();
-    index_names(&plan, &mut names);
+    let (plan, names) = keyword_plan(&store, &phrase).await;
     assert!(
         names.iter().any(|n| n == "entries_tsv") && names.iter().any(|n| n == "postings_pkey"),
         "phrase plan does not use the GIN and postings indexes: {plan}"
