@@ -222,6 +222,25 @@ impl PgStore {
             .map_err(self.pg())
     }
 
+    /// The server's and pgvector's versions, for status reports.
+    pub async fn server_versions(&self) -> Result<Vec<(String, String)>> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_one(
+                "SELECT current_setting('server_version'), \
+                 (SELECT extversion FROM pg_extension WHERE extname = 'vector')",
+                &[],
+            )
+            .await
+            .map_err(self.pg())?;
+        let server: String = row.try_get(0).map_err(self.pg())?;
+        let vector: Option<String> = row.try_get(1).map_err(self.pg())?;
+        Ok(vec![
+            ("postgres".to_owned(), server),
+            ("pgvector".to_owned(), vector.unwrap_or_else(|| "missing".into())),
+        ])
+    }
+
     /// (Re)builds the HNSW index with the configured `m` and `ef_construction`. Give the
     /// server a large `maintenance_work_mem` so the graph is built in memory.
     pub async fn build_vector_index(&self) -> Result<()> {

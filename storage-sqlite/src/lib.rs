@@ -21,3 +21,8 @@ mod vectors;
 pub use config::{SqliteConfig, SqliteLocation};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
+
+/// The version of the bundled SQLite library (shown by `kb status`).
+pub fn sqlite_version() -> String {
+    rusqlite::version().to_owned()
+}

@@ -1,0 +1,1 @@
+//! `kb migrate`: copies one store into another (either backend, either direction).

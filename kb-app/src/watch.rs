@@ -1,0 +1,1 @@
+//! `kb sync --watch`.
