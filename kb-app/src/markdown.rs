@@ -166,8 +166,9 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
     if let Some(s) = take_string(&mut map, "summary")? {
         entry.summary = s;
     }
-    entry.status = take_string(&mut map, "status")?;
-    entry.assignee = take_string(&mut map, "assignee")?;
+    // An empty `status:` or `assignee:` (a template's blank) means none.
+    entry.status = take_string(&mut map, "status")?.filter(|s| !s.trim().is_empty());
+    entry.assignee = take_string(&mut map, "assignee")?.filter(|s| !s.trim().is_empty());
     if let Some(d) = take_string(&mut map, "date")? {
         let day = d.get(..10).unwrap_or(&d);
         entry.date = Some(NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
@@ -248,6 +249,37 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
         aliases,
         links,
     })
+}
+
+/// An entry from one markdown text that is not part of a synced folder (`kb put`): the
+/// id comes from the frontmatter, else `id`, else `name` without its extension; links
+/// point at the ids as written.
+pub fn standalone_entry(
+    kb: &str,
+    name: &str,
+    text: &str,
+    id: Option<&str>,
+) -> Result<NewEntry, ParseError> {
+    let file = if name.contains('.') { name.to_owned() } else { format!("{name}.md") };
+    let note = parse_note(kb, &file, text)?;
+    let mut entry = note.entry;
+    if !note.explicit_id {
+        if let Some(id) = id {
+            entry.id = id.to_owned();
+        }
+    }
+    entry.source_path = None;
+    for raw in &note.links {
+        let mut l = storage_core::Link::to(crate::links::unresolved_id("", raw))
+            .relation(raw.relation.clone());
+        l.target_kb = raw.kb.clone();
+        l.note = raw.note.clone();
+        if raw.style == LinkStyle::Id {
+            l.target = raw.target.clone();
+        }
+        entry.links.push(l);
+    }
+    Ok(entry)
 }
 
 fn kind_of(v: &Value) -> &'static str {
