@@ -209,7 +209,10 @@ impl Config {
         } else if let Some(u) = file.database.url.clone().filter(|u| !u.trim().is_empty()) {
             let src = format!(
                 "{} (database.url)",
-                file_path.as_deref().unwrap_or(Path::new(CONFIG_FILE)).display()
+                file_path
+                    .as_deref()
+                    .unwrap_or(Path::new(CONFIG_FILE))
+                    .display()
             );
             (u, src, file_dir.clone())
         } else {
@@ -222,8 +225,9 @@ impl Config {
         let database = parse_database(&url, &base, &file, file_path.as_deref(), &source)?;
         let embedder = embedder_choice(&file.embedder, &file_dir, file_path.as_deref())?;
         if let Some(kb) = &file.default_kb {
-            storage_core::validate_name("knowledge base name", kb)
-                .map_err(|e| AppError::config(file_path.clone(), Some("default_kb"), e.to_string()))?;
+            storage_core::validate_name("knowledge base name", kb).map_err(|e| {
+                AppError::config(file_path.clone(), Some("default_kb"), e.to_string())
+            })?;
         }
         let batch_size = file.sync.batch_size.unwrap_or(500);
         if batch_size == 0 || batch_size > 10_000 {
@@ -257,7 +261,11 @@ fn read_file_config(path: &Path) -> Result<FileConfig> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let key = (key != ".").then_some(key);
-        AppError::config(Some(path.to_owned()), key.as_deref(), e.into_inner().to_string())
+        AppError::config(
+            Some(path.to_owned()),
+            key.as_deref(),
+            e.into_inner().to_string(),
+        )
     })
 }
 
@@ -307,7 +315,9 @@ pub fn expand(s: &str) -> std::result::Result<String, String> {
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !valid {
-                return Err(format!("${{{expr}}} is not a variable reference: use ${{NAME}} or ${{NAME:-default}}"));
+                return Err(format!(
+                    "${{{expr}}} is not a variable reference: use ${{NAME}} or ${{NAME:-default}}"
+                ));
             }
             match (env(name), default) {
                 (Some(v), _) => out.push_str(&v),
@@ -345,7 +355,8 @@ fn parse_database(
         if let Some(s) = env("KB_PG_SCHEMA").or_else(|| p.schema.clone()) {
             let ok = s.len() <= 63
                 && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ok {
                 return Err(bad(
                     "postgres.schema",
@@ -356,7 +367,10 @@ fn parse_database(
         }
         if let Some(n) = p.pool_max_size {
             if n == 0 {
-                return Err(bad("postgres.pool_max_size", "expected a number of at least 1"));
+                return Err(bad(
+                    "postgres.pool_max_size",
+                    "expected a number of at least 1",
+                ));
             }
             pg.pool_max_size = n;
         }
@@ -400,7 +414,11 @@ fn parse_database(
         url
     };
     if path.is_empty() {
-        return Err(AppError::config(None, Some(source), "the SQLite path is empty"));
+        return Err(AppError::config(
+            None,
+            Some(source),
+            "the SQLite path is empty",
+        ));
     }
     Ok(DatabaseConfig::Sqlite {
         path: base.join(path),
@@ -411,10 +429,15 @@ fn parse_database(
 
 fn embedder_choice(f: &FileEmbedder, dir: &Path, file: Option<&Path>) -> Result<EmbedderChoice> {
     // The environment (KB_EMBEDDER, KB_EMBED_*) wins over the file, as for the database.
-    let from_env = |e: embed::EmbedError| AppError::config(None, Some("KB_EMBEDDER"), e.to_string());
+    let from_env =
+        |e: embed::EmbedError| AppError::config(None, Some("KB_EMBEDDER"), e.to_string());
     let provider = match env("KB_EMBEDDER").as_deref() {
         Some("none") => Provider::None,
-        Some(_) => return EmbedderConfig::from_env().map(EmbedderChoice::Use).map_err(from_env),
+        Some(_) => {
+            return EmbedderConfig::from_env()
+                .map(EmbedderChoice::Use)
+                .map_err(from_env)
+        }
         None => f.provider.unwrap_or(Provider::Local),
     };
     let bad = |key: &str, msg: &str| {
@@ -451,10 +474,16 @@ fn embedder_choice(f: &FileEmbedder, dir: &Path, file: Option<&Path>) -> Result<
                 }
             });
             let model = f.model.clone().ok_or_else(|| {
-                bad("embedder.model", "required for HTTP providers (e.g. text-embedding-3-small, nomic-embed-text)")
+                bad(
+                    "embedder.model",
+                    "required for HTTP providers (e.g. text-embedding-3-small, nomic-embed-text)",
+                )
             })?;
             let dimension = f.dimension.ok_or_else(|| {
-                bad("embedder.dimension", "required for HTTP providers (the model's vector length, e.g. 1536)")
+                bad(
+                    "embedder.dimension",
+                    "required for HTTP providers (the model's vector length, e.g. 1536)",
+                )
             })?;
             let mut http = HttpConfig::new(url, model, dimension);
             http.api_key = f.api_key.clone().or_else(|| env("OPENAI_API_KEY"));
@@ -521,7 +550,9 @@ mod tests {
         assert_eq!(expand("x${KB_TEST_EXPAND_A}y").unwrap(), "xalphay");
         assert_eq!(expand("${KB_TEST_EXPAND_UNSET:-dflt}").unwrap(), "dflt");
         assert_eq!(expand("pa$$word$x").unwrap(), "pa$word$x");
-        assert!(expand("${KB_TEST_EXPAND_UNSET}").unwrap_err().contains("not set"));
+        assert!(expand("${KB_TEST_EXPAND_UNSET}")
+            .unwrap_err()
+            .contains("not set"));
         assert!(expand("${unclosed").is_err());
         assert!(expand("${1BAD}").is_err());
     }
@@ -538,13 +569,26 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_name_the_file_and_key() {
-        let e = load_file("[database]\nurll = \"x\"\n").unwrap_err().to_string();
-        assert!(e.contains("kb.toml") && e.contains("database") && e.contains("urll"), "{e}");
+        let e = load_file("[database]\nurll = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("kb.toml") && e.contains("database") && e.contains("urll"),
+            "{e}"
+        );
         let e = load_file("[postgres]\npool_max_size = \"many\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("postgres.pool_max_size") && e.contains("u32"), "{e}");
-        let e = load_file("[embedder]\nprovider = \"magic\"\n").unwrap_err().to_string();
-        assert!(e.contains("embedder.provider") && e.contains("local"), "{e}");
+        assert!(
+            e.contains("postgres.pool_max_size") && e.contains("u32"),
+            "{e}"
+        );
+        let e = load_file("[embedder]\nprovider = \"magic\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("embedder.provider") && e.contains("local"),
+            "{e}"
+        );
     }
 }

@@ -22,7 +22,9 @@ pub async fn open_embedder(choice: &EmbedderChoice) -> Result<Option<Arc<dyn Emb
             let cfg = cfg.clone();
             let e = tokio::task::spawn_blocking(move || cfg.open())
                 .await
-                .map_err(|e| AppError::usage(format!("loading the embedding model stopped: {e}")))??;
+                .map_err(|e| {
+                    AppError::usage(format!("loading the embedding model stopped: {e}"))
+                })??;
             Ok(Some(e))
         }
     }
@@ -69,14 +71,16 @@ pub async fn searcher(
         }),
         (_, EmbedderChoice::None) => {
             return Err(AppError::usage(format!(
-                "{} search needs an embedder, and embedder.provider is \"none\"; use --mode keyword",
-                match mode {
-                    SearchMode::Semantic => "semantic",
-                    _ => "hybrid",
-                }
-            )))
+            "{} search needs an embedder, and embedder.provider is \"none\"; use --mode keyword",
+            match mode {
+                SearchMode::Semantic => "semantic",
+                _ => "hybrid",
+            }
+        )))
         }
-        (_, choice) => open_embedder(choice).await?.expect("an embedder is configured"),
+        (_, choice) => open_embedder(choice)
+            .await?
+            .expect("an embedder is configured"),
     };
     Ok(Searcher::new(store, embedder, SearchConfig::default()).await?)
 }

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 use serde_yaml_ng::{Mapping, Value as Yaml};
-use storage_core::{Entry, Filter, LifecycleFilter, Lifecycle, Store};
+use storage_core::{Entry, Filter, Lifecycle, LifecycleFilter, Store};
 
 use crate::error::{AppError, Result};
 use crate::markdown::{MDLINK, WIKILINK};
@@ -33,7 +33,14 @@ fn safe_path(entry: &Entry) -> PathBuf {
             let s: String = s
                 .to_string_lossy()
                 .chars()
-                .map(|c| if matches!(c, '<' | '>' | ':' | '"' | '\\' | '|' | '?' | '*') || c.is_control() { '_' } else { c })
+                .map(|c| {
+                    if matches!(c, '<' | '>' | ':' | '"' | '\\' | '|' | '?' | '*') || c.is_control()
+                    {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
                 .collect();
             out.push(s);
         }
@@ -46,7 +53,10 @@ fn safe_path(entry: &Entry) -> PathBuf {
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
     if !is_md {
-        let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut name = out
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         name.push(".md");
         out.set_file_name(name);
     }

@@ -84,7 +84,9 @@ impl Resolver {
             LinkStyle::Id => None,
             LinkStyle::Markdown => {
                 let joined = join_relative(from, &t)?;
-                self.by_path.get(&without_md(&joined).to_lowercase()).cloned()
+                self.by_path
+                    .get(&without_md(&joined).to_lowercase())
+                    .cloned()
             }
             LinkStyle::Wiki => {
                 let t = t.trim_start_matches("./").trim_start_matches('/');
@@ -144,10 +146,26 @@ mod tests {
     fn resolver() -> Resolver {
         let alias = vec!["WAL".to_owned()];
         Resolver::new([
-            NoteName { path: "glossary/write-ahead-log.md", id: "glossary/write-ahead-log", aliases: &alias },
-            NoteName { path: "meetings/2026/retro.md", id: "meetings/2026/retro", aliases: &[] },
-            NoteName { path: "meetings/retro.md", id: "meetings/retro", aliases: &[] },
-            NoteName { path: "decisions/0001.md", id: "adr-postgres", aliases: &[] },
+            NoteName {
+                path: "glossary/write-ahead-log.md",
+                id: "glossary/write-ahead-log",
+                aliases: &alias,
+            },
+            NoteName {
+                path: "meetings/2026/retro.md",
+                id: "meetings/2026/retro",
+                aliases: &[],
+            },
+            NoteName {
+                path: "meetings/retro.md",
+                id: "meetings/retro",
+                aliases: &[],
+            },
+            NoteName {
+                path: "decisions/0001.md",
+                id: "adr-postgres",
+                aliases: &[],
+            },
         ])
     }
 
@@ -155,10 +173,23 @@ mod tests {
     fn resolves_by_name_path_id_and_alias() {
         let r = resolver();
         let w = |t: &str| r.resolve("howto/x.md", t, LinkStyle::Wiki);
-        assert_eq!(w("write-ahead-log").as_deref(), Some("glossary/write-ahead-log"));
-        assert_eq!(w("Write-Ahead-Log").as_deref(), Some("glossary/write-ahead-log"));
-        assert_eq!(w("retro").as_deref(), Some("meetings/retro"), "shortest path wins");
-        assert_eq!(w("meetings/2026/retro").as_deref(), Some("meetings/2026/retro"));
+        assert_eq!(
+            w("write-ahead-log").as_deref(),
+            Some("glossary/write-ahead-log")
+        );
+        assert_eq!(
+            w("Write-Ahead-Log").as_deref(),
+            Some("glossary/write-ahead-log")
+        );
+        assert_eq!(
+            w("retro").as_deref(),
+            Some("meetings/retro"),
+            "shortest path wins"
+        );
+        assert_eq!(
+            w("meetings/2026/retro").as_deref(),
+            Some("meetings/2026/retro")
+        );
         assert_eq!(w("adr-postgres").as_deref(), Some("adr-postgres"));
         assert_eq!(w("0001").as_deref(), Some("adr-postgres"));
         assert_eq!(w("wal").as_deref(), Some("glossary/write-ahead-log"));

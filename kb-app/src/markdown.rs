@@ -10,8 +10,18 @@ use storage_core::{Lifecycle, NewEntry, Source};
 
 /// Frontmatter keys that become entry fields; every other key goes to metadata.
 pub const FIELD_KEYS: &[&str] = &[
-    "id", "title", "type", "tags", "summary", "date", "importance", "status", "assignee",
-    "links", "sources", "lifecycle",
+    "id",
+    "title",
+    "type",
+    "tags",
+    "summary",
+    "date",
+    "importance",
+    "status",
+    "assignee",
+    "links",
+    "sources",
+    "lifecycle",
 ];
 
 /// Relation of links written in the body as `[[wikilinks]]`.
@@ -117,7 +127,10 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
                 let msg = e.to_string();
                 // serde_yaml_ng appends " at line N column M"; the line is reported apart.
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-                return Err(ParseError::at(line, format!("invalid YAML frontmatter: {msg}")));
+                return Err(ParseError::at(
+                    line,
+                    format!("invalid YAML frontmatter: {msg}"),
+                ));
             }
         },
     };
@@ -133,14 +146,15 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
             format!("field `{key}`: expected {expected}, found {}", kind_of(v)),
         )
     };
-    let take_string = |map: &mut Map<String, Value>, key: &str| -> Result<Option<String>, ParseError> {
-        match map.remove(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
-            Some(v) => Err(wrong(key, "a string", &v)),
-        }
-    };
+    let take_string =
+        |map: &mut Map<String, Value>, key: &str| -> Result<Option<String>, ParseError> {
+            match map.remove(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
+                Some(v) => Err(wrong(key, "a string", &v)),
+            }
+        };
 
     let stem = path
         .rsplit('/')
@@ -172,7 +186,10 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
     if let Some(d) = take_string(&mut map, "date")? {
         let day = d.get(..10).unwrap_or(&d);
         entry.date = Some(NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
-            ParseError::at(line_of("date"), format!("field `date`: expected YYYY-MM-DD, found {d:?}"))
+            ParseError::at(
+                line_of("date"),
+                format!("field `date`: expected YYYY-MM-DD, found {d:?}"),
+            )
         })?);
     }
     match map.remove("importance") {
@@ -184,7 +201,10 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
     }
     if let Some(l) = take_string(&mut map, "lifecycle")? {
         entry.lifecycle = Lifecycle::parse(&l).ok_or_else(|| {
-            ParseError::at(line_of("lifecycle"), format!("field `lifecycle`: expected active or archived, found {l:?}"))
+            ParseError::at(
+                line_of("lifecycle"),
+                format!("field `lifecycle`: expected active or archived, found {l:?}"),
+            )
         })?;
     }
     match map.remove("tags") {
@@ -199,7 +219,9 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
         Some(Value::Array(items)) => {
             for item in items {
                 match item {
-                    Value::String(s) => entry.tags.push(s.trim().trim_start_matches('#').to_owned()),
+                    Value::String(s) => {
+                        entry.tags.push(s.trim().trim_start_matches('#').to_owned())
+                    }
                     Value::Number(n) => entry.tags.push(n.to_string()),
                     v => return Err(wrong("tags", "a list of strings", &v)),
                 }
@@ -224,7 +246,9 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             for item in items {
-                links.push(frontmatter_link(&item).map_err(|m| ParseError::at(line_of("links"), m))?);
+                links.push(
+                    frontmatter_link(&item).map_err(|m| ParseError::at(line_of("links"), m))?,
+                );
             }
         }
         Some(v) => return Err(wrong("links", "a list", &v)),
@@ -260,7 +284,11 @@ pub fn standalone_entry(
     text: &str,
     id: Option<&str>,
 ) -> Result<NewEntry, ParseError> {
-    let file = if name.contains('.') { name.to_owned() } else { format!("{name}.md") };
+    let file = if name.contains('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.md")
+    };
     let note = parse_note(kb, &file, text)?;
     let mut entry = note.entry;
     if !note.explicit_id {
@@ -372,7 +400,9 @@ fn wiki_target(raw: &str, relation: &str) -> RawLink {
         None => (raw, None),
     };
     let (kb, target) = match rest.split_once(':') {
-        Some((k, t)) if storage_core::validate_name("kb", k.trim()).is_ok() && !t.trim().is_empty() => {
+        Some((k, t))
+            if storage_core::validate_name("kb", k.trim()).is_ok() && !t.trim().is_empty() =>
+        {
             (Some(k.trim().to_owned()), t.trim())
         }
         _ => (None, rest.trim()),
@@ -400,7 +430,10 @@ fn scan_body(body: &str) -> (Option<String>, Vec<RawLink>) {
     let mut links = Vec::new();
     for event in Parser::new_ext(body, opts) {
         match event {
-            Event::Start(Tag::Heading { level: HeadingLevel::H1, .. }) if heading.is_none() => {
+            Event::Start(Tag::Heading {
+                level: HeadingLevel::H1,
+                ..
+            }) if heading.is_none() => {
                 in_h1 = true;
                 h1_text.clear();
             }
@@ -412,7 +445,11 @@ fn scan_body(body: &str) -> (Option<String>, Vec<RawLink>) {
                 }
             }
             Event::Text(t) | Event::Code(t) if in_h1 => h1_text.push_str(&t),
-            Event::Start(Tag::Link { link_type, dest_url, .. }) => match link_type {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                ..
+            }) => match link_type {
                 LinkType::WikiLink { .. } => {
                     let link = wiki_target(&dest_url, WIKILINK);
                     if !link.target.is_empty() {
@@ -494,20 +531,44 @@ mod tests {
         assert_eq!(n.entry.entry_type, "task");
         assert_eq!(n.entry.tags, vec!["a/b", "c"]);
         assert_eq!(n.entry.importance, 3);
-        assert_eq!(n.entry.metadata.get("owner"), Some(&Value::String("dana".into())));
+        assert_eq!(
+            n.entry.metadata.get("owner"),
+            Some(&Value::String("dana".into()))
+        );
         assert_eq!(n.aliases, vec!["Hi"]);
-        let targets: Vec<_> = n.links.iter().map(|l| (l.target.as_str(), l.kb.as_deref(), l.anchor.as_deref())).collect();
+        let targets: Vec<_> = n
+            .links
+            .iter()
+            .map(|l| (l.target.as_str(), l.kb.as_deref(), l.anchor.as_deref()))
+            .collect();
         assert_eq!(
             targets,
-            vec![("other", None, None), ("x", Some("kb2"), None), ("t", None, Some("Sec")), ("../d/e f.md", None, Some("part"))]
+            vec![
+                ("other", None, None),
+                ("x", Some("kb2"), None),
+                ("t", None, Some("Sec")),
+                ("../d/e f.md", None, Some("part"))
+            ]
         );
         assert!(n.entry.body.starts_with("# Ignored heading"));
     }
 
     #[test]
     fn title_falls_back_to_heading_then_file_name() {
-        assert_eq!(parse_note("k", "a.md", "intro\n\n# The *Title*\n").unwrap().entry.title, "The Title");
-        assert_eq!(parse_note("k", "x/plain-name.md", "no heading").unwrap().entry.title, "plain-name");
+        assert_eq!(
+            parse_note("k", "a.md", "intro\n\n# The *Title*\n")
+                .unwrap()
+                .entry
+                .title,
+            "The Title"
+        );
+        assert_eq!(
+            parse_note("k", "x/plain-name.md", "no heading")
+                .unwrap()
+                .entry
+                .title,
+            "plain-name"
+        );
     }
 
     #[test]
@@ -517,6 +578,9 @@ mod tests {
         assert!(e.line.is_some());
         let e = parse_note("k", "a.md", "---\ntitle: ok\nimportance: high\n---\n").unwrap_err();
         assert_eq!(e.line, Some(3));
-        assert!(e.message.contains("importance") && e.message.contains("whole number"), "{e:?}");
+        assert!(
+            e.message.contains("importance") && e.message.contains("whole number"),
+            "{e:?}"
+        );
     }
 }

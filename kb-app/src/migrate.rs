@@ -60,7 +60,10 @@ async fn all_entries(store: &dyn Store, kb: &str) -> Result<Vec<storage_core::En
         let f = Filter::new()
             .kb(kb)
             .lifecycle(LifecycleFilter::Any)
-            .sort(storage_core::SortField::Created, storage_core::SortOrder::Asc)
+            .sort(
+                storage_core::SortField::Created,
+                storage_core::SortOrder::Asc,
+            )
             .limit(PAGE)
             .offset(offset);
         let page = store.list_entries(&f).await?;
@@ -79,7 +82,10 @@ fn same_passages(a: &[StoredPassage], b: &[StoredPassage]) -> bool {
         && a.iter().zip(b).all(|(x, y)| {
             x.text == y.text
                 && x.vector.len() == y.vector.len()
-                && x.vector.iter().zip(&y.vector).all(|(p, q)| p.to_bits() == q.to_bits())
+                && x.vector
+                    .iter()
+                    .zip(&y.vector)
+                    .all(|(p, q)| p.to_bits() == q.to_bits())
         })
 }
 
@@ -110,7 +116,11 @@ pub async fn migrate(
         .await?;
     progress.start("copying", Some(total));
     let bulk = total > 5_000 && space.is_some();
-    let rebuild = if bulk { target.begin_bulk_load().await? } else { false };
+    let rebuild = if bulk {
+        target.begin_bulk_load().await?
+    } else {
+        false
+    };
     let mut vectored: HashSet<EntryKey> = HashSet::new();
     for kb in &kbs {
         if dst.get_kb(&kb.name).await?.is_none() {
@@ -200,7 +210,10 @@ pub async fn migrate(
         }
         r.stars += starred.len() as u64;
         for c in src.list_collections(&kb.name).await? {
-            match dst.create_collection(&kb.name, &c.name, &c.description).await {
+            match dst
+                .create_collection(&kb.name, &c.name, &c.description)
+                .await
+            {
                 Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -243,7 +256,10 @@ async fn settle_queue(
         let items = dst
             .claim_embedding_batch("kb-migrate", 500, Duration::from_secs(2))
             .await?;
-        let fresh: Vec<_> = items.into_iter().filter(|i| seen.insert(i.key.clone())).collect();
+        let fresh: Vec<_> = items
+            .into_iter()
+            .filter(|i| seen.insert(i.key.clone()))
+            .collect();
         if fresh.is_empty() {
             break;
         }
@@ -336,11 +352,20 @@ async fn snapshot(store: &dyn Store) -> Result<Vec<(&'static str, Table)>> {
         settings.0.push(format!("* {k} {v}"));
     }
     if let Some(space) = store.embedding_space().await? {
-        settings.0.push(format!("* embedding-space {} {}", space.model, space.dimension));
+        settings.0.push(format!(
+            "* embedding-space {} {}",
+            space.model, space.dimension
+        ));
     }
     for kb in store.list_kbs().await? {
-        kbs.0.push(format!("{} {:?} {:?}", kb.name, kb.description, kb.expires_at));
-        for (k, v) in store.list_settings(&SettingScope::Kb(kb.name.clone())).await? {
+        kbs.0.push(format!(
+            "{} {:?} {:?}",
+            kb.name, kb.description, kb.expires_at
+        ));
+        for (k, v) in store
+            .list_settings(&SettingScope::Kb(kb.name.clone()))
+            .await?
+        {
             settings.0.push(format!("{} {k} {v}", kb.name));
         }
         for t in store.tags(Some(&kb.name)).await? {
@@ -377,11 +402,18 @@ async fn snapshot(store: &dyn Store) -> Result<Vec<(&'static str, Table)>> {
         }
         for c in store.list_collections(&kb.name).await? {
             let members = store.collection_entries(&kb.name, &c.name).await?;
-            collections.0.push(format!("{} {} {:?} {:?}", kb.name, c.name, c.description, members));
+            collections.0.push(format!(
+                "{} {} {:?} {:?}",
+                kb.name, c.name, c.description, members
+            ));
         }
     }
     let q = store.queue_stats().await?;
-    let queue = Table(vec![format!("pending+in_progress {} failed {}", q.pending + q.in_progress, q.failed)]);
+    let queue = Table(vec![format!(
+        "pending+in_progress {} failed {}",
+        q.pending + q.in_progress,
+        q.failed
+    )]);
     let mut out = vec![
         ("kbs", kbs),
         ("entries", entries),

@@ -321,12 +321,20 @@ fn read_and_parse(kb: &str, f: &FileInfo) -> std::result::Result<ParsedNote, Fil
 
 /// Reads and parses files on every core (the walk and parsing are CPU and I/O bound).
 fn parse_all(kb: &str, files: &[&FileInfo]) -> Vec<std::result::Result<ParsedNote, FileFailure>> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
     let chunk = files.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = files
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|f| read_and_parse(kb, f)).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|f| read_and_parse(kb, f))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -359,7 +367,10 @@ pub async fn sync_folder(
     storage_core::validate_name("knowledge base name", kb)?;
     let root = std::fs::canonicalize(root).map_err(|e| AppError::io(root, e))?;
     if !root.is_dir() {
-        return Err(AppError::usage(format!("{} is not a folder", root.display())));
+        return Err(AppError::usage(format!(
+            "{} is not a folder",
+            root.display()
+        )));
     }
     let root_str = root.to_string_lossy().into_owned();
     let kb_exists = store.get_kb(kb).await?.is_some();
@@ -521,7 +532,11 @@ pub async fn sync_folder(
     let mut writes: Vec<NewEntry> = Vec::new();
     for f in &files {
         let path = f.path.as_str();
-        let mtime = if now_ns - f.mtime < RACY.as_nanos() as i64 { -1 } else { f.mtime };
+        let mtime = if now_ns - f.mtime < RACY.as_nanos() as i64 {
+            -1
+        } else {
+            f.mtime
+        };
         if let Some(note) = notes.get(path) {
             let mut entry = note.entry.clone();
             let mut refs = Vec::new();
@@ -552,7 +567,13 @@ pub async fn sync_folder(
                     });
                     failed_paths.insert(path.to_owned());
                     if let Some(s) = old.files.get(path) {
-                        new_state.files.insert(path.to_owned(), FileState { mtime: -1, ..s.clone() });
+                        new_state.files.insert(
+                            path.to_owned(),
+                            FileState {
+                                mtime: -1,
+                                ..s.clone()
+                            },
+                        );
                     }
                     continue;
                 }
@@ -590,7 +611,13 @@ pub async fn sync_folder(
             );
         } else if failed_paths.contains(path) {
             if let Some(s) = old.files.get(path) {
-                new_state.files.insert(path.to_owned(), FileState { mtime: -1, ..s.clone() });
+                new_state.files.insert(
+                    path.to_owned(),
+                    FileState {
+                        mtime: -1,
+                        ..s.clone()
+                    },
+                );
             }
         } else {
             report.unchanged += 1;
@@ -601,7 +628,9 @@ pub async fn sync_folder(
                     target: l.t.clone(),
                 });
             }
-            new_state.files.insert(path.to_owned(), FileState { mtime, ..s.clone() });
+            new_state
+                .files
+                .insert(path.to_owned(), FileState { mtime, ..s.clone() });
         }
     }
 
@@ -629,9 +658,8 @@ pub async fn sync_folder(
             store.delete_entry(&EntryKey::new(kb, id)).await?;
             progress.advance(1);
         }
-        let value = serde_json::to_value(&new_state).map_err(|e| {
-            AppError::usage(format!("the sync state could not be encoded: {e}"))
-        })?;
+        let value = serde_json::to_value(&new_state)
+            .map_err(|e| AppError::usage(format!("the sync state could not be encoded: {e}")))?;
         store
             .set_setting(&SettingScope::Kb(kb.to_owned()), STATE_KEY, &value)
             .await?;
@@ -667,10 +695,13 @@ pub async fn unresolved_links(store: &dyn Store, kb: &str) -> Result<Vec<Unresol
         .files
         .iter()
         .flat_map(|(p, s)| {
-            s.links.iter().filter(|l| l.r.is_none()).map(move |l| UnresolvedLink {
-                from: p.clone(),
-                target: l.t.clone(),
-            })
+            s.links
+                .iter()
+                .filter(|l| l.r.is_none())
+                .map(move |l| UnresolvedLink {
+                    from: p.clone(),
+                    target: l.t.clone(),
+                })
         })
         .collect();
     out.sort();
@@ -679,5 +710,8 @@ pub async fn unresolved_links(store: &dyn Store, kb: &str) -> Result<Vec<Unresol
 
 /// The folder a KB was last synced from, if any.
 pub async fn synced_root(store: &dyn Store, kb: &str) -> Result<Option<String>> {
-    Ok(load_state(store, kb).await?.map(|s| s.root).filter(|r| !r.is_empty()))
+    Ok(load_state(store, kb)
+        .await?
+        .map(|s| s.root)
+        .filter(|r| !r.is_empty()))
 }

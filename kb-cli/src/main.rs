@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use kb_app::{
-    choose_kb, embedding, export, import, migrate, status, sync, AppError, Config,
-    ConfigOverrides, EmbedderChoice, OpenMode, OpenStore,
+    choose_kb, embedding, export, import, migrate, status, sync, AppError, Config, ConfigOverrides,
+    EmbedderChoice, OpenMode, OpenStore,
 };
 use search_hybrid::{SearchMode, SearchRequest};
 use storage_core::{
@@ -28,7 +28,11 @@ use crate::output::Out;
 use crate::progress::Bar;
 
 #[derive(Parser)]
-#[command(name = "kb", version, about = "Storage and search for knowledge bases and agent memory")]
+#[command(
+    name = "kb",
+    version,
+    about = "Storage and search for knowledge bases and agent memory"
+)]
 struct Cli {
     /// Database: sqlite:PATH, a file path, or postgres://… (default: KB_DATABASE_URL,
     /// DATABASE_URL, kb.toml, then .kb/index.db).
@@ -272,7 +276,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let out = Out::new(cli.json, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
@@ -306,7 +313,11 @@ fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-async fn open(cli_db: Option<&str>, cli: &Globals, mode: OpenMode) -> Result<(Config, OpenStore), AppError> {
+async fn open(
+    cli_db: Option<&str>,
+    cli: &Globals,
+    mode: OpenMode,
+) -> Result<(Config, OpenStore), AppError> {
     let config = Config::load(&ConfigOverrides {
         db: cli_db.map(str::to_owned),
         config: cli.config.clone(),
@@ -337,8 +348,10 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             if wrote_config {
                 let kb_name = kb.as_deref().unwrap_or("notes");
                 storage_core::validate_name("knowledge base name", kb_name)?;
-                let text = kb_app::config::TEMPLATE
-                    .replace("default_kb = \"notes\"", &format!("default_kb = \"{kb_name}\""));
+                let text = kb_app::config::TEMPLATE.replace(
+                    "default_kb = \"notes\"",
+                    &format!("default_kb = \"{kb_name}\""),
+                );
                 std::fs::write(&file, text).map_err(|e| AppError::io(&file, e))?;
             }
             let config = Config::load(&ConfigOverrides {
@@ -347,7 +360,9 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                 cwd: None,
             })?;
             let store = OpenStore::open(&config.database, OpenMode::Create).await?;
-            let kb_name = kb.or(config.default_kb.clone()).unwrap_or_else(|| "notes".into());
+            let kb_name = kb
+                .or(config.default_kb.clone())
+                .unwrap_or_else(|| "notes".into());
             sync::ensure_kb(store.store().as_ref(), &kb_name).await?;
             out.value(
                 &serde_json::json!({
@@ -359,7 +374,11 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                 || {
                     format!(
                         "{} {}\nstore at {}, knowledge base {kb_name}\nnext: kb sync FOLDER",
-                        if wrote_config { "wrote" } else { "kept existing" },
+                        if wrote_config {
+                            "wrote"
+                        } else {
+                            "kept existing"
+                        },
                         file.display(),
                         store.location()
                     )
@@ -367,14 +386,20 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             );
             Ok(Done::Ok)
         }
-        Command::Sync(args) | Command::Index { command: IndexCommand::Sync(args) } => {
-            let (config, store) = open(db, &g, if args.dry_run { OpenMode::Existing } else { OpenMode::Create })
-                .await
-                .or_else(|e| match e {
-                    // A dry run against a store that does not exist yet: plan against nothing.
-                    AppError::NoStore { .. } if args.dry_run => Err(e),
-                    e => Err(e),
-                })?;
+        Command::Sync(args)
+        | Command::Index {
+            command: IndexCommand::Sync(args),
+        } => {
+            let (config, store) = open(
+                db,
+                &g,
+                if args.dry_run {
+                    OpenMode::Existing
+                } else {
+                    OpenMode::Create
+                },
+            )
+            .await?;
             let s = store.store();
             let kb = match args.kb.as_deref().or(config.default_kb.as_deref()) {
                 Some(k) => k.to_owned(),
@@ -390,7 +415,11 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             };
             let report = sync::sync_folder(s.as_ref(), &kb, &args.dir, &opts, &bar()).await?;
             out.sync_report(&report);
-            let mut done = if report.failed.is_empty() { Done::Ok } else { Done::Partial };
+            let mut done = if report.failed.is_empty() {
+                Done::Ok
+            } else {
+                Done::Partial
+            };
             if !args.dry_run && !args.no_embed {
                 embed_after_write(&store, &config, out).await?;
             }
@@ -426,7 +455,9 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             let s = store.store();
             let kb = choose_kb(s.as_ref(), kb.as_deref(), &config).await?;
             let r = export::export_kb(s.as_ref(), &kb, &dir, &bar()).await?;
-            out.value(&r, || format!("wrote {} files of {} to {}", r.written, r.kb, r.dir));
+            out.value(&r, || {
+                format!("wrote {} files of {} to {}", r.written, r.kb, r.dir)
+            });
             Ok(Done::Ok)
         }
         Command::Import { file, kb, no_embed } => {
@@ -434,7 +465,9 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             let s = store.store();
             let kb = match kb.as_deref().or(config.default_kb.as_deref()) {
                 Some(k) => k.to_owned(),
-                None => choose_kb(s.as_ref(), None, &config).await.or_else(|_| folder_kb_name(&file))?,
+                None => choose_kb(s.as_ref(), None, &config)
+                    .await
+                    .or_else(|_| folder_kb_name(&file))?,
             };
             let r = import::import_jsonl(s.as_ref(), &kb, &file, config.batch_size, &bar()).await?;
             out.value(&r, || {
@@ -450,7 +483,11 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             if !no_embed {
                 embed_after_write(&store, &config, out).await?;
             }
-            Ok(if r.failed.is_empty() { Done::Ok } else { Done::Partial })
+            Ok(if r.failed.is_empty() {
+                Done::Ok
+            } else {
+                Done::Partial
+            })
         }
         Command::Search(a) => {
             let (config, store) = open(db, &g, OpenMode::Existing).await?;
@@ -477,9 +514,14 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             let e = s
                 .get_entry(&EntryKey::new(&kb, &id))
                 .await?
-                .ok_or_else(|| AppError::NotFound { what: format!("entry {kb}/{id}") })?;
+                .ok_or_else(|| AppError::NotFound {
+                    what: format!("entry {kb}/{id}"),
+                })?;
             out.value(&e, || {
-                let rel = e.source_path.clone().unwrap_or_else(|| format!("{}.md", e.id));
+                let rel = e
+                    .source_path
+                    .clone()
+                    .unwrap_or_else(|| format!("{}.md", e.id));
                 export::render(&e, &rel)
             });
             Ok(Done::Ok)
@@ -509,7 +551,14 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                 "importance" => SortField::Importance,
                 _ => SortField::Updated,
             };
-            f = f.sort(field, if a.asc { SortOrder::Asc } else { SortOrder::Desc });
+            f = f.sort(
+                field,
+                if a.asc {
+                    SortOrder::Asc
+                } else {
+                    SortOrder::Desc
+                },
+            );
             let total = s.count_entries(&f).await?;
             let entries = s.list_entries(&f).await?;
             out.entries(&entries, total);
@@ -523,12 +572,16 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                 None => ("stdin".to_owned(), read_stdin()?),
                 Some(p) if p.as_os_str() == "-" => ("stdin".to_owned(), read_stdin()?),
                 Some(p) => (
-                    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                     std::fs::read_to_string(p).map_err(|e| AppError::io(p, e))?,
                 ),
             };
             if name == "stdin" && id.is_none() && !text.trim_start().starts_with("---") {
-                return Err(AppError::usage("an entry read from stdin needs --id or an `id:` in its frontmatter"));
+                return Err(AppError::usage(
+                    "an entry read from stdin needs --id or an `id:` in its frontmatter",
+                ));
             }
             let entry = kb_app::markdown::standalone_entry(&kb, &name, &text, id.as_deref())
                 .map_err(|e| {
@@ -538,7 +591,9 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                     })
                 })?;
             if s.get_kb(&kb).await?.is_none() {
-                return Err(AppError::NotFound { what: format!("knowledge base {kb}") });
+                return Err(AppError::NotFound {
+                    what: format!("knowledge base {kb}"),
+                });
             }
             let stored = s.upsert_entry(&entry).await?;
             out.value(&stored, || format!("wrote {}/{}", stored.kb, stored.id));
@@ -550,11 +605,14 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             let kb = choose_kb(s.as_ref(), kb.as_deref(), &config).await?;
             let removed = s.delete_entry(&EntryKey::new(&kb, &id)).await?;
             if !removed {
-                return Err(AppError::NotFound { what: format!("entry {kb}/{id}") });
+                return Err(AppError::NotFound {
+                    what: format!("entry {kb}/{id}"),
+                });
             }
-            out.value(&serde_json::json!({"kb": kb, "id": id, "deleted": true}), || {
-                format!("deleted {kb}/{id}")
-            });
+            out.value(
+                &serde_json::json!({"kb": kb, "id": id, "deleted": true}),
+                || format!("deleted {kb}/{id}"),
+            );
             Ok(Done::Ok)
         }
         Command::Backlinks { id, kb } => {
@@ -572,7 +630,12 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             out.backlinks(&kb, &id, &links, &titles);
             Ok(Done::Ok)
         }
-        Command::Timeline { kb, from, to, limit } => {
+        Command::Timeline {
+            kb,
+            from,
+            to,
+            limit,
+        } => {
             let (config, store) = open(db, &g, OpenMode::Existing).await?;
             let s = store.store();
             let mut f = Filter::new().limit(limit).date_range(from, to);
@@ -586,44 +649,85 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
         Command::Embed => {
             let (config, store) = open(db, &g, OpenMode::Existing).await?;
             let Some(embedder) = embedding::open_embedder(&config.embedder).await? else {
-                return Err(AppError::usage("embedder.provider is \"none\": nothing to embed with"));
+                return Err(AppError::usage(
+                    "embedder.provider is \"none\": nothing to embed with",
+                ));
             };
             let stats = embedding::embed_queue(store.store(), embedder, &bar()).await?;
-            out.value(&serde_json::json!({
-                "embedded": stats.embedded, "passages": stats.passages,
-                "retrying": stats.retrying, "gave_up": stats.gave_up,
-            }), || format!("embedded {} entries ({} passages){}", stats.embedded, stats.passages,
-                if stats.gave_up > 0 { format!(", {} given up", stats.gave_up) } else { String::new() }));
-            Ok(if stats.gave_up > 0 { Done::Partial } else { Done::Ok })
+            out.value(
+                &serde_json::json!({
+                    "embedded": stats.embedded, "passages": stats.passages,
+                    "retrying": stats.retrying, "gave_up": stats.gave_up,
+                }),
+                || {
+                    format!(
+                        "embedded {} entries ({} passages){}",
+                        stats.embedded,
+                        stats.passages,
+                        if stats.gave_up > 0 {
+                            format!(", {} given up", stats.gave_up)
+                        } else {
+                            String::new()
+                        }
+                    )
+                },
+            );
+            Ok(if stats.gave_up > 0 {
+                Done::Partial
+            } else {
+                Done::Ok
+            })
         }
-        Command::Claim { id, kb, from, to, assignee } => {
+        Command::Claim {
+            id,
+            kb,
+            from,
+            to,
+            assignee,
+        } => {
             let (config, store) = open(db, &g, OpenMode::Existing).await?;
             let s = store.store();
             let kb = choose_kb(s.as_ref(), kb.as_deref(), &config).await?;
             let expected = (from != "none").then_some(from.as_str());
-            let outcome = s.claim(&EntryKey::new(&kb, &id), expected, &to, &assignee).await?;
+            let outcome = s
+                .claim(&EntryKey::new(&kb, &id), expected, &to, &assignee)
+                .await?;
             match outcome {
                 ClaimOutcome::Claimed(e) => {
                     out.value(&serde_json::json!({"won": true, "kb": kb, "id": id, "status": e.status, "assignee": e.assignee}),
                         || format!("claimed {kb}/{id}: {from} → {to}, assigned to {assignee}"));
                     Ok(Done::Ok)
                 }
-                ClaimOutcome::NotInExpectedState { current_status, assignee: holder } => {
+                ClaimOutcome::NotInExpectedState {
+                    current_status,
+                    assignee: holder,
+                } => {
                     out.value(&serde_json::json!({"won": false, "kb": kb, "id": id, "status": current_status, "assignee": holder}),
                         || format!("lost: {kb}/{id} is {} (held by {})",
                             current_status.as_deref().unwrap_or("without status"),
                             holder.as_deref().unwrap_or("nobody")));
                     Ok(Done::Partial)
                 }
-                ClaimOutcome::NotFound => Err(AppError::NotFound { what: format!("entry {kb}/{id}") }),
+                ClaimOutcome::NotFound => Err(AppError::NotFound {
+                    what: format!("entry {kb}/{id}"),
+                }),
             }
         }
         Command::Kb { command } => {
-            let mode = if matches!(command, KbCommand::Create { .. }) { OpenMode::Create } else { OpenMode::Existing };
+            let mode = if matches!(command, KbCommand::Create { .. }) {
+                OpenMode::Create
+            } else {
+                OpenMode::Existing
+            };
             let (_config, store) = open(db, &g, mode).await?;
             let s = store.store();
             match command {
-                KbCommand::Create { name, description, ephemeral, ttl } => {
+                KbCommand::Create {
+                    name,
+                    description,
+                    ephemeral,
+                    ttl,
+                } => {
                     let new = if ephemeral {
                         let d = humantime::parse_duration(&ttl).map_err(|e| {
                             AppError::usage(format!("--ttl {ttl:?}: {e} (write e.g. 30m, 1h, 7d)"))
@@ -652,9 +756,13 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                 }
                 KbCommand::Rm { name } => {
                     if !s.delete_kb(&name).await? {
-                        return Err(AppError::NotFound { what: format!("knowledge base {name}") });
+                        return Err(AppError::NotFound {
+                            what: format!("knowledge base {name}"),
+                        });
                     }
-                    out.value(&serde_json::json!({"deleted": name}), || format!("deleted {name}"));
+                    out.value(&serde_json::json!({"deleted": name}), || {
+                        format!("deleted {name}")
+                    });
                 }
             }
             Ok(Done::Ok)
@@ -666,14 +774,26 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                 if removed.is_empty() {
                     "nothing expired".to_owned()
                 } else {
-                    removed.iter().map(|r| format!("removed {} ({} entries)", r.name, r.entries)).collect::<Vec<_>>().join("\n")
+                    removed
+                        .iter()
+                        .map(|r| format!("removed {} ({} entries)", r.name, r.entries))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 }
             });
             Ok(Done::Ok)
         }
         Command::Migrate { from, to, verify } => {
-            let base = Config::load(&ConfigOverrides { db: Some(from.clone()), config: g.config.clone(), cwd: None })?;
-            let target_cfg = Config::load(&ConfigOverrides { db: Some(to.clone()), config: g.config.clone(), cwd: None })?;
+            let base = Config::load(&ConfigOverrides {
+                db: Some(from.clone()),
+                config: g.config.clone(),
+                cwd: None,
+            })?;
+            let target_cfg = Config::load(&ConfigOverrides {
+                db: Some(to.clone()),
+                config: g.config.clone(),
+                cwd: None,
+            })?;
             let source = OpenStore::open(&base.database, OpenMode::Existing).await?;
             let target = OpenStore::open(&target_cfg.database, OpenMode::Create).await?;
             let report = migrate::migrate(&source, &target, base.batch_size, &bar()).await?;
@@ -681,14 +801,17 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                 true => Some(migrate::verify(&source, &target).await?),
                 false => None,
             };
-            out.value(&serde_json::json!({"migrate": report, "verify": checked}), || {
-                let mut t = report.summary();
-                if let Some(v) = &checked {
-                    t.push('\n');
-                    t.push_str(&v.summary());
-                }
-                t
-            });
+            out.value(
+                &serde_json::json!({"migrate": report, "verify": checked}),
+                || {
+                    let mut t = report.summary();
+                    if let Some(v) = &checked {
+                        t.push('\n');
+                        t.push_str(&v.summary());
+                    }
+                    t
+                },
+            );
             Ok(match checked {
                 Some(v) if !v.equal => Done::Partial,
                 _ => Done::Ok,
@@ -720,10 +843,20 @@ fn folder_kb_name(dir: &std::path::Path) -> Result<String, AppError> {
         .unwrap_or_else(|| "notes".into());
     let name: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let name = name.trim_start_matches(['.', '-']).to_owned();
-    Ok(if name.is_empty() { "notes".into() } else { name })
+    Ok(if name.is_empty() {
+        "notes".into()
+    } else {
+        name
+    })
 }
 
 /// Opens the embedder for background use; when it cannot be opened, says why once.
@@ -747,13 +880,19 @@ async fn embed_after_write(store: &OpenStore, config: &Config, out: &Out) -> Res
     if q.pending == 0 {
         return Ok(());
     }
-    let embedder = embedding::open_embedder(&config.embedder).await?.expect("configured");
+    let embedder = embedding::open_embedder(&config.embedder)
+        .await?
+        .expect("configured");
     let stats = embedding::embed_queue(s, embedder, &Bar::new(!out.quiet && !out.json)).await?;
     out.note(&format!(
         "embedded {} entries ({} passages){}",
         stats.embedded,
         stats.passages,
-        if stats.gave_up > 0 { format!(", {} given up (see kb status)", stats.gave_up) } else { String::new() }
+        if stats.gave_up > 0 {
+            format!(", {} given up (see kb status)", stats.gave_up)
+        } else {
+            String::new()
+        }
     ));
     Ok(())
 }

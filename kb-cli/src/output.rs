@@ -83,7 +83,11 @@ impl Out {
     /// A snippet with its highlights in bold yellow on a terminal, `**…**`-free plain text
     /// otherwise.
     fn snippet(&self, marked: &str) -> String {
-        let (open, close) = if self.color { ("\x1b[1;33m", "\x1b[0m") } else { ("", "") };
+        let (open, close) = if self.color {
+            ("\x1b[1;33m", "\x1b[0m")
+        } else {
+            ("", "")
+        };
         marked
             .replace(HIGHLIGHT_OPEN, open)
             .replace(HIGHLIGHT_CLOSE, close)
@@ -195,7 +199,9 @@ impl Out {
                 self.bold(&e.title),
                 self.dim(&format!("[{}] {place}", e.id))
             );
-            let marked = h.snippet.marked(&HIGHLIGHT_OPEN.to_string(), &HIGHLIGHT_CLOSE.to_string());
+            let marked = h
+                .snippet
+                .marked(&HIGHLIGHT_OPEN.to_string(), &HIGHLIGHT_CLOSE.to_string());
             let text = Self::short(self.snippet(&marked));
             if !text.is_empty() {
                 println!("    {text}");
@@ -225,22 +231,40 @@ impl Out {
             return;
         }
         for e in entries {
-            let status = e.status.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
-            println!("{}  {}{}  {}", e.id, e.entry_type, status, self.bold(&e.title));
+            let status = e
+                .status
+                .as_deref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
+            println!(
+                "{}  {}{}  {}",
+                e.id,
+                e.entry_type,
+                status,
+                self.bold(&e.title)
+            );
         }
         if !self.quiet {
             eprintln!("{} of {total}", entries.len());
         }
     }
 
-    pub fn backlinks(&self, kb: &str, id: &str, links: &[Backlink], titles: &HashMap<EntryKey, String>) {
+    pub fn backlinks(
+        &self,
+        kb: &str,
+        id: &str,
+        links: &[Backlink],
+        titles: &HashMap<EntryKey, String>,
+    ) {
         if self.json {
             let items: Vec<_> = links
                 .iter()
-                .map(|b| serde_json::json!({
-                    "kb": b.source.kb, "id": b.source.id, "relation": b.relation,
-                    "note": b.note, "title": titles.get(&b.source),
-                }))
+                .map(|b| {
+                    serde_json::json!({
+                        "kb": b.source.kb, "id": b.source.id, "relation": b.relation,
+                        "note": b.note, "title": titles.get(&b.source),
+                    })
+                })
                 .collect();
             self.print_json(&serde_json::json!({"kb": kb, "id": id, "backlinks": items}));
             return;
@@ -249,8 +273,16 @@ impl Out {
             println!("nothing links to {kb}/{id}");
         }
         for b in links {
-            let title = titles.get(&b.source).map(String::as_str).unwrap_or("(missing)");
-            println!("{}  {}  {}", b.source.id, self.bold(title), self.dim(&b.relation));
+            let title = titles
+                .get(&b.source)
+                .map(String::as_str)
+                .unwrap_or("(missing)");
+            println!(
+                "{}  {}  {}",
+                b.source.id,
+                self.bold(title),
+                self.dim(&b.relation)
+            );
         }
     }
 
@@ -269,16 +301,21 @@ impl Out {
         if self.json {
             let items: Vec<_> = rows
                 .iter()
-                .map(|(k, n)| serde_json::json!({
-                    "name": k.name, "description": k.description,
-                    "entries": n, "expires_at": k.expires_at, "created_at": k.created_at,
-                }))
+                .map(|(k, n)| {
+                    serde_json::json!({
+                        "name": k.name, "description": k.description,
+                        "entries": n, "expires_at": k.expires_at, "created_at": k.created_at,
+                    })
+                })
                 .collect();
             self.print_json(&serde_json::json!({"knowledge_bases": items}));
             return;
         }
         for (k, n) in rows {
-            let exp = k.expires_at.map(|t| format!("  expires {}", t.to_rfc3339())).unwrap_or_default();
+            let exp = k
+                .expires_at
+                .map(|t| format!("  expires {}", t.to_rfc3339()))
+                .unwrap_or_default();
             println!("{}  {n} entries{exp}", self.bold(&k.name));
         }
     }
@@ -288,12 +325,18 @@ impl Out {
             self.print_json(r);
             return;
         }
-        println!("backend     {} at {} (from {})", r.backend, r.location, r.configured_by);
+        println!(
+            "backend     {} at {} (from {})",
+            r.backend, r.location, r.configured_by
+        );
         println!("schema      version {}", r.schema_version);
         let versions: Vec<String> = r.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!("versions    {}", versions.join(", "));
         match &r.embedding_space {
-            Some(s) => println!("embeddings  {} ({} dims); configured: {}", s.model, s.dimension, r.embedder),
+            Some(s) => println!(
+                "embeddings  {} ({} dims); configured: {}",
+                s.model, s.dimension, r.embedder
+            ),
             None => println!("embeddings  none yet; configured: {}", r.embedder),
         }
         println!(
@@ -307,13 +350,18 @@ impl Out {
         println!("entries     {}", r.entries);
         for k in &r.knowledge_bases {
             let total = k.with_vector + k.without_vector;
-            let pct = if total > 0 { 100 * k.with_vector / total } else { 0 };
+            let pct = (100 * k.with_vector).checked_div(total).unwrap_or(0);
             println!(
                 "  {}  {} entries, {pct}% embedded{}{}",
                 self.bold(&k.name),
                 k.entries,
-                k.synced_from.as_ref().map(|r| format!(", synced from {r}")).unwrap_or_default(),
-                k.expires_at.map(|t| format!(", expires {}", t.to_rfc3339())).unwrap_or_default()
+                k.synced_from
+                    .as_ref()
+                    .map(|r| format!(", synced from {r}"))
+                    .unwrap_or_default(),
+                k.expires_at
+                    .map(|t| format!(", expires {}", t.to_rfc3339()))
+                    .unwrap_or_default()
             );
             for u in &k.unresolved_links {
                 println!("    unresolved link in {}: [[{}]]", u.from, u.target);

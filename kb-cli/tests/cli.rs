@@ -80,7 +80,11 @@ fn json(store: &Store, cwd: &Path, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("[{}] kb {args:?}: not JSON ({e}): {}", store.backend, String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "[{}] kb {args:?}: not JSON ({e}): {}",
+            store.backend,
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -110,10 +114,22 @@ fn sync_follows_edits_renames_deletes_and_additions() {
     for s in stores("edits") {
         let work = tempfile::tempdir().unwrap();
         let notes = work.path().join("notes");
-        write(&notes, "a.md", "---\ntitle: Alpha\ntags: [x/y]\n---\nLinks to [[b]] and [[missing-note]].\n");
+        write(
+            &notes,
+            "a.md",
+            "---\ntitle: Alpha\ntags: [x/y]\n---\nLinks to [[b]] and [[missing-note]].\n",
+        );
         write(&notes, "b.md", "# Beta heading\n\nBeta body.\n");
-        write(&notes, "sub/c.md", "---\nid: gamma\n---\nGamma body, see [b](../b.md).\n");
-        let r = json(&s, work.path(), &["sync", "notes", "--kb", "n", "--no-embed"]);
+        write(
+            &notes,
+            "sub/c.md",
+            "---\nid: gamma\n---\nGamma body, see [b](../b.md).\n",
+        );
+        let r = json(
+            &s,
+            work.path(),
+            &["sync", "notes", "--kb", "n", "--no-embed"],
+        );
         assert_eq!(count(&r, "added"), 3, "[{}] {r}", s.backend);
         assert_eq!(count(&r, "unresolved"), 1);
         let b = json(&s, work.path(), &["get", "b", "--kb", "n"]);
@@ -123,7 +139,11 @@ fn sync_follows_edits_renames_deletes_and_additions() {
         assert_eq!(a["links"][1]["target"], "missing-note");
 
         // Nothing changed: nothing rewritten.
-        let r = json(&s, work.path(), &["sync", "notes", "--kb", "n", "--no-embed"]);
+        let r = json(
+            &s,
+            work.path(),
+            &["sync", "notes", "--kb", "n", "--no-embed"],
+        );
         assert_eq!(r["unchanged"], 3, "[{}] {r}", s.backend);
 
         // Edit a, rename c (same id), delete b, add d.
@@ -131,20 +151,37 @@ fn sync_follows_edits_renames_deletes_and_additions() {
         std::fs::rename(notes.join("sub/c.md"), notes.join("c-moved.md")).unwrap();
         std::fs::remove_file(notes.join("b.md")).unwrap();
         write(&notes, "d.md", "Delta links [[gamma]].\n");
-        let r = json(&s, work.path(), &["sync", "notes", "--kb", "n", "--no-embed"]);
-        assert_eq!(r["updated"], serde_json::json!(["a"]), "[{}] {r}", s.backend);
+        let r = json(
+            &s,
+            work.path(),
+            &["sync", "notes", "--kb", "n", "--no-embed"],
+        );
+        assert_eq!(
+            r["updated"],
+            serde_json::json!(["a"]),
+            "[{}] {r}",
+            s.backend
+        );
         assert_eq!(r["renamed"][0]["id"], "gamma");
         assert_eq!(r["renamed"][0]["to"], "c-moved.md");
         assert_eq!(r["deleted"], serde_json::json!(["b"]));
         assert_eq!(r["added"], serde_json::json!(["d"]));
         let list = json(&s, work.path(), &["list", "--kb", "n"]);
-        let mut ids: Vec<&str> = list["entries"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+        let mut ids: Vec<&str> = list["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
         ids.sort();
         assert_eq!(ids, ["a", "d", "gamma"]);
         let g = json(&s, work.path(), &["get", "gamma", "--kb", "n"]);
         assert_eq!(g["source_path"], "c-moved.md");
         let d = json(&s, work.path(), &["get", "d", "--kb", "n"]);
-        assert_eq!(d["links"][0]["target"], "gamma", "resolved by frontmatter id");
+        assert_eq!(
+            d["links"][0]["target"], "gamma",
+            "resolved by frontmatter id"
+        );
         let back = json(&s, work.path(), &["backlinks", "gamma", "--kb", "n"]);
         assert_eq!(back["backlinks"][0]["id"], "d");
     }
@@ -156,15 +193,37 @@ fn a_malformed_file_is_reported_and_the_rest_syncs() {
         let work = tempfile::tempdir().unwrap();
         let notes = work.path();
         write(notes, "good.md", "---\ntitle: Good\n---\nfine\n");
-        write(notes, "bad-yaml.md", "---\ntitle: x\ntags: [unclosed\n---\nbody\n");
-        write(notes, "bad-type.md", "---\ntitle: x\nimportance: very\n---\nbody\n");
+        write(
+            notes,
+            "bad-yaml.md",
+            "---\ntitle: x\ntags: [unclosed\n---\nbody\n",
+        );
+        write(
+            notes,
+            "bad-type.md",
+            "---\ntitle: x\nimportance: very\n---\nbody\n",
+        );
         std::fs::write(notes.join("bad-utf8.md"), b"line one\n\xff\xfe broken\n").unwrap();
         let out = run(&s, notes, &["sync", ".", "--kb", "m", "--no-embed"]);
-        assert_eq!(out.status.code(), Some(1), "[{}] a failed file makes the exit code 1", s.backend);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "[{}] a failed file makes the exit code 1",
+            s.backend
+        );
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("bad-yaml.md:") && err.contains("invalid YAML"), "{err}");
-        assert!(err.contains("bad-type.md:3:") && err.contains("importance"), "{err}");
-        assert!(err.contains("bad-utf8.md:2:") && err.contains("UTF-8"), "{err}");
+        assert!(
+            err.contains("bad-yaml.md:") && err.contains("invalid YAML"),
+            "{err}"
+        );
+        assert!(
+            err.contains("bad-type.md:3:") && err.contains("importance"),
+            "{err}"
+        );
+        assert!(
+            err.contains("bad-utf8.md:2:") && err.contains("UTF-8"),
+            "{err}"
+        );
         let list = json(&s, notes, &["list", "--kb", "m"]);
         assert_eq!(list["total"], 1);
         assert_eq!(list["entries"][0]["id"], "good");
@@ -188,8 +247,17 @@ fn ignored_hidden_and_looping_files_are_skipped() {
         write(&notes, "sub/inner.md", "inner");
         std::os::unix::fs::symlink(&notes, notes.join("sub/loop")).unwrap();
         std::os::unix::fs::symlink(outside.path(), notes.join("out")).unwrap();
-        let r = json(&s, work.path(), &["sync", "notes", "--kb", "i", "--no-embed"]);
-        let mut ids: Vec<&str> = r["added"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let r = json(
+            &s,
+            work.path(),
+            &["sync", "notes", "--kb", "i", "--no-embed"],
+        );
+        let mut ids: Vec<&str> = r["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         ids.sort();
         assert_eq!(ids, ["keep", "sub/inner"], "[{}] {r}", s.backend);
     }
@@ -199,14 +267,42 @@ fn ignored_hidden_and_looping_files_are_skipped() {
 fn export_then_sync_reproduces_every_entry() {
     for s in stores("roundtrip") {
         let work = tempfile::tempdir().unwrap();
-        json(&s, work.path(), &["sync", sample_kb().to_str().unwrap(), "--kb", "orig", "--no-embed"]);
+        json(
+            &s,
+            work.path(),
+            &[
+                "sync",
+                sample_kb().to_str().unwrap(),
+                "--kb",
+                "orig",
+                "--no-embed",
+            ],
+        );
         let out_dir = work.path().join("exported");
-        let r = json(&s, work.path(), &["export", out_dir.to_str().unwrap(), "--kb", "orig"]);
+        let r = json(
+            &s,
+            work.path(),
+            &["export", out_dir.to_str().unwrap(), "--kb", "orig"],
+        );
         assert!(r["written"].as_u64().unwrap() >= 50);
-        let back = json(&s, work.path(), &["sync", out_dir.to_str().unwrap(), "--kb", "copy", "--no-embed"]);
+        let back = json(
+            &s,
+            work.path(),
+            &[
+                "sync",
+                out_dir.to_str().unwrap(),
+                "--kb",
+                "copy",
+                "--no-embed",
+            ],
+        );
         assert_eq!(count(&back, "failed"), 0, "{back}");
         let entries = |kb: &str| {
-            let v = json(&s, work.path(), &["list", "--kb", kb, "--limit", "1000", "--all"]);
+            let v = json(
+                &s,
+                work.path(),
+                &["list", "--kb", kb, "--limit", "1000", "--all"],
+            );
             let mut rows: Vec<(String, String, Value, Value, Value)> = v["entries"]
                 .as_array()
                 .unwrap()
@@ -227,7 +323,11 @@ fn export_then_sync_reproduces_every_entry() {
         let (a, b) = (entries("orig"), entries("copy"));
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x, y, "[{}] entry {} differs after export → sync", s.backend, x.0);
+            assert_eq!(
+                x, y,
+                "[{}] entry {} differs after export → sync",
+                s.backend, x.0
+            );
         }
     }
 }
@@ -246,11 +346,18 @@ fn import_reports_a_bad_line_by_number() {
              {\"_id\": \"d5\", \"text\": \"fifth\"}\n",
         )
         .unwrap();
-        let out = run(&s, work.path(), &["import", "docs.jsonl", "--kb", "imp", "--no-embed"]);
+        let out = run(
+            &s,
+            work.path(),
+            &["import", "docs.jsonl", "--kb", "imp", "--no-embed"],
+        );
         assert_eq!(out.status.code(), Some(1), "[{}]", s.backend);
         let err = String::from_utf8_lossy(&out.stdout);
         assert!(err.contains("docs.jsonl:3:"), "{err}");
-        assert!(err.contains("docs.jsonl:4:") && err.contains("colour"), "{err}");
+        assert!(
+            err.contains("docs.jsonl:4:") && err.contains("colour"),
+            "{err}"
+        );
         let list = json(&s, work.path(), &["list", "--kb", "imp"]);
         assert_eq!(list["total"], 3);
         let two = json(&s, work.path(), &["get", "2", "--kb", "imp"]);
@@ -262,20 +369,54 @@ fn import_reports_a_bad_line_by_number() {
 fn every_search_mode_finds_the_expected_note() {
     for s in stores("search") {
         let work = tempfile::tempdir().unwrap();
-        json(&s, work.path(), &["sync", sample_kb().to_str().unwrap(), "--kb", "sample"]);
+        json(
+            &s,
+            work.path(),
+            &["sync", sample_kb().to_str().unwrap(), "--kb", "sample"],
+        );
         for mode in ["keyword", "semantic", "hybrid"] {
-            let r = json(&s, work.path(), &["search", "pg_upgrade postgres", "--mode", mode, "--any", "--limit", "5"]);
+            let r = json(
+                &s,
+                work.path(),
+                &[
+                    "search",
+                    "pg_upgrade postgres",
+                    "--mode",
+                    mode,
+                    "--any",
+                    "--limit",
+                    "5",
+                ],
+            );
             assert_eq!(
                 r["hits"][0]["id"], "upgrade-postgres-16",
-                "[{}] {mode}: {r}", s.backend
+                "[{}] {mode}: {r}",
+                s.backend
             );
             assert_eq!(r["hits"][0]["path"], "tasks/upgrade-postgres-16.md");
             let score = r["hits"][0]["score"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&score));
         }
-        let filtered = json(&s, work.path(), &["search", "postgres", "--mode", "keyword", "--type", "glossary"]);
-        assert!(filtered["hits"].as_array().unwrap().iter().all(|h| h["type"] == "glossary"), "{filtered}");
-        let bad = run(&s, work.path(), &["search", "(unclosed", "--mode", "keyword"]);
+        let filtered = json(
+            &s,
+            work.path(),
+            &[
+                "search", "postgres", "--mode", "keyword", "--type", "glossary",
+            ],
+        );
+        assert!(
+            filtered["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["type"] == "glossary"),
+            "{filtered}"
+        );
+        let bad = run(
+            &s,
+            work.path(),
+            &["search", "(unclosed", "--mode", "keyword"],
+        );
         assert_eq!(bad.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid query at position"));
     }
@@ -285,13 +426,31 @@ fn every_search_mode_finds_the_expected_note() {
 fn sixteen_parallel_claims_have_one_winner() {
     for s in stores("claims") {
         let work = tempfile::tempdir().unwrap();
-        write(work.path(), "notes/task.md", "---\ntype: task\nstatus: open\n---\nDo it.\n");
-        json(&s, work.path(), &["sync", "notes", "--kb", "t", "--no-embed"]);
+        write(
+            work.path(),
+            "notes/task.md",
+            "---\ntype: task\nstatus: open\n---\nDo it.\n",
+        );
+        json(
+            &s,
+            work.path(),
+            &["sync", "notes", "--kb", "t", "--no-embed"],
+        );
         let children: Vec<_> = (0..16)
             .map(|i| {
                 spawn(
                     kb_std(&s, work.path())
-                        .args(["claim", "task", "--kb", "t", "--from", "open", "--to", "in-progress", "--as"])
+                        .args([
+                            "claim",
+                            "task",
+                            "--kb",
+                            "t",
+                            "--from",
+                            "open",
+                            "--to",
+                            "in-progress",
+                            "--as",
+                        ])
                         .arg(format!("agent-{i}")),
                 )
             })
@@ -300,9 +459,25 @@ fn sixteen_parallel_claims_have_one_winner() {
             .into_iter()
             .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
             .collect();
-        assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 1, "[{}] {codes:?}", s.backend);
-        assert_eq!(codes.iter().filter(|&&c| c == 1).count(), 15, "[{}] {codes:?}", s.backend);
-        let lost = run(&s, work.path(), &["claim", "task", "--kb", "t", "--from", "open", "--to", "x", "--as", "late"]);
+        assert_eq!(
+            codes.iter().filter(|&&c| c == 0).count(),
+            1,
+            "[{}] {codes:?}",
+            s.backend
+        );
+        assert_eq!(
+            codes.iter().filter(|&&c| c == 1).count(),
+            15,
+            "[{}] {codes:?}",
+            s.backend
+        );
+        let lost = run(
+            &s,
+            work.path(),
+            &[
+                "claim", "task", "--kb", "t", "--from", "open", "--to", "x", "--as", "late",
+            ],
+        );
         assert!(String::from_utf8_lossy(&lost.stdout).contains("held by agent-"));
     }
 }
@@ -313,17 +488,40 @@ fn watch_picks_up_an_edit_and_stops_on_ctrl_c() {
     for s in stores("watch") {
         let work = tempfile::tempdir().unwrap();
         write(work.path(), "notes/one.md", "first");
-        let mut child = spawn(kb_std(&s, work.path()).args(["sync", "notes", "--kb", "w", "--watch", "--no-embed"]));
+        let mut child = spawn(kb_std(&s, work.path()).args([
+            "sync",
+            "notes",
+            "--kb",
+            "w",
+            "--watch",
+            "--no-embed",
+        ]));
         let deadline = Instant::now() + Duration::from_secs(30);
-        let present = |id: &str| run(&s, work.path(), &["get", id, "--kb", "w"]).status.success();
+        let present = |id: &str| {
+            run(&s, work.path(), &["get", id, "--kb", "w"])
+                .status
+                .success()
+        };
         while !present("one") {
-            assert!(Instant::now() < deadline, "[{}] the first sync never finished", s.backend);
+            assert!(
+                Instant::now() < deadline,
+                "[{}] the first sync never finished",
+                s.backend
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(300));
-        write(work.path(), "notes/two.md", "second, written while watching");
+        write(
+            work.path(),
+            "notes/two.md",
+            "second, written while watching",
+        );
         while !present("two") {
-            assert!(Instant::now() < deadline, "[{}] --watch did not pick up the new file", s.backend);
+            assert!(
+                Instant::now() < deadline,
+                "[{}] --watch did not pick up the new file",
+                s.backend
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let status = std::process::Command::new("kill")
@@ -334,10 +532,19 @@ fn watch_picks_up_an_edit_and_stops_on_ctrl_c() {
         let stop = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(st) = child.try_wait().unwrap() {
-                assert_eq!(st.code(), Some(0), "[{}] Ctrl-C ends --watch cleanly", s.backend);
+                assert_eq!(
+                    st.code(),
+                    Some(0),
+                    "[{}] Ctrl-C ends --watch cleanly",
+                    s.backend
+                );
                 break;
             }
-            assert!(Instant::now() < stop, "[{}] --watch did not stop on Ctrl-C", s.backend);
+            assert!(
+                Instant::now() < stop,
+                "[{}] --watch did not stop on Ctrl-C",
+                s.backend
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -354,35 +561,68 @@ fn configuration_errors_are_clear_and_exit_2() {
             .env_remove("KB_EMBEDDER");
         c
     };
-    std::fs::write(work.path().join("kb.toml"), "[database]\nurl = \"sqlite:x.db\"\nverbose = true\n").unwrap();
+    std::fs::write(
+        work.path().join("kb.toml"),
+        "[database]\nurl = \"sqlite:x.db\"\nverbose = true\n",
+    )
+    .unwrap();
     let out = base().arg("status").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("kb.toml") && err.contains("verbose"), "unknown key: {err}");
+    assert!(
+        err.contains("kb.toml") && err.contains("verbose"),
+        "unknown key: {err}"
+    );
 
-    std::fs::write(work.path().join("kb.toml"), "[postgres]\npool_max_size = \"lots\"\n").unwrap();
+    std::fs::write(
+        work.path().join("kb.toml"),
+        "[postgres]\npool_max_size = \"lots\"\n",
+    )
+    .unwrap();
     let err = String::from_utf8_lossy(&base().arg("status").output().unwrap().stderr).into_owned();
-    assert!(err.contains("postgres.pool_max_size") && err.contains("u32"), "bad value: {err}");
+    assert!(
+        err.contains("postgres.pool_max_size") && err.contains("u32"),
+        "bad value: {err}"
+    );
 
-    std::fs::write(work.path().join("kb.toml"), "[database]\nurl = \"${KB_TEST_SURELY_UNSET_VAR}\"\n").unwrap();
+    std::fs::write(
+        work.path().join("kb.toml"),
+        "[database]\nurl = \"${KB_TEST_SURELY_UNSET_VAR}\"\n",
+    )
+    .unwrap();
     let err = String::from_utf8_lossy(&base().arg("status").output().unwrap().stderr).into_owned();
-    assert!(err.contains("KB_TEST_SURELY_UNSET_VAR") && err.contains("not set"), "{err}");
+    assert!(
+        err.contains("KB_TEST_SURELY_UNSET_VAR") && err.contains("not set"),
+        "{err}"
+    );
     std::fs::remove_file(work.path().join("kb.toml")).unwrap();
 
-    let out = base().args(["--db", "postgres://kb:hunter2@127.0.0.1:1/kb", "status"]).output().unwrap();
+    let out = base()
+        .args(["--db", "postgres://kb:hunter2@127.0.0.1:1/kb", "status"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("could not connect to Postgres at 127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("could not connect to Postgres at 127.0.0.1:1"),
+        "{err}"
+    );
     assert!(err.contains("hint:") && !err.contains("hunter2"), "{err}");
 
-    let out = base().args(["--db", "sqlite:nothing-here.db", "search", "x"]).output().unwrap();
+    let out = base()
+        .args(["--db", "sqlite:nothing-here.db", "search", "x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("kb init"));
 
     // Semantic search without the model installed names the fix.
     let db = format!("sqlite:{}", work.path().join("m.db").display());
     write(work.path(), "n/a.md", "text");
-    base().args(["--db", &db, "sync", "n", "--no-embed"]).assert().success();
+    base()
+        .args(["--db", &db, "sync", "n", "--no-embed"])
+        .assert()
+        .success();
     let out = base()
         .env("KB_MODEL_DIR", work.path().join("no-model"))
         .args(["--db", &db, "search", "text", "--mode", "semantic"])
@@ -390,7 +630,10 @@ fn configuration_errors_are_clear_and_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no embedding model at") && err.contains("fetch-model"), "{err}");
+    assert!(
+        err.contains("no embedding model at") && err.contains("fetch-model"),
+        "{err}"
+    );
     // Keyword search still works without it.
     base()
         .env("KB_MODEL_DIR", work.path().join("no-model"))
@@ -405,11 +648,36 @@ fn migrate_sqlite_to_postgres_and_back_verifies_and_searches_alike() {
     let all = stores("migrate");
     let (sq, pg) = (&all[0], &all[1]);
     let work = tempfile::tempdir().unwrap();
-    json(sq, work.path(), &["sync", sample_kb().to_str().unwrap(), "--kb", "sample"]);
-    json(sq, work.path(), &["kb", "create", "scratch", "--ephemeral", "--ttl", "2h"]);
+    json(
+        sq,
+        work.path(),
+        &["sync", sample_kb().to_str().unwrap(), "--kb", "sample"],
+    );
+    json(
+        sq,
+        work.path(),
+        &["kb", "create", "scratch", "--ephemeral", "--ttl", "2h"],
+    );
     let search = |s: &Store| {
-        let r = json(s, work.path(), &["search", "postgres backup restore", "--mode", "hybrid", "--any", "--kb", "sample"]);
-        r["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        let r = json(
+            s,
+            work.path(),
+            &[
+                "search",
+                "postgres backup restore",
+                "--mode",
+                "hybrid",
+                "--any",
+                "--kb",
+                "sample",
+            ],
+        );
+        r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
     };
     let before = search(sq);
     let pg_env = |c: &mut Command| {
@@ -417,8 +685,18 @@ fn migrate_sqlite_to_postgres_and_back_verifies_and_searches_alike() {
     };
     let mut c = kb(sq, work.path());
     pg_env(&mut c);
-    let out = c.args(["--json", "migrate", "--from", &sq.db, "--to", &pg.db, "--verify"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = c
+        .args([
+            "--json", "migrate", "--from", &sq.db, "--to", &pg.db, "--verify",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verify"]["equal"], true, "{v}");
     assert!(v["migrate"]["passages_copied"].as_u64().unwrap() > 0);
@@ -427,7 +705,10 @@ fn migrate_sqlite_to_postgres_and_back_verifies_and_searches_alike() {
     // Again: nothing new to copy.
     let mut c = kb(sq, work.path());
     pg_env(&mut c);
-    let out = c.args(["--json", "migrate", "--from", &sq.db, "--to", &pg.db]).output().unwrap();
+    let out = c
+        .args(["--json", "migrate", "--from", &sq.db, "--to", &pg.db])
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["migrate"]["entries_copied"], 0, "{v}");
     assert_eq!(v["migrate"]["passages_copied"], 0, "{v}");
@@ -441,8 +722,18 @@ fn migrate_sqlite_to_postgres_and_back_verifies_and_searches_alike() {
     };
     let mut c = kb(&back, work.path());
     pg_env(&mut c);
-    let out = c.args(["--json", "migrate", "--from", &pg.db, "--to", &back.db, "--verify"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = c
+        .args([
+            "--json", "migrate", "--from", &pg.db, "--to", &back.db, "--verify",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verify"]["equal"], true, "{v}");
     assert_eq!(search(&back), before);

@@ -237,7 +237,10 @@ impl PgStore {
         let vector: Option<String> = row.try_get(1).map_err(self.pg())?;
         Ok(vec![
             ("postgres".to_owned(), server),
-            ("pgvector".to_owned(), vector.unwrap_or_else(|| "missing".into())),
+            (
+                "pgvector".to_owned(),
+                vector.unwrap_or_else(|| "missing".into()),
+            ),
         ])
     }
 

@@ -3,6 +3,7 @@
 //! One module per task; no dependencies beyond std so `cargo xtask` builds in seconds.
 
 mod ci;
+mod demo;
 mod eval;
 mod model;
 mod postgres;
@@ -14,6 +15,8 @@ const HELP: &str = "\
 cargo xtask <task>
 
 tasks:
+  demo            build kb, fetch the model, sync the sample knowledge base into a
+                  fresh SQLite store and tour search, backlinks and claims
   ci              format check, clippy (warnings are errors), fetch-model, the whole
                   test suite (model tests required), then test-postgres
   eval --collection DIR [--backend sqlite|postgres|both] [--mode keyword|semantic|hybrid|all] [--json]
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::ci(),
+        Some("demo") => demo::demo(&args[1..]),
         Some("bench") => ci::bench(&args[1..]),
         Some("test-postgres") => postgres::test_postgres(&args[1..]),
         Some("eval") => eval::eval(&args[1..]),

@@ -58,8 +58,10 @@ fn run_tests(
                 "embed",
                 "-p",
                 "search-hybrid",
+                "-p",
+                "kb-cli",
                 "--features",
-                "embed/postgres-tests,search-hybrid/postgres-tests",
+                "embed/postgres-tests,search-hybrid/postgres-tests,kb-cli/postgres-tests",
             ],
         )?;
     }
