@@ -870,6 +870,9 @@ async fn optional_embedder(config: &Config, out: &Out) -> Option<Arc<dyn embed::
     }
 }
 
+/// Queue depth above which embedding runs as a bulk load.
+const BULK_EMBED: u64 = 5_000;
+
 /// After a write: embeds what was queued, so semantic and hybrid search work at once.
 async fn embed_after_write(store: &OpenStore, config: &Config, out: &Out) -> Result<(), AppError> {
     if matches!(config.embedder, EmbedderChoice::None) {
@@ -883,7 +886,16 @@ async fn embed_after_write(store: &OpenStore, config: &Config, out: &Out) -> Res
     let embedder = embedding::open_embedder(&config.embedder)
         .await?
         .expect("configured");
+    // A large first embedding builds the vector index once afterwards (Postgres).
+    let rebuild = if q.pending > BULK_EMBED {
+        store.begin_bulk_load().await?
+    } else {
+        false
+    };
     let stats = embedding::embed_queue(s, embedder, &Bar::new(!out.quiet && !out.json)).await?;
+    if q.pending > BULK_EMBED {
+        store.finish_bulk_load(rebuild).await?;
+    }
     out.note(&format!(
         "embedded {} entries ({} passages){}",
         stats.embedded,
