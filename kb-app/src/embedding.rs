@@ -85,27 +85,73 @@ pub async fn searcher(
     Ok(Searcher::new(store, embedder, SearchConfig::default()).await?)
 }
 
-/// Embeds every queued entry, reporting progress about five times a second.
+/// Embeds every queued entry with `workers` concurrent workers (one per core keeps the
+/// model busy while another worker tokenises, splits and writes), reporting progress about
+/// five times a second.
 pub async fn embed_queue(
     store: Arc<dyn Store>,
     embedder: Arc<dyn Embedder>,
+    workers: usize,
     progress: &dyn Progress,
 ) -> Result<RunStats> {
-    let worker = EmbedWorker::new(store.clone(), embedder, WorkerConfig::default()).await?;
+    let mut pool = Vec::new();
+    for _ in 0..workers.max(1) {
+        pool.push(
+            EmbedWorker::new(store.clone(), embedder.clone(), WorkerConfig::default()).await?,
+        );
+    }
     let stats = store.queue_stats().await?;
-    progress.start("embedding", Some(stats.pending + stats.in_progress));
-    let run = worker.drain();
-    tokio::pin!(run);
+    let total = stats.pending + stats.in_progress;
+    progress.start("embedding", Some(total));
+    let mut runs = tokio::task::JoinSet::new();
+    for w in pool.iter().cloned() {
+        runs.spawn(async move { w.drain().await });
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let result = loop {
+    let mut sum = RunStats::default();
+    let mut first_error = None;
+    loop {
         tokio::select! {
-            r = &mut run => break r,
+            r = runs.join_next() => match r {
+                None => break,
+                Some(Ok(Ok(s))) => {
+                    sum.embedded += s.embedded;
+                    sum.passages += s.passages;
+                    sum.retrying += s.retrying;
+                    sum.gave_up += s.gave_up;
+                }
+                Some(Ok(Err(e))) => { first_error.get_or_insert(AppError::from(e)); }
+                Some(Err(e)) => { first_error.get_or_insert(AppError::usage(format!("an embedding worker stopped: {e}"))); }
+            },
             _ = tick.tick() => {
-                let p = worker.progress();
-                progress.set(p.done, p.total.max(p.done));
+                let done: u64 = pool.iter().map(|w| w.progress().done).sum();
+                progress.set(done, total.max(done));
             }
         }
-    };
+    }
     progress.finish();
-    Ok(result?)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(sum),
+    }
+}
+
+/// Workers that keep this machine's cores busy.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+}
+
+/// Puts every entry of `filter` back in the queue. The store's vectors must be the
+/// configured model's: a store embedded by another model is refused with both names
+/// (moving a store to a new model means a fresh store, e.g. `kb migrate` is not it either:
+/// the vectors are the old model's).
+pub async fn requeue_all(
+    store: Arc<dyn Store>,
+    embedder: &dyn Embedder,
+    filter: &storage_core::Filter,
+) -> Result<u64> {
+    store.ensure_embedding_space(&embedder.space()).await?;
+    Ok(store.requeue_embeddings(filter, true).await?)
 }

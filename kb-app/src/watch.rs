@@ -74,8 +74,13 @@ pub async fn watch_folder(
         let wrote = result.as_ref().is_ok_and(|r| r.changed());
         on_report(result);
         if let (true, Some(e)) = (wrote, &embedder) {
-            if let Err(err) =
-                crate::embedding::embed_queue(store.clone(), e.clone(), &NoProgress).await
+            if let Err(err) = crate::embedding::embed_queue(
+                store.clone(),
+                e.clone(),
+                crate::embedding::default_workers(),
+                &NoProgress,
+            )
+            .await
             {
                 on_report(Err(err));
             }

@@ -132,7 +132,19 @@ enum Command {
         limit: usize,
     },
     /// Embed every queued entry.
-    Embed,
+    Embed {
+        /// Concurrent workers (default: one per core, at most 4).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Embed every entry again (all of them, or one KB's), e.g. after changing the
+    /// passage settings or when vectors look stale.
+    Reembed {
+        #[arg(long)]
+        kb: Option<String>,
+        #[arg(long)]
+        workers: Option<usize>,
+    },
     /// Atomically move a task from one status to another and assign it.
     Claim {
         id: String,
@@ -646,14 +658,59 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             out.timeline(&entries);
             Ok(Done::Ok)
         }
-        Command::Embed => {
+        Command::Reembed { kb, workers } => {
             let (config, store) = open(db, &g, OpenMode::Existing).await?;
             let Some(embedder) = embedding::open_embedder(&config.embedder).await? else {
                 return Err(AppError::usage(
                     "embedder.provider is \"none\": nothing to embed with",
                 ));
             };
-            let stats = embedding::embed_queue(store.store(), embedder, &bar()).await?;
+            let s = store.store();
+            let mut filter = Filter::new().lifecycle(LifecycleFilter::Any);
+            if let Some(kb) = &kb {
+                filter = filter.kb(kb);
+            }
+            let queued = embedding::requeue_all(s.clone(), embedder.as_ref(), &filter).await?;
+            out.note(&format!("queued {queued} entries"));
+            let stats = embedding::embed_queue(
+                s,
+                embedder,
+                workers.unwrap_or_else(embedding::default_workers),
+                &bar(),
+            )
+            .await?;
+            out.value(
+                &serde_json::json!({
+                    "queued": queued, "embedded": stats.embedded, "passages": stats.passages,
+                    "retrying": stats.retrying, "gave_up": stats.gave_up,
+                }),
+                || {
+                    format!(
+                        "re-embedded {} entries ({} passages)",
+                        stats.embedded, stats.passages
+                    )
+                },
+            );
+            Ok(if stats.gave_up > 0 {
+                Done::Partial
+            } else {
+                Done::Ok
+            })
+        }
+        Command::Embed { workers } => {
+            let (config, store) = open(db, &g, OpenMode::Existing).await?;
+            let Some(embedder) = embedding::open_embedder(&config.embedder).await? else {
+                return Err(AppError::usage(
+                    "embedder.provider is \"none\": nothing to embed with",
+                ));
+            };
+            let stats = embedding::embed_queue(
+                store.store(),
+                embedder,
+                workers.unwrap_or_else(embedding::default_workers),
+                &bar(),
+            )
+            .await?;
             out.value(
                 &serde_json::json!({
                     "embedded": stats.embedded, "passages": stats.passages,
@@ -892,7 +949,13 @@ async fn embed_after_write(store: &OpenStore, config: &Config, out: &Out) -> Res
     } else {
         false
     };
-    let stats = embedding::embed_queue(s, embedder, &Bar::new(!out.quiet && !out.json)).await?;
+    let stats = embedding::embed_queue(
+        s,
+        embedder,
+        embedding::default_workers(),
+        &Bar::new(!out.quiet && !out.json),
+    )
+    .await?;
     if q.pending > BULK_EMBED {
         store.finish_bulk_load(rebuild).await?;
     }
