@@ -397,6 +397,16 @@ fn every_search_mode_finds_the_expected_note() {
             let score = r["hits"][0]["score"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&score));
         }
+        let re = json(
+            &s,
+            work.path(),
+            &["reembed", "--kb", "sample", "--workers", "2"],
+        );
+        assert_eq!(re["queued"], re["embedded"], "[{}] {re}", s.backend);
+        assert!(re["embedded"].as_u64().unwrap() >= 60);
+        let st = json(&s, work.path(), &["status"]);
+        assert_eq!(st["queue"]["pending"], 0, "{st}");
+        assert_eq!(st["knowledge_bases"][0]["without_vector"], 0, "{st}");
         let filtered = json(
             &s,
             work.path(),
