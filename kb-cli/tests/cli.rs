@@ -748,3 +748,63 @@ fn migrate_sqlite_to_postgres_and_back_verifies_and_searches_alike() {
     assert_eq!(v["verify"]["equal"], true, "{v}");
     assert_eq!(search(&back), before);
 }
+
+#[test]
+fn put_get_rm_timeline_and_knowledge_bases() {
+    for s in stores("entries") {
+        let work = tempfile::tempdir().unwrap();
+        let created = json(
+            &s,
+            work.path(),
+            &["kb", "create", "mem", "--description", "agent memory"],
+        );
+        assert_eq!(created["name"], "mem");
+        let note = "---\nid: m1\ntitle: Remember this\ntags: [agent/memory]\ndate: 2026-05-01\n---\nThe deploy key lives in Vault. See [[m2]].\n";
+        let out = kb(&s, work.path())
+            .args(["--json", "put", "-", "--kb", "mem"])
+            .write_stdin(note)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "[{}] {}",
+            s.backend,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = json(&s, work.path(), &["get", "m1", "--kb", "mem"]);
+        assert_eq!(got["title"], "Remember this");
+        assert_eq!(got["links"][0]["target"], "m2");
+        let tl = json(&s, work.path(), &["timeline", "--kb", "mem"]);
+        assert_eq!(tl["entries"][0]["id"], "m1");
+        let text = run(&s, work.path(), &["get", "m1", "--kb", "mem"]);
+        assert!(String::from_utf8_lossy(&text.stdout).starts_with("---\ntitle: Remember this"));
+        // stdin without an id is refused with a clear message.
+        let out = kb(&s, work.path())
+            .args(["put", "--kb", "mem"])
+            .write_stdin("just text")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--id"));
+        assert!(run(&s, work.path(), &["rm", "m1", "--kb", "mem"])
+            .status
+            .success());
+        let gone = run(&s, work.path(), &["get", "m1", "--kb", "mem"]);
+        assert_eq!(gone.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
+
+        json(
+            &s,
+            work.path(),
+            &["kb", "create", "scratch", "--ephemeral", "--ttl", "1s"],
+        );
+        let kbs = json(&s, work.path(), &["kb", "list"]);
+        assert_eq!(kbs["knowledge_bases"].as_array().unwrap().len(), 2);
+        std::thread::sleep(Duration::from_millis(1_500));
+        let gc = json(&s, work.path(), &["gc"]);
+        assert_eq!(gc["removed"][0]["name"], "scratch", "[{}] {gc}", s.backend);
+        assert!(run(&s, work.path(), &["kb", "rm", "mem"]).status.success());
+        let kbs = json(&s, work.path(), &["kb", "list"]);
+        assert_eq!(kbs["knowledge_bases"].as_array().unwrap().len(), 0);
+    }
+}
