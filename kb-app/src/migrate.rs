@@ -115,7 +115,12 @@ pub async fn migrate(
         .count_entries(&Filter::new().lifecycle(LifecycleFilter::Any))
         .await?;
     progress.start("copying", Some(total));
-    let bulk = total > 5_000 && space.is_some();
+    // A first large load into a near-empty target builds the vector index once at the end;
+    // a re-run that copies little keeps the index it has.
+    let already = dst
+        .count_entries(&Filter::new().lifecycle(LifecycleFilter::Any))
+        .await?;
+    let bulk = total > 5_000 && space.is_some() && already < total / 2;
     let rebuild = if bulk {
         target.begin_bulk_load().await?
     } else {
@@ -181,7 +186,10 @@ pub async fn migrate(
                     continue;
                 }
                 vectored.insert(key.clone());
-                if same_passages(&from, &dst.get_passages(&key).await?) {
+                // An entry the target did not have has no passages there: no need to ask.
+                if existing.contains_key(&e.id)
+                    && same_passages(&from, &dst.get_passages(&key).await?)
+                {
                     continue;
                 }
                 r.passages_copied += from.len() as u64;
