@@ -88,6 +88,7 @@ macro_rules! conformance_tests {
                 pagination_is_disjoint_and_complete,
                 page_limits_are_enforced,
                 list_and_count_agree_for_random_filters,
+                offsets_beyond_the_maximum_are_invalid_input,
             }
             tags {
                 tags_with_counts_across_all_kbs,
@@ -161,6 +162,7 @@ macro_rules! conformance_tests {
                 coverage_counts_entries_with_and_without_vectors,
                 semantic_search_without_vectors_is_empty,
                 vector_batches_are_all_or_nothing,
+                semantic_search_rejects_a_huge_k,
             }
             passages {
                 passages_round_trip_in_order,

@@ -18,7 +18,7 @@ pub mod types;
 pub use error::{BoxError, Result, StorageError};
 pub use filter::{
     metadata_get, metadata_path_segments, metadata_set, tag_matches_prefix, Filter,
-    LifecycleFilter, MetadataEq, Sort, SortField, SortOrder, MAX_PAGE_SIZE,
+    LifecycleFilter, MetadataEq, Sort, SortField, SortOrder, MAX_OFFSET, MAX_PAGE_SIZE,
 };
 pub use graph::{GraphBuilder, RawEdge};
 pub use protocol::Store;

@@ -764,6 +764,22 @@ pub struct StoredPassage {
     pub vector: Vec<f32>,
 }
 
+/// Largest `k` of a nearest-neighbour query ([`SemanticQuery::k`], `Store::similar`): the
+/// largest page, [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE). `k` sizes buffers and over-fetch
+/// arithmetic in the backends, so an unchecked `usize` from a caller could abort the
+/// process (allocation) or overflow.
+pub const MAX_K: usize = crate::filter::MAX_PAGE_SIZE;
+
+/// Rejects a `k` above [`MAX_K`]. `k = 0` is valid and returns nothing.
+pub fn check_k(k: usize) -> Result<()> {
+    if k > MAX_K {
+        return Err(StorageError::invalid_input(format!(
+            "k = {k} is larger than the maximum of {MAX_K} nearest neighbours"
+        )));
+    }
+    Ok(())
+}
+
 /// A nearest-neighbour query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SemanticQuery {
@@ -791,6 +807,20 @@ impl SemanticQuery {
     pub fn min_score(mut self, s: f32) -> Self {
         self.min_score = Some(s);
         self
+    }
+
+    /// Rejects what no backend can run: `k` above [`MAX_K`], a `min_score` that is not a
+    /// number (NaN compares false in Rust and passes everything in Postgres, so the
+    /// backends would disagree), an invalid filter. The vector is checked against the
+    /// store's dimension by the backend ([`check_vector`](crate::check_vector)).
+    pub fn validate(&self) -> Result<()> {
+        check_k(self.k)?;
+        if self.min_score.is_some_and(|m| !m.is_finite()) {
+            return Err(StorageError::invalid_input(
+                "min_score must be a finite number",
+            ));
+        }
+        self.filter.validate()
     }
 }
 

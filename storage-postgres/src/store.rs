@@ -274,6 +274,7 @@ impl PgStore {
     /// `EXPLAIN (FORMAT JSON)` of the k-NN query `semantic_search` runs first.
     #[doc(hidden)]
     pub async fn explain_semantic(&self, q: &SemanticQuery) -> Result<Value> {
+        q.validate()?;
         let plan = if lifecycle_only(&q.filter) {
             KnnPlan::IndexOverfetch
         } else {
@@ -327,7 +328,8 @@ impl PgStore {
             KnnPlan::IndexFiltered
         };
         // Twice k plus a margin nearly always leaves k entries (archived entries and
-        // several passages of one entry are the exceptions).
+        // several passages of one entry are the exceptions). k is at most MAX_K + 1
+        // (validated; `similar` adds one), so none of this arithmetic can overflow.
         let fetch = q.k * 2 + 10;
         let (sql, params) = semantic_sql(q, plan, fetch)?;
         let mut rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
@@ -1350,10 +1352,14 @@ impl Store for PgStore {
     }
 
     async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>> {
+        query.validate()?;
         self.semantic(query).await
     }
 
     async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>> {
+        // Checked before `k + 1` below; the inner query is then at most MAX_K + 1.
+        check_k(k)?;
+        filter.validate()?;
         let vector = self
             .get_vector(key)
             .await?

@@ -1093,11 +1093,14 @@ impl Store for SqliteStore {
     }
 
     async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>> {
+        query.validate()?;
         let q = query.clone();
         self.run(move |c, shared| semantic_in(c, shared, &q)).await
     }
 
     async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>> {
+        // Checked before `k + 1` below; the inner query is then at most MAX_K + 1.
+        check_k(k)?;
         let key = key.clone();
         let filter = filter.clone();
         self.run(move |c, shared| {

@@ -366,3 +366,34 @@ pub async fn vector_batches_are_all_or_nothing(s: S) -> Result<()> {
     assert_eq!(hit_ids(&hits), ["new", "v1"]);
     Ok(())
 }
+
+/// A `k` above `MAX_K` (in `semantic_search` and `similar`) is `InvalidInput` naming k,
+/// never a crash; `MAX_K` itself is accepted.
+pub async fn semantic_search_rejects_a_huge_k(s: S) -> Result<()> {
+    known(&s).await?;
+    for k in [MAX_K + 1, usize::MAX / 2, usize::MAX] {
+        let err = s
+            .semantic_search(&SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], k))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{k}: {err:?}"
+        );
+        assert!(err.to_string().contains(&k.to_string()), "{err}");
+        let err = s.similar(&key("v1"), k, &Filter::new()).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{k}: {err:?}"
+        );
+    }
+    let q = SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], MAX_K);
+    assert_eq!(s.semantic_search(&q).await?.len(), 5);
+    assert_eq!(s.similar(&key("v1"), MAX_K, &Filter::new()).await?.len(), 4);
+    let q = SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], 5).min_score(f32::NAN);
+    assert!(matches!(
+        s.semantic_search(&q).await,
+        Err(StorageError::InvalidInput { .. })
+    ));
+    Ok(())
+}
