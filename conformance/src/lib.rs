@@ -163,6 +163,7 @@ macro_rules! conformance_tests {
                 semantic_search_without_vectors_is_empty,
                 vector_batches_are_all_or_nothing,
                 semantic_search_rejects_a_huge_k,
+                vectors_whose_norm_underflows_are_invalid_input,
             }
             passages {
                 passages_round_trip_in_order,

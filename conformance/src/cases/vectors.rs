@@ -397,3 +397,59 @@ pub async fn semantic_search_rejects_a_huge_k(s: S) -> Result<()> {
     ));
     Ok(())
 }
+
+/// Vectors whose squared norm underflows (`[1e-23; d]`) or overflows (`[1e20; d]`) in
+/// 32-bit floats cannot be normalised: storing or querying with one is `InvalidInput`,
+/// and nothing is stored.
+pub async fn vectors_whose_norm_underflows_are_invalid_input(s: S) -> Result<()> {
+    known(&s).await?;
+    for bad in [[1e-23f32; 4], [1e-30, 0.0, 0.0, 0.0], [1e20f32; 4]] {
+        let err = s.put_vector(&key("v1"), &bad).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{bad:?}: {err:?}"
+        );
+        let passages = [EntryPassages {
+            key: key("v2"),
+            passages: vec![PassageVector {
+                text: Some("p".into()),
+                vector: bad.to_vec(),
+            }],
+        }];
+        let err = s.put_passages(&passages).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{bad:?}: {err:?}"
+        );
+        let err = s
+            .semantic_search(&SemanticQuery::new(bad.to_vec(), 3))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{bad:?}: {err:?}"
+        );
+    }
+    assert_eq!(
+        s.get_vector(&key("v1")).await?.unwrap(),
+        vec![1.0, 0.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        s.get_vector(&key("v2")).await?.unwrap(),
+        vec![0.9, 0.1, 0.0, 0.0]
+    );
+    // Small and large but representable vectors still work, scale-invariantly.
+    s.put_vector(&key("v5"), &[1e-18, 0.0, 0.0, 0.0]).await?;
+    let hits = s
+        .semantic_search(&SemanticQuery::new(vec![1e18, 0.0, 0.0, 0.0], 2))
+        .await?;
+    // Both score 1 up to rounding, so their order is not asserted.
+    let mut found = hit_ids(&hits);
+    found.sort();
+    assert_eq!(found, ["v1", "v5"]);
+    assert!(
+        hits.iter().all(|h| (h.score - 1.0).abs() < 1e-4),
+        "{hits:?}"
+    );
+    Ok(())
+}
