@@ -110,6 +110,7 @@ macro_rules! conformance_tests {
                 neighbourhood_of_missing_entry_is_not_found,
                 most_linked_counts_distinct_sources,
                 orphans_have_no_links,
+                most_linked_with_a_huge_limit_returns_all,
             }
             timeline {
                 timeline_orders_by_date_then_key,
@@ -184,6 +185,8 @@ macro_rules! conformance_tests {
                 concurrent_workers_claim_disjoint_batches,
                 deleting_an_entry_drops_its_queue_item,
                 requeue_covers_missing_vectors_or_all,
+                a_huge_lease_is_rejected,
+                huge_limits_and_attempt_counts_are_clamped,
             }
             organise {
                 settings_scopes_are_separate,
@@ -208,6 +211,7 @@ macro_rules! conformance_tests {
                 cas_mismatch_reports_current_value,
                 cas_missing_entry_and_bad_path,
                 concurrent_cas_increments_lose_nothing,
+                claim_rejects_an_assignee_an_upsert_would_reject,
             }
             health {
                 health_reports_counts_and_space,

@@ -56,7 +56,7 @@ impl NewKnowledgeBase {
         Self {
             name: name.into(),
             description: String::new(),
-            expires_at: Some(Utc::now() + ttl),
+            expires_at: Some(expiry_after(Utc::now(), ttl)),
         }
     }
     pub fn description(mut self, d: impl Into<String>) -> Self {
@@ -66,6 +66,17 @@ impl NewKnowledgeBase {
     pub fn validate(&self) -> Result<()> {
         validate_name("knowledge base name", &self.name)
     }
+}
+
+/// `now + ttl`, saturating where `+` would panic (past chrono's range): a ttl too long
+/// to represent means "as late as possible", one too negative "already expired".
+fn expiry_after(now: DateTime<Utc>, ttl: chrono::Duration) -> DateTime<Utc> {
+    now.checked_add_signed(ttl)
+        .unwrap_or(if ttl > chrono::Duration::zero() {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            now
+        })
 }
 
 /// What `gc_expired` removed.
@@ -851,6 +862,24 @@ pub struct VectorCoverage {
     pub without_vector: u64,
 }
 
+/// Longest lease [`claim_embedding_batch`](crate::Store::claim_embedding_batch) accepts.
+/// A lease is how long a crashed worker's items stay unclaimable; a day is far beyond any
+/// embedding batch, and the bound keeps `now + lease` inside every backend's timestamp
+/// range (an unchecked `Duration::MAX` overflowed or wrapped to a lease in the past).
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Rejects a lease above [`MAX_LEASE`].
+pub fn check_lease(lease: std::time::Duration) -> Result<()> {
+    if lease > MAX_LEASE {
+        return Err(StorageError::invalid_input(format!(
+            "lease of {} s is longer than the maximum of {} s (24 h)",
+            lease.as_secs(),
+            MAX_LEASE.as_secs()
+        )));
+    }
+    Ok(())
+}
+
 /// One claimed item of the embedding queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueItem {
@@ -912,6 +941,19 @@ pub struct Collection {
 
 // ---------------------------------------------------------------- claim / CAS
 
+/// Checks the arguments of [`claim`](crate::Store::claim) with the rule
+/// [`NewEntry::normalized`] applies to status and assignee, so a claimed entry can always
+/// be upserted again; the new status must also be non-empty.
+pub fn validate_claim(new_status: &str, assignee: &str) -> Result<()> {
+    if new_status.is_empty() {
+        return Err(StorageError::invalid_input(
+            "the new status must be non-empty text",
+        ));
+    }
+    validate_short("status", new_status)?;
+    validate_short("assignee", assignee)
+}
+
 /// Result of an atomic status claim.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -961,4 +1003,62 @@ pub struct HealthReport {
     pub entries: u64,
     pub embedding_space: Option<EmbeddingSpace>,
     pub pool: PoolStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ephemeral_kb_with_an_unrepresentable_ttl_does_not_panic() {
+        let kb = NewKnowledgeBase::ephemeral("x", chrono::Duration::MAX);
+        assert_eq!(kb.expires_at, Some(DateTime::<Utc>::MAX_UTC));
+        let before = Utc::now();
+        let kb = NewKnowledgeBase::ephemeral("x", chrono::Duration::MIN);
+        assert!(kb.expires_at.unwrap() >= before);
+        let kb = NewKnowledgeBase::ephemeral("x", chrono::Duration::hours(1));
+        assert!(kb.expires_at.unwrap() > before + chrono::Duration::minutes(59));
+    }
+
+    #[test]
+    fn leases_above_a_day_are_rejected() {
+        check_lease(MAX_LEASE).unwrap();
+        check_lease(std::time::Duration::ZERO).unwrap();
+        for bad in [
+            MAX_LEASE + std::time::Duration::from_nanos(1),
+            std::time::Duration::MAX,
+        ] {
+            assert!(matches!(
+                check_lease(bad),
+                Err(StorageError::InvalidInput { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn claims_follow_the_status_and_assignee_rule_of_upserts() {
+        validate_claim("in_progress", "ana").unwrap();
+        validate_claim("in_progress", "").unwrap();
+        let long = "a".repeat(MAX_SHORT_FIELD_BYTES + 1);
+        for (status, assignee) in [
+            ("", "ana"),
+            ("in\nprogress", "ana"),
+            (long.as_str(), "ana"),
+            ("open", long.as_str()),
+            ("open", "an\0a"),
+            ("open", "an\ta"),
+        ] {
+            let claim = validate_claim(status, assignee);
+            assert!(
+                matches!(claim, Err(StorageError::InvalidInput { .. })),
+                "{status:?} {assignee:?}"
+            );
+            // An upsert with the same values is rejected too (unless only the empty
+            // status differs, which upserts allow as "no claim yet").
+            if !status.is_empty() {
+                let e = NewEntry::new("k", "i").status(status).assignee(assignee);
+                assert!(e.normalized().is_err(), "{status:?} {assignee:?}");
+            }
+        }
+    }
 }
