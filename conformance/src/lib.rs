@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
                 entry_types_are_distinct_with_counts,
                 metadata_round_trips_nested_json,
                 source_paths_are_normalised,
+                text_with_a_nul_byte_is_rejected_on_every_backend,
             }
             filters {
                 filter_by_kb,

@@ -95,6 +95,12 @@ pub fn check_passages(items: &[EntryPassages], dimension: usize) -> Result<()> {
         }
         for p in &item.passages {
             check_vector(&p.vector, dimension)?;
+            if p.text.as_deref().is_some_and(|t| t.contains('\0')) {
+                return Err(StorageError::invalid_input(format!(
+                    "a passage of entry {} contains a NUL character (\\0), which is not allowed in stored text",
+                    item.key
+                )));
+            }
         }
     }
     Ok(())

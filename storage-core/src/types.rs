@@ -64,7 +64,8 @@ impl NewKnowledgeBase {
         self
     }
     pub fn validate(&self) -> Result<()> {
-        validate_name("knowledge base name", &self.name)
+        validate_name("knowledge base name", &self.name)?;
+        check_no_nul("knowledge base description", &self.description)
     }
 }
 
@@ -331,6 +332,25 @@ impl NewEntry {
         check_len("title", &e.title, MAX_TEXT_FIELD_BYTES)?;
         check_len("summary", &e.summary, MAX_TEXT_FIELD_BYTES)?;
         check_len("body", &e.body, MAX_BODY_BYTES)?;
+        // Short fields (ids, tags, status, …) already reject every control character.
+        check_no_nul("title", &e.title)?;
+        check_no_nul("summary", &e.summary)?;
+        check_no_nul("body", &e.body)?;
+        for s in &e.sources {
+            check_no_nul("source title", &s.title)?;
+            if let Some(url) = &s.url {
+                check_no_nul("source url", url)?;
+            }
+        }
+        for l in &e.links {
+            if let Some(note) = &l.note {
+                check_no_nul("link note", note)?;
+            }
+        }
+        for (k, v) in &e.metadata {
+            check_no_nul(&format!("metadata key {k:?}"), k)?;
+            check_json_at("metadata", &mut k.clone(), v)?;
+        }
         let mut seen = std::collections::HashSet::new();
         let mut tags = Vec::with_capacity(e.tags.len());
         for t in &e.tags {
@@ -534,6 +554,47 @@ fn check_len(what: &str, s: &str, max: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Rejects text containing NUL (`\0`). Postgres cannot store it in `text` or `jsonb`
+/// (`\u0000`) while SQLite can, so without this rule the same write succeeded on one
+/// backend and failed with an engine error on the other.
+fn check_no_nul(what: &str, s: &str) -> Result<()> {
+    if s.contains('\0') {
+        return Err(StorageError::invalid_input(format!(
+            "{what} contains a NUL character (\\0), which is not allowed in stored text"
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_no_nul`] for every object key and string in a JSON value (the value of a
+/// metadata compare-and-set, a setting); `what` names the value.
+pub fn check_json_text(what: &str, v: &Value) -> Result<()> {
+    check_json_at(what, &mut String::new(), v)
+}
+
+/// [`check_json_text`] of a value found at the dotted `path`, which messages name.
+fn check_json_at(what: &str, path: &mut String, v: &Value) -> Result<()> {
+    match v {
+        Value::String(s) if path.is_empty() => check_no_nul(&format!("{what} value"), s),
+        Value::String(s) => check_no_nul(&format!("{what} value at {path:?}"), s),
+        Value::Array(items) => items.iter().try_for_each(|i| check_json_at(what, path, i)),
+        Value::Object(m) => {
+            for (k, v) in m {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                check_no_nul(&format!("{what} key {path:?}"), k)?;
+                check_json_at(what, path, v)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn validate_short(what: &str, s: &str) -> Result<()> {

@@ -1576,6 +1576,7 @@ impl Store for PgStore {
                 "setting keys are 1-256 characters without control characters",
             ));
         }
+        check_json_text("setting", value)?;
         let kb = scope_kb(scope);
         let conn = self.conn().await?;
         // The KB check and the write are one statement, so a concurrent delete cannot slip between.
@@ -1879,6 +1880,7 @@ impl Store for PgStore {
         expected: Option<&Value>,
         new: &Value,
     ) -> Result<CasOutcome> {
+        check_json_text("metadata", new)?;
         let segs = metadata_path_segments(path)?;
         let pg = self.pg();
         let mut conn = self.conn().await?;

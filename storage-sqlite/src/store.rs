@@ -1332,6 +1332,7 @@ impl Store for SqliteStore {
 
     async fn set_setting(&self, scope: &SettingScope, key: &str, value: &Value) -> Result<()> {
         validate_setting_key(key)?;
+        check_json_text("setting", value)?;
         let (kb, key, value) = (
             scope_kb(scope).to_owned(),
             key.to_owned(),
@@ -1603,6 +1604,7 @@ impl Store for SqliteStore {
         expected: Option<&Value>,
         new: &Value,
     ) -> Result<CasOutcome> {
+        check_json_text("metadata", new)?;
         let segs: Vec<String> = metadata_path_segments(path)?
             .into_iter()
             .map(str::to_owned)
