@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
                 entry_types_are_distinct_with_counts,
                 metadata_round_trips_nested_json,
                 source_paths_are_normalised,
+                text_with_a_nul_byte_is_rejected_on_every_backend,
             }
             filters {
                 filter_by_kb,
@@ -88,6 +89,7 @@ macro_rules! conformance_tests {
                 pagination_is_disjoint_and_complete,
                 page_limits_are_enforced,
                 list_and_count_agree_for_random_filters,
+                offsets_beyond_the_maximum_are_invalid_input,
             }
             tags {
                 tags_with_counts_across_all_kbs,
@@ -109,6 +111,7 @@ macro_rules! conformance_tests {
                 neighbourhood_of_missing_entry_is_not_found,
                 most_linked_counts_distinct_sources,
                 orphans_have_no_links,
+                most_linked_with_a_huge_limit_returns_all,
             }
             timeline {
                 timeline_orders_by_date_then_key,
@@ -161,6 +164,8 @@ macro_rules! conformance_tests {
                 coverage_counts_entries_with_and_without_vectors,
                 semantic_search_without_vectors_is_empty,
                 vector_batches_are_all_or_nothing,
+                semantic_search_rejects_a_huge_k,
+                vectors_whose_norm_underflows_are_invalid_input,
             }
             passages {
                 passages_round_trip_in_order,
@@ -181,6 +186,8 @@ macro_rules! conformance_tests {
                 concurrent_workers_claim_disjoint_batches,
                 deleting_an_entry_drops_its_queue_item,
                 requeue_covers_missing_vectors_or_all,
+                a_huge_lease_is_rejected,
+                huge_limits_and_attempt_counts_are_clamped,
             }
             organise {
                 settings_scopes_are_separate,
@@ -205,6 +212,7 @@ macro_rules! conformance_tests {
                 cas_mismatch_reports_current_value,
                 cas_missing_entry_and_bad_path,
                 concurrent_cas_increments_lose_nothing,
+                claim_rejects_an_assignee_an_upsert_would_reject,
             }
             health {
                 health_reports_counts_and_space,

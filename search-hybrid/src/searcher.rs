@@ -211,10 +211,11 @@ impl Searcher {
         let offset = req.filter.offset;
         // A single leg needs only the page (the store ranks it, and keyword snippets are
         // built per hit); fusion needs `depth` candidates from each leg.
+        // Saturating, though `validate` bounds both: a page past the end is empty, never a panic.
         let depth = if req.mode == SearchMode::Hybrid {
-            self.config.depth.max(offset + limit)
+            self.config.depth.max(offset.saturating_add(limit))
         } else {
-            offset + limit
+            offset.saturating_add(limit)
         }
         .clamp(1, MAX_PAGE_SIZE);
         let mut candidates = req.filter.clone();

@@ -9,6 +9,10 @@ use crate::error::{Result, StorageError};
 
 /// Largest page a single call returns; callers page through bigger sets.
 pub const MAX_PAGE_SIZE: usize = 10_000;
+/// Largest accepted `offset`. Deeper pages are better reached by narrowing the filter
+/// (engines walk and discard every skipped row); the bound also keeps `offset + limit`
+/// and ranks far from overflow, and the offset inside the engines' 64-bit range.
+pub const MAX_OFFSET: usize = 1_000_000;
 
 /// Which entries to select. Every condition is ANDed; an empty list means "no condition".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -170,8 +174,14 @@ impl Filter {
     }
 
     /// Rejects filters no backend can run: bad metadata paths, inverted date ranges,
-    /// oversized pages.
+    /// oversized pages, offsets above [`MAX_OFFSET`].
     pub fn validate(&self) -> Result<()> {
+        if self.offset > MAX_OFFSET {
+            return Err(StorageError::invalid_input(format!(
+                "offset {} is larger than the maximum offset {MAX_OFFSET}; narrow the filter instead",
+                self.offset
+            )));
+        }
         if let (Some(a), Some(b)) = (self.date_from, self.date_to) {
             if a > b {
                 return Err(StorageError::invalid_input(format!(

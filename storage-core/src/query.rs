@@ -29,6 +29,10 @@ use crate::error::{Result, StorageError};
 pub const MAX_QUERY_CHARS: usize = 2_000;
 /// Most terms a query may contain.
 pub const MAX_QUERY_TERMS: usize = 64;
+/// Deepest nesting of parentheses accepted. The parser recurses once per `(`, so without
+/// a bound a query of nested parentheses overflows the stack (a crash, not an error);
+/// 32 levels is far beyond any query a person writes.
+pub const MAX_QUERY_DEPTH: usize = 32;
 
 /// A parsed query. Terms are lower-case runs of letters and digits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +119,7 @@ pub fn parse_query(input: &str) -> Result<QueryNode> {
         tokens,
         pos: 0,
         end: input.chars().count(),
+        depth: 0,
     };
     let node = match p.peek() {
         None => return Err(StorageError::invalid_query("query is empty", 0)),
@@ -283,6 +288,8 @@ struct Parser {
     tokens: Vec<Token>,
     pos: usize,
     end: usize,
+    /// Parentheses open around the current token (bounded by [`MAX_QUERY_DEPTH`]).
+    depth: usize,
 }
 
 impl Parser {
@@ -379,7 +386,16 @@ impl Parser {
                 if matches!(self.peek().map(|t| &t.tok), Some(Tok::RParen)) {
                     return Err(StorageError::invalid_query("empty parentheses", t.pos));
                 }
-                let inner = self.or_expr()?;
+                if self.depth == MAX_QUERY_DEPTH {
+                    return Err(StorageError::invalid_query(
+                        format!("parentheses are nested more than {MAX_QUERY_DEPTH} levels deep"),
+                        t.pos,
+                    ));
+                }
+                self.depth += 1;
+                let inner = self.or_expr();
+                self.depth -= 1;
+                let inner = inner?;
                 match self.peek() {
                     Some(Token {
                         tok: Tok::RParen, ..
@@ -624,12 +640,102 @@ mod tests {
         }
     }
 
+    /// `depth` opening parentheses, `inner`, and `depth` closing ones.
+    fn nested(depth: usize, inner: &str) -> String {
+        format!("{}{inner}{}", "(".repeat(depth), ")".repeat(depth))
+    }
+
+    #[test]
+    fn nesting_is_bounded_with_the_position_of_the_first_paren_too_deep() {
+        assert_eq!(
+            parse_query(&nested(MAX_QUERY_DEPTH, "a b")).unwrap(),
+            And(vec![t("a"), t("b")])
+        );
+        match parse_query(&nested(MAX_QUERY_DEPTH + 1, "a")) {
+            Err(StorageError::InvalidQuery { position, message }) => {
+                assert_eq!(position, MAX_QUERY_DEPTH, "{message}");
+                assert!(message.contains("nested"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Unbalanced input that is too deep reports the depth, not the missing ')'.
+        let open_only = "(".repeat(MAX_QUERY_DEPTH + 1) + "a";
+        assert!(matches!(
+            parse_query(&open_only),
+            Err(StorageError::InvalidQuery {
+                position: MAX_QUERY_DEPTH,
+                ..
+            })
+        ));
+    }
+
+    /// The deepest nesting the length limit allows (999 levels) took ~1.2 KiB of stack
+    /// per level before the bound (debug build; ~0.7 KiB in release): a thread with a
+    /// small stack aborted the process. Bounded, parsing needs the same small stack for
+    /// any input, so it runs here on a 256 KiB thread.
+    #[test]
+    fn the_deepest_nesting_that_fits_the_length_limit_is_an_error_not_a_crash() {
+        let depth = (MAX_QUERY_CHARS - 1) / 2;
+        let q = nested(depth, "a");
+        assert!(q.chars().count() <= MAX_QUERY_CHARS);
+        let parsed = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || parse_query(&q))
+            .expect("thread")
+            .join()
+            .expect("no panic");
+        assert!(
+            matches!(
+                parsed,
+                Err(StorageError::InvalidQuery {
+                    position: MAX_QUERY_DEPTH,
+                    ..
+                })
+            ),
+            "{parsed:?}"
+        );
+    }
+
+    #[test]
+    fn a_hundred_thousand_open_parentheses_is_an_error() {
+        let q = "(".repeat(100_000);
+        assert!(matches!(
+            parse_query(&q),
+            Err(StorageError::InvalidQuery { .. })
+        ));
+        let q = nested(100_000, "a");
+        assert!(matches!(
+            parse_query(&q),
+            Err(StorageError::InvalidQuery { .. })
+        ));
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics_and_round_trips(s in "[a-zA-Z0-9 ()\"*\\-|&/.éß\\x01]{0,60}|(\\PC){0,40}") {
             if let Ok(n) = parse_query(&s) {
                 let again = parse_query(&n.to_string()).expect("canonical text parses");
                 proptest::prop_assert_eq!(again, n);
+            }
+        }
+
+        /// Random text inside random nesting, up to the deepest the length limit allows:
+        /// never a crash; too deep is always `InvalidQuery`; otherwise the canonical text
+        /// round-trips.
+        #[test]
+        fn deeply_nested_input_never_crashes(
+            depth in 0usize..1000,
+            inner in "[a-z ()\"*\\-|]{1,20}",
+        ) {
+            let q = nested(depth, &inner);
+            match parse_query(&q) {
+                Ok(n) => {
+                    proptest::prop_assert!(depth <= MAX_QUERY_DEPTH, "{depth} levels accepted");
+                    let again = parse_query(&n.to_string()).expect("canonical text parses");
+                    proptest::prop_assert_eq!(again, n);
+                }
+                Err(StorageError::InvalidQuery { .. }) => {}
+                Err(other) => proptest::prop_assert!(false, "{other:?}"),
             }
         }
     }

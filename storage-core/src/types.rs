@@ -56,7 +56,7 @@ impl NewKnowledgeBase {
         Self {
             name: name.into(),
             description: String::new(),
-            expires_at: Some(Utc::now() + ttl),
+            expires_at: Some(expiry_after(Utc::now(), ttl)),
         }
     }
     pub fn description(mut self, d: impl Into<String>) -> Self {
@@ -64,8 +64,20 @@ impl NewKnowledgeBase {
         self
     }
     pub fn validate(&self) -> Result<()> {
-        validate_name("knowledge base name", &self.name)
+        validate_name("knowledge base name", &self.name)?;
+        check_no_nul("knowledge base description", &self.description)
     }
+}
+
+/// `now + ttl`, saturating where `+` would panic (past chrono's range): a ttl too long
+/// to represent means "as late as possible", one too negative "already expired".
+fn expiry_after(now: DateTime<Utc>, ttl: chrono::Duration) -> DateTime<Utc> {
+    now.checked_add_signed(ttl)
+        .unwrap_or(if ttl > chrono::Duration::zero() {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            now
+        })
 }
 
 /// What `gc_expired` removed.
@@ -320,6 +332,25 @@ impl NewEntry {
         check_len("title", &e.title, MAX_TEXT_FIELD_BYTES)?;
         check_len("summary", &e.summary, MAX_TEXT_FIELD_BYTES)?;
         check_len("body", &e.body, MAX_BODY_BYTES)?;
+        // Short fields (ids, tags, status, …) already reject every control character.
+        check_no_nul("title", &e.title)?;
+        check_no_nul("summary", &e.summary)?;
+        check_no_nul("body", &e.body)?;
+        for s in &e.sources {
+            check_no_nul("source title", &s.title)?;
+            if let Some(url) = &s.url {
+                check_no_nul("source url", url)?;
+            }
+        }
+        for l in &e.links {
+            if let Some(note) = &l.note {
+                check_no_nul("link note", note)?;
+            }
+        }
+        for (k, v) in &e.metadata {
+            check_no_nul(&format!("metadata key {k:?}"), k)?;
+            check_json_at("metadata", &mut k.clone(), v)?;
+        }
         let mut seen = std::collections::HashSet::new();
         let mut tags = Vec::with_capacity(e.tags.len());
         for t in &e.tags {
@@ -523,6 +554,47 @@ fn check_len(what: &str, s: &str, max: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Rejects text containing NUL (`\0`). Postgres cannot store it in `text` or `jsonb`
+/// (`\u0000`) while SQLite can, so without this rule the same write succeeded on one
+/// backend and failed with an engine error on the other.
+fn check_no_nul(what: &str, s: &str) -> Result<()> {
+    if s.contains('\0') {
+        return Err(StorageError::invalid_input(format!(
+            "{what} contains a NUL character (\\0), which is not allowed in stored text"
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_no_nul`] for every object key and string in a JSON value (the value of a
+/// metadata compare-and-set, a setting); `what` names the value.
+pub fn check_json_text(what: &str, v: &Value) -> Result<()> {
+    check_json_at(what, &mut String::new(), v)
+}
+
+/// [`check_json_text`] of a value found at the dotted `path`, which messages name.
+fn check_json_at(what: &str, path: &mut String, v: &Value) -> Result<()> {
+    match v {
+        Value::String(s) if path.is_empty() => check_no_nul(&format!("{what} value"), s),
+        Value::String(s) => check_no_nul(&format!("{what} value at {path:?}"), s),
+        Value::Array(items) => items.iter().try_for_each(|i| check_json_at(what, path, i)),
+        Value::Object(m) => {
+            for (k, v) in m {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                check_no_nul(&format!("{what} key {path:?}"), k)?;
+                check_json_at(what, path, v)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn validate_short(what: &str, s: &str) -> Result<()> {
@@ -764,6 +836,22 @@ pub struct StoredPassage {
     pub vector: Vec<f32>,
 }
 
+/// Largest `k` of a nearest-neighbour query ([`SemanticQuery::k`], `Store::similar`): the
+/// largest page, [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE). `k` sizes buffers and over-fetch
+/// arithmetic in the backends, so an unchecked `usize` from a caller could abort the
+/// process (allocation) or overflow.
+pub const MAX_K: usize = crate::filter::MAX_PAGE_SIZE;
+
+/// Rejects a `k` above [`MAX_K`]. `k = 0` is valid and returns nothing.
+pub fn check_k(k: usize) -> Result<()> {
+    if k > MAX_K {
+        return Err(StorageError::invalid_input(format!(
+            "k = {k} is larger than the maximum of {MAX_K} nearest neighbours"
+        )));
+    }
+    Ok(())
+}
+
 /// A nearest-neighbour query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SemanticQuery {
@@ -792,6 +880,20 @@ impl SemanticQuery {
         self.min_score = Some(s);
         self
     }
+
+    /// Rejects what no backend can run: `k` above [`MAX_K`], a `min_score` that is not a
+    /// number (NaN compares false in Rust and passes everything in Postgres, so the
+    /// backends would disagree), an invalid filter. The vector is checked against the
+    /// store's dimension by the backend ([`check_vector`](crate::check_vector)).
+    pub fn validate(&self) -> Result<()> {
+        check_k(self.k)?;
+        if self.min_score.is_some_and(|m| !m.is_finite()) {
+            return Err(StorageError::invalid_input(
+                "min_score must be a finite number",
+            ));
+        }
+        self.filter.validate()
+    }
 }
 
 // ---------------------------------------------------------------- embeddings
@@ -819,6 +921,24 @@ pub struct VectorCoverage {
     pub with_vector: u64,
     /// Active entries that have none.
     pub without_vector: u64,
+}
+
+/// Longest lease [`claim_embedding_batch`](crate::Store::claim_embedding_batch) accepts.
+/// A lease is how long a crashed worker's items stay unclaimable; a day is far beyond any
+/// embedding batch, and the bound keeps `now + lease` inside every backend's timestamp
+/// range (an unchecked `Duration::MAX` overflowed or wrapped to a lease in the past).
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Rejects a lease above [`MAX_LEASE`].
+pub fn check_lease(lease: std::time::Duration) -> Result<()> {
+    if lease > MAX_LEASE {
+        return Err(StorageError::invalid_input(format!(
+            "lease of {} s is longer than the maximum of {} s (24 h)",
+            lease.as_secs(),
+            MAX_LEASE.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 /// One claimed item of the embedding queue.
@@ -882,6 +1002,19 @@ pub struct Collection {
 
 // ---------------------------------------------------------------- claim / CAS
 
+/// Checks the arguments of [`claim`](crate::Store::claim) with the rule
+/// [`NewEntry::normalized`] applies to status and assignee, so a claimed entry can always
+/// be upserted again; the new status must also be non-empty.
+pub fn validate_claim(new_status: &str, assignee: &str) -> Result<()> {
+    if new_status.is_empty() {
+        return Err(StorageError::invalid_input(
+            "the new status must be non-empty text",
+        ));
+    }
+    validate_short("status", new_status)?;
+    validate_short("assignee", assignee)
+}
+
 /// Result of an atomic status claim.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -931,4 +1064,62 @@ pub struct HealthReport {
     pub entries: u64,
     pub embedding_space: Option<EmbeddingSpace>,
     pub pool: PoolStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ephemeral_kb_with_an_unrepresentable_ttl_does_not_panic() {
+        let kb = NewKnowledgeBase::ephemeral("x", chrono::Duration::MAX);
+        assert_eq!(kb.expires_at, Some(DateTime::<Utc>::MAX_UTC));
+        let before = Utc::now();
+        let kb = NewKnowledgeBase::ephemeral("x", chrono::Duration::MIN);
+        assert!(kb.expires_at.unwrap() >= before);
+        let kb = NewKnowledgeBase::ephemeral("x", chrono::Duration::hours(1));
+        assert!(kb.expires_at.unwrap() > before + chrono::Duration::minutes(59));
+    }
+
+    #[test]
+    fn leases_above_a_day_are_rejected() {
+        check_lease(MAX_LEASE).unwrap();
+        check_lease(std::time::Duration::ZERO).unwrap();
+        for bad in [
+            MAX_LEASE + std::time::Duration::from_nanos(1),
+            std::time::Duration::MAX,
+        ] {
+            assert!(matches!(
+                check_lease(bad),
+                Err(StorageError::InvalidInput { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn claims_follow_the_status_and_assignee_rule_of_upserts() {
+        validate_claim("in_progress", "ana").unwrap();
+        validate_claim("in_progress", "").unwrap();
+        let long = "a".repeat(MAX_SHORT_FIELD_BYTES + 1);
+        for (status, assignee) in [
+            ("", "ana"),
+            ("in\nprogress", "ana"),
+            (long.as_str(), "ana"),
+            ("open", long.as_str()),
+            ("open", "an\0a"),
+            ("open", "an\ta"),
+        ] {
+            let claim = validate_claim(status, assignee);
+            assert!(
+                matches!(claim, Err(StorageError::InvalidInput { .. })),
+                "{status:?} {assignee:?}"
+            );
+            // An upsert with the same values is rejected too (unless only the empty
+            // status differs, which upserts allow as "no claim yet").
+            if !status.is_empty() {
+                let e = NewEntry::new("k", "i").status(status).assignee(assignee);
+                assert!(e.normalized().is_err(), "{status:?} {assignee:?}");
+            }
+        }
+    }
 }

@@ -55,34 +55,112 @@ impl std::fmt::Debug for PgConfig {
     }
 }
 
-/// The URL with any password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    // postgres://user:secret@host/db → postgres://user:***@host/db
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        if let Some(at) = rest.rfind('@') {
-            let creds = &rest[..at];
-            if let Some(colon) = creds.find(':') {
-                return format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &creds[..colon],
-                    &rest[at..]
-                );
-            }
+/// The connection string with every password replaced by `***`, for messages and logs.
+///
+/// Both forms tokio-postgres accepts are covered: a URL, whose password may sit in the
+/// user info (`postgres://u:secret@h/db`) or in the query string
+/// (`postgres://u@h/db?password=secret`), and libpq key-value text, where spaces may
+/// surround `=` (`password = secret`) and a value may be single-quoted
+/// (`password='a b'`, with `\'` and `\\` escapes). Malformed text is redacted too
+/// (it is what the "URL is not valid" error shows), erring towards hiding more.
+pub fn redact(conn: &str) -> String {
+    if let Some(scheme_end) = conn.find("://") {
+        redact_url(conn, scheme_end + 3)
+    } else {
+        redact_key_values(conn)
+    }
+}
+
+/// `rest_start`: where the text after `scheme://` begins.
+fn redact_url(url: &str, rest_start: usize) -> String {
+    let rest = &url[rest_start..];
+    // User info ends at the last `@` (a password with an unescaped `@` stays hidden).
+    let url = match rest.rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let colon = rest.find(':').expect("checked above");
+            format!(
+                "{}{}:***{}",
+                &url[..rest_start],
+                &rest[..colon],
+                &rest[at..]
+            )
+        }
+        _ => url.to_owned(),
+    };
+    // Query parameters: `password=` after `?` or `&`, up to the next `&` or `#`.
+    let mut out = String::with_capacity(url.len());
+    let mut pos = 0;
+    while let Some(found) = url[pos..].find("password=") {
+        let key = pos + found;
+        let value = key + "password=".len();
+        out.push_str(&url[pos..value]);
+        if matches!(url[..key].chars().last(), Some('?' | '&')) {
+            let end = url[value..]
+                .find(['&', '#'])
+                .map_or(url.len(), |e| value + e);
+            out.push_str("***");
+            pos = end;
+        } else {
+            pos = value;
         }
     }
-    // key=value form: password=secret
-    url.split_whitespace()
-        .map(|kv| {
-            if kv.starts_with("password=") {
-                "password=***"
-            } else {
-                kv
+    out.push_str(&url[pos..]);
+    out
+}
+
+/// libpq key-value text: `key = value` pairs separated by whitespace, where a value is
+/// either a run of non-space characters or single-quoted with backslash escapes.
+fn redact_key_values(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let skip_space = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            out.push(b[i] as char);
+            i += 1;
+            continue;
+        }
+        // A key: up to whitespace or '='.
+        let key_start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' {
+            i += 1;
+        }
+        let is_password = &text[key_start..i] == "password";
+        let eq = skip_space(i);
+        if eq >= b.len() || b[eq] != b'=' {
+            // Not a pair (malformed): keep the word and go on.
+            out.push_str(&text[key_start..i]);
+            continue;
+        }
+        let value_start = skip_space(eq + 1);
+        // The value: quoted (up to the closing unescaped quote) or up to whitespace.
+        let mut j = value_start;
+        if j < b.len() && b[j] == b'\'' {
+            j += 1;
+            while j < b.len() && b[j] != b'\'' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
             }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+            j = (j + 1).min(b.len());
+        } else {
+            while j < b.len() && !b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+        }
+        out.push_str(&text[key_start..value_start]);
+        if is_password {
+            out.push_str("***");
+        } else {
+            out.push_str(&text[value_start..j]);
+        }
+        i = j;
+    }
+    out
 }
 
 impl PgConfig {
@@ -216,6 +294,91 @@ mod tests {
             redact("host=x password=hunter2 user=y"),
             "host=x password=*** user=y"
         );
+    }
+
+    /// Every way to write a password is hidden, and the rest of the text is kept.
+    #[test]
+    fn redact_hides_every_form_of_password() {
+        for (input, expected) in [
+            // URL user info (also with an unescaped '@' or ':' in the password).
+            ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
+            (
+                "postgresql://u:p@ss:w@h:5432/db",
+                "postgresql://u:***@h:5432/db",
+            ),
+            // Password in the query string, first, middle and last.
+            (
+                "postgres://u@h/db?password=x",
+                "postgres://u@h/db?password=***",
+            ),
+            (
+                "postgres://u@h/db?sslmode=disable&password=s3cr%20t&application_name=a",
+                "postgres://u@h/db?sslmode=disable&password=***&application_name=a",
+            ),
+            (
+                "postgres://h/db?password=x#frag",
+                "postgres://h/db?password=***#frag",
+            ),
+            (
+                "postgres://u:a@h/db?password=b",
+                "postgres://u:***@h/db?password=***",
+            ),
+            // A query password with an '@' in it.
+            (
+                "postgres://u@h/db?password=x@y",
+                "postgres://u@h/db?password=***",
+            ),
+            // Key-value: plain, spaced, quoted, escaped quotes, last, and only pair.
+            (
+                "host=x password=hunter2 user=y",
+                "host=x password=*** user=y",
+            ),
+            (
+                "host=x password = hunter2 user=y",
+                "host=x password = *** user=y",
+            ),
+            ("host=x password= hunter2", "host=x password= ***"),
+            ("password ='a b' host=x", "password =*** host=x"),
+            (r"password='it\'s a b' user=y", "password=*** user=y"),
+            (r"password='back\\' user=y", "password=*** user=y"),
+            ("password='unterminated user=y", "password=***"),
+            ("user=password host=h", "user=password host=h"),
+            ("passwordx=1 host=h", "passwordx=1 host=h"),
+        ] {
+            assert_eq!(redact(input), expected, "{input}");
+        }
+        for secret in ["pw", "hunter2", "s3cr", "a b", "back", "unterminated"] {
+            for form in [
+                format!("postgres://u:{secret}@h/db"),
+                format!("postgres://u@h/db?password={secret}"),
+                format!("host=h password = '{secret}'"),
+            ] {
+                assert!(
+                    !redact(&form).contains(secret),
+                    "{form} -> {}",
+                    redact(&form)
+                );
+            }
+        }
+    }
+
+    /// The "URL is not valid" error shows the URL redacted (an unknown parameter makes
+    /// tokio-postgres reject this one before any connection is tried).
+    #[tokio::test]
+    async fn an_invalid_url_error_hides_the_password() {
+        for url in [
+            "postgres://u@h/db?password=s3cret&bogus=1",
+            "postgres://u:s3cret@h/db?bogus=1",
+        ] {
+            let err = crate::PgStore::open(PgConfig::new(url)).await.unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+            assert!(
+                msg.contains("is not valid") && msg.contains("bogus"),
+                "{msg}"
+            );
+            assert!(!msg.contains("s3cret"), "{msg}");
+        }
     }
 
     #[test]

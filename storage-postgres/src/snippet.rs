@@ -13,7 +13,7 @@
 //! original Porter algorithm; the two differ on a few suffixes, which can only change
 //! which words of a matched entry light up, never which entries match or their order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
 use storage_core::Snippet;
@@ -25,6 +25,12 @@ pub(crate) const WINDOW_WORDS: usize = 24;
 
 /// Words kept before the first match when the window can be moved (context).
 const LEAD_WORDS: usize = 3;
+
+/// Most words of a text weighed for its snippet: the window is chosen among the first
+/// this-many words (about 600 KB of English prose; entries are rarely a tenth of it).
+/// Every word is split out and checked against the query, so without a bound one hit
+/// with an 8 MB body would cost ~1.4 M word checks; text after the bound is never shown.
+pub(crate) const MAX_SNIPPET_WORDS: usize = 100_000;
 
 /// Decides which words of a text match a query, and cuts snippets.
 pub(crate) struct Highlighter {
@@ -87,7 +93,7 @@ impl Highlighter {
 
     /// The best window of `text` with its matching words highlighted.
     pub(crate) fn snippet(&self, text: &str) -> Snippet {
-        let words = words(text);
+        let words = words(text, MAX_SNIPPET_WORDS);
         if words.is_empty() {
             return Snippet::default();
         }
@@ -132,8 +138,9 @@ fn fold(word: &str) -> String {
         .collect()
 }
 
-/// Byte ranges of the text's words: runs of letters and digits, as the index splits text.
-fn words(text: &str) -> Vec<(usize, usize)> {
+/// Byte ranges of the text's first `max` words: runs of letters and digits, as the index
+/// splits text.
+fn words(text: &str, max: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut start = None;
     for (i, c) in text.char_indices() {
@@ -142,6 +149,9 @@ fn words(text: &str) -> Vec<(usize, usize)> {
             (false, Some(s)) => {
                 out.push((s, i));
                 start = None;
+                if out.len() == max {
+                    return out;
+                }
             }
             _ => {}
         }
@@ -155,23 +165,42 @@ fn words(text: &str) -> Vec<(usize, usize)> {
 /// `[start, end)` word indices of the window of at most `size` words with the most
 /// distinct terms (then the most matches, then the earliest). Windows start a few words
 /// before a match, so only one window per match is weighed.
+///
+/// Linear in the number of words: window starts never decrease from one match to the
+/// next, so the matches inside the window are a range of the match list that only slides
+/// forward, with a count per distinct term updated as matches enter and leave it.
 fn best_window(terms: &[Option<String>], size: usize) -> (usize, usize) {
     let n = terms.len();
     if n <= size {
         return (0, n);
     }
-    let matches: Vec<usize> = (0..n).filter(|&i| terms[i].is_some()).collect();
+    let matches: Vec<(usize, &str)> = terms
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.as_deref()?)))
+        .collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    // matches[lo..hi] are the matches inside the current window.
+    let (mut lo, mut hi) = (0, 0);
     let mut best = (0usize, 0usize, 0usize); // (distinct, matches, start)
-    for &m in &matches {
+    for &(m, _) in &matches {
         let start = m.saturating_sub(LEAD_WORDS).min(n - size);
-        let inside: Vec<usize> = matches
-            .iter()
-            .copied()
-            .filter(|&i| i >= start && i < start + size)
-            .collect();
-        let distinct: HashSet<&String> = inside.iter().filter_map(|&i| terms[i].as_ref()).collect();
-        if (distinct.len(), inside.len()) > (best.0, best.1) {
-            best = (distinct.len(), inside.len(), start);
+        while hi < matches.len() && matches[hi].0 < start + size {
+            *counts.entry(matches[hi].1).or_default() += 1;
+            hi += 1;
+        }
+        // `m` itself is inside the window, so this stops at or before it.
+        while matches[lo].0 < start {
+            let term = matches[lo].1;
+            let c = counts.get_mut(term).expect("counted on entry");
+            *c -= 1;
+            if *c == 0 {
+                counts.remove(term);
+            }
+            lo += 1;
+        }
+        if (counts.len(), hi - lo) > (best.0, best.1) {
+            best = (counts.len(), hi - lo, start);
         }
     }
     (best.2, best.2 + size)
@@ -232,6 +261,79 @@ mod tests {
         assert_eq!(s.highlighted(), ["дом", "Дом"]);
         let s = h(&["naïve"], &[]).snippet("a naive idea");
         assert_eq!(s.highlighted(), ["naive"]);
+    }
+
+    /// The quadratic algorithm this module used before, kept as the reference.
+    fn best_window_reference(terms: &[Option<String>], size: usize) -> (usize, usize) {
+        let n = terms.len();
+        if n <= size {
+            return (0, n);
+        }
+        let matches: Vec<usize> = (0..n).filter(|&i| terms[i].is_some()).collect();
+        let mut best = (0usize, 0usize, 0usize);
+        for &m in &matches {
+            let start = m.saturating_sub(LEAD_WORDS).min(n - size);
+            let inside: Vec<usize> = matches
+                .iter()
+                .copied()
+                .filter(|&i| i >= start && i < start + size)
+                .collect();
+            let distinct: HashSet<&String> =
+                inside.iter().filter_map(|&i| terms[i].as_ref()).collect();
+            if (distinct.len(), inside.len()) > (best.0, best.1) {
+                best = (distinct.len(), inside.len(), start);
+            }
+        }
+        (best.2, best.2 + size)
+    }
+
+    proptest::proptest! {
+        /// Same window as the reference on small random texts (few terms, so ties and
+        /// repeated terms are common), for window sizes around the text length.
+        #[test]
+        fn best_window_matches_the_reference(
+            terms in proptest::collection::vec(
+                proptest::option::weighted(0.4, proptest::sample::select(vec!["a", "b", "c", "d"])),
+                0..200,
+            ),
+            size in 1usize..40,
+        ) {
+            let terms: Vec<Option<String>> = terms.iter().map(|t| t.map(str::to_owned)).collect();
+            proptest::prop_assert_eq!(best_window(&terms, size), best_window_reference(&terms, size));
+        }
+    }
+
+    /// 200,000 matches of one word: the quadratic version compared every match with every
+    /// other (4·10¹⁰ comparisons, over a minute in a debug build, per hit); now one pass,
+    /// and the text beyond `MAX_SNIPPET_WORDS` is not read.
+    #[test]
+    fn two_hundred_thousand_matches_finish_quickly() {
+        let started = std::time::Instant::now();
+        let terms = vec![Some("rust".to_owned()); 200_000];
+        assert_eq!(best_window(&terms, WINDOW_WORDS), (0, WINDOW_WORDS));
+        let s = h(&["rust"], &[]).snippet(&"Rust ".repeat(200_000));
+        assert!(
+            s.text.starts_with("Rust Rust") && s.text.ends_with('…'),
+            "{}",
+            s.text
+        );
+        assert_eq!(s.highlights.len(), WINDOW_WORDS);
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    }
+
+    #[test]
+    fn words_after_the_bound_are_not_weighed() {
+        let mut text = "w ".repeat(MAX_SNIPPET_WORDS);
+        text.push_str("alpha beta");
+        let s = h(&["alpha", "beta"], &[]).snippet(&text);
+        assert!(s.text.starts_with("w w") && s.text.ends_with('…'));
+        assert!(s.highlights.is_empty());
+        // Just inside the bound, the match is found.
+        let mut text = "w ".repeat(MAX_SNIPPET_WORDS - 2);
+        text.push_str("alpha beta");
+        let s = h(&["alpha", "beta"], &[]).snippet(&text);
+        assert_eq!(s.highlighted(), ["alpha", "beta"]);
     }
 
     #[test]

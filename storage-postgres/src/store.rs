@@ -296,6 +296,7 @@ impl PgStore {
     /// `EXPLAIN (FORMAT JSON)` of the k-NN query `semantic_search` runs first.
     #[doc(hidden)]
     pub async fn explain_semantic(&self, q: &SemanticQuery) -> Result<Value> {
+        q.validate()?;
         let plan = if lifecycle_only(&q.filter) {
             KnnPlan::IndexOverfetch
         } else {
@@ -349,7 +350,8 @@ impl PgStore {
             KnnPlan::IndexFiltered
         };
         // Twice k plus a margin nearly always leaves k entries (archived entries and
-        // several passages of one entry are the exceptions).
+        // several passages of one entry are the exceptions). k is at most MAX_K + 1
+        // (validated; `similar` adds one), so none of this arithmetic can overflow.
         let fetch = q.k * 2 + 10;
         let (sql, params) = semantic_sql(q, plan, fetch)?;
         let mut rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
@@ -1127,7 +1129,8 @@ impl Store for PgStore {
                  JOIN entries t ON t.kb = l.target_kb AND t.id = l.target_id \
                  WHERE l.source <> t.rowid AND ($1::text IS NULL OR t.kb = $1) \
                  GROUP BY t.rowid, t.kb, t.id ORDER BY n DESC, t.kb, t.id LIMIT $2",
-                &[&kb, &(limit as i64)],
+                // Clamped: `as i64` turned usize::MAX into -1, which LIMIT rejects.
+                &[&kb, &i64::try_from(limit).unwrap_or(i64::MAX)],
             )
             .await
             .map_err(self.pg())?;
@@ -1372,10 +1375,14 @@ impl Store for PgStore {
     }
 
     async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>> {
+        query.validate()?;
         self.semantic(query).await
     }
 
     async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>> {
+        // Checked before `k + 1` below; the inner query is then at most MAX_K + 1.
+        check_k(k)?;
+        filter.validate()?;
         let vector = self
             .get_vector(key)
             .await?
@@ -1422,8 +1429,15 @@ impl Store for PgStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<QueueItem>> {
+        check_lease(lease)?;
         let ts = now();
-        let until = ts + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        // Checked: `+` panics when the sum leaves chrono's range (it did for Duration::MAX).
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|d| ts.checked_add_signed(d))
+            .ok_or_else(|| StorageError::invalid_input("the lease is too long"))?;
+        // Clamped: `as i64` turned usize::MAX into -1, which LIMIT rejects.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let conn = self.conn().await?;
         // SKIP LOCKED: concurrent workers pass over rows another worker is claiming right now.
         let rows = conn
@@ -1435,7 +1449,7 @@ impl Store for PgStore {
                    WHERE q.entry = picked.entry RETURNING q.entry, q.attempts, q.text_hash, q.enqueued_at) \
                  SELECT e.kb, e.id, c.attempts, c.text_hash FROM claimed c JOIN entries e ON e.rowid = c.entry \
                  ORDER BY c.enqueued_at, c.entry",
-                &[&worker, &until, &ts, &(limit as i64)],
+                &[&worker, &until, &ts, &limit],
             )
             .await
             .map_err(self.pg())?;
@@ -1490,7 +1504,8 @@ impl Store for PgStore {
                  state = CASE WHEN q.attempts + 1 >= $4 THEN 'failed' ELSE 'pending' END \
                  FROM entries e WHERE e.rowid = q.entry AND e.kb = $1 AND e.id = $2 AND q.state = 'pending' \
                  RETURNING q.attempts, q.state",
-                &[&item.key.kb, &item.key.id, &error, &(max_attempts.max(1) as i32)],
+                // Clamped: `as i32` turned u32::MAX into -1, giving up at the first failure.
+                &[&item.key.kb, &item.key.id, &error, &i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX)],
             )
             .await
             .map_err(self.pg())?;
@@ -1583,6 +1598,7 @@ impl Store for PgStore {
                 "setting keys are 1-256 characters without control characters",
             ));
         }
+        check_json_text("setting", value)?;
         let kb = scope_kb(scope);
         let conn = self.conn().await?;
         // The KB check and the write are one statement, so a concurrent delete cannot slip between.
@@ -1845,11 +1861,7 @@ impl Store for PgStore {
         new_status: &str,
         assignee: &str,
     ) -> Result<ClaimOutcome> {
-        if new_status.is_empty() || new_status.chars().any(char::is_control) {
-            return Err(StorageError::invalid_input(
-                "the new status must be non-empty text",
-            ));
-        }
+        validate_claim(new_status, assignee)?;
         let conn = self.conn().await?;
         // One conditional UPDATE is the compare-and-set: the row lock makes concurrent
         // claimers re-check the WHERE clause against the winner's version.
@@ -1890,6 +1902,7 @@ impl Store for PgStore {
         expected: Option<&Value>,
         new: &Value,
     ) -> Result<CasOutcome> {
+        check_json_text("metadata", new)?;
         let segs = metadata_path_segments(path)?;
         let pg = self.pg();
         let mut conn = self.conn().await?;

@@ -907,7 +907,9 @@ impl Store for SqliteStore {
                  WHERE l.source <> t.rowid AND (?1 IS NULL OR t.kb = ?1) \
                  GROUP BY t.rowid ORDER BY n DESC, t.kb, t.id LIMIT ?2",
             ))?;
-            let rows = sql(s.query_map(params![kb, limit as i64], |r| {
+            // Clamped: `as i64` turned usize::MAX into -1.
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = sql(s.query_map(params![kb, limit], |r| {
                 Ok(LinkCount {
                     key: EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
                     count: r.get::<_, i64>(2)? as u64,
@@ -1093,11 +1095,14 @@ impl Store for SqliteStore {
     }
 
     async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>> {
+        query.validate()?;
         let q = query.clone();
         self.run(move |c, shared| semantic_in(c, shared, &q)).await
     }
 
     async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>> {
+        // Checked before `k + 1` below; the inner query is then at most MAX_K + 1.
+        check_k(k)?;
         let key = key.clone();
         let filter = filter.clone();
         self.run(move |c, shared| {
@@ -1145,9 +1150,13 @@ impl Store for SqliteStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<QueueItem>> {
+        check_lease(lease)?;
+        // Clamped: `as i64` turned usize::MAX into -1 (no limit in SQLite, an error in Postgres).
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let worker = worker.to_owned();
         self.run(move |c, _| {
             let now = now_micros();
+            // At most MAX_LEASE (checked above), so neither the cast nor the sum can overflow.
             let until = now + lease.as_micros() as i64;
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let items = {
@@ -1158,7 +1167,7 @@ impl Store for SqliteStore {
                        ORDER BY enqueued_at, entry LIMIT ?4) \
                      RETURNING entry, attempts, text_hash",
                 ))?;
-                let rows = sql(s.query_map(params![worker, until, now, limit as i64], |r| {
+                let rows = sql(s.query_map(params![worker, until, now, limit], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?))
                 }))?;
                 rows.map(sql).collect::<Result<Vec<_>>>()?
@@ -1323,6 +1332,7 @@ impl Store for SqliteStore {
 
     async fn set_setting(&self, scope: &SettingScope, key: &str, value: &Value) -> Result<()> {
         validate_setting_key(key)?;
+        check_json_text("setting", value)?;
         let (kb, key, value) = (
             scope_kb(scope).to_owned(),
             key.to_owned(),
@@ -1551,11 +1561,7 @@ impl Store for SqliteStore {
         new_status: &str,
         assignee: &str,
     ) -> Result<ClaimOutcome> {
-        if new_status.is_empty() || new_status.chars().any(char::is_control) {
-            return Err(StorageError::invalid_input(
-                "the new status must be non-empty text",
-            ));
-        }
+        validate_claim(new_status, assignee)?;
         let (key, expected) = (key.clone(), expected.map(str::to_owned));
         let (new_status, assignee) = (new_status.to_owned(), assignee.to_owned());
         self.run(move |c, _| {
@@ -1598,6 +1604,7 @@ impl Store for SqliteStore {
         expected: Option<&Value>,
         new: &Value,
     ) -> Result<CasOutcome> {
+        check_json_text("metadata", new)?;
         let segs: Vec<String> = metadata_path_segments(path)?
             .into_iter()
             .map(str::to_owned)

@@ -248,3 +248,38 @@ pub async fn concurrent_cas_increments_lose_nothing(s: S) -> Result<()> {
     );
     Ok(())
 }
+
+/// `claim` rejects a status or assignee that an upsert would reject (too long, control
+/// characters), so a claimed entry can always be written back; nothing changes.
+pub async fn claim_rejects_an_assignee_an_upsert_would_reject(s: S) -> Result<()> {
+    task(&s, Some("open")).await?;
+    let long = "a".repeat(MAX_SHORT_FIELD_BYTES + 1);
+    for (status, assignee) in [
+        ("in_progress", long.as_str()),
+        ("in_progress", "ana\nbo"),
+        ("in_progress", "ana\0"),
+        (long.as_str(), "ana"),
+        ("in\tprogress", "ana"),
+        ("", "ana"),
+    ] {
+        let err = s
+            .claim(&key("task"), Some("open"), status, assignee)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{status:?} {assignee:?}: {err:?}"
+        );
+        if !status.is_empty() {
+            let again = s.get_entry(&key("task")).await?.unwrap().to_new();
+            let err = s
+                .upsert_entry(&again.status(status).assignee(assignee))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+        }
+    }
+    let e = s.get_entry(&key("task")).await?.unwrap();
+    assert_eq!((e.status.as_deref(), e.assignee), (Some("open"), None));
+    Ok(())
+}

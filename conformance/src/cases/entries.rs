@@ -331,3 +331,82 @@ pub async fn source_paths_are_normalised(s: S) -> Result<()> {
     );
     Ok(())
 }
+
+/// NUL (`\0`) is rejected as `InvalidInput` naming the field in every text an entry holds
+/// (title, summary, body, sources, link notes, metadata keys and strings at any depth,
+/// a metadata compare-and-set value), in passage text and in settings: Postgres cannot
+/// store it, so no backend does. Nothing is written.
+pub async fn text_with_a_nul_byte_is_rejected_on_every_backend(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let base = note("k", "1", "clean", "clean");
+    put(&s, base.clone()).await?;
+    let source = |title: &str, url: Option<&str>| Source {
+        title: title.into(),
+        url: url.map(Into::into),
+        date: None,
+    };
+    let cases: Vec<(&str, NewEntry)> = vec![
+        ("title", base.clone().title("a\0b")),
+        ("summary", base.clone().summary("\0")),
+        (
+            "body",
+            base.clone().body(format!("{}\0", "x".repeat(10_000))),
+        ),
+        ("source title", base.clone().source(source("a\0", None))),
+        (
+            "source url",
+            base.clone().source(source("a", Some("http://x/\0"))),
+        ),
+        ("link note", base.clone().link(Link::to("2").note("n\0"))),
+        ("metadata key", base.clone().meta("k\0", json!(1))),
+        ("metadata", base.clone().meta("owner", json!("a\0"))),
+        (
+            "\"o.deep\"",
+            base.clone().meta("o", json!({"deep": ["ok", "bad\0"]})),
+        ),
+        ("tag", base.clone().tags(["t\0"])),
+        ("entry id", note("k", "id\0", "t", "")),
+    ];
+    for (field, e) in cases {
+        let err = s.upsert_entry(&e).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{field}: {err:?}"
+        );
+        assert!(err.to_string().contains(field), "{field}: {err}");
+        // A batch with a clean entry first writes nothing.
+        let batch = [note("k", "other", "t", ""), e];
+        assert!(s.upsert_entries(&batch).await.is_err(), "{field}");
+    }
+    assert_eq!(s.count_entries(&Filter::new()).await?, 1);
+    assert_eq!(
+        s.get_entry(&EntryKey::new("k", "1")).await?.unwrap().title,
+        "clean"
+    );
+
+    let key = EntryKey::new("k", "1");
+    let err = s
+        .cas_metadata(&key, "owner", None, &json!({"name": "a\0"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+    assert!(s.get_entry(&key).await?.unwrap().metadata.is_empty());
+    s.ensure_embedding_space(&space(2)).await?;
+    let passages = [EntryPassages {
+        key: key.clone(),
+        passages: vec![PassageVector {
+            text: Some("p\0".into()),
+            vector: vec![1.0, 0.0],
+        }],
+    }];
+    let err = s.put_passages(&passages).await.unwrap_err();
+    assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+    assert!(s.get_passages(&key).await?.is_empty());
+    let err = s
+        .set_setting(&SettingScope::Global, "theme", &json!(["dark\0"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+    assert_eq!(s.get_setting(&SettingScope::Global, "theme").await?, None);
+    Ok(())
+}

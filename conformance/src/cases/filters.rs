@@ -507,3 +507,31 @@ pub async fn list_and_count_agree_for_random_filters(s: S) -> Result<()> {
     }
     Ok(())
 }
+
+/// An offset above `MAX_OFFSET` is `InvalidInput` naming the offset in every paged call,
+/// never an engine error or an overflow; `MAX_OFFSET` itself is an empty page.
+pub async fn offsets_beyond_the_maximum_are_invalid_input(s: S) -> Result<()> {
+    filter_corpus(&s).await?;
+    // Every entry's body has this word, so a search has hits to rank.
+    let word = "entry";
+    for offset in [MAX_OFFSET + 1, i64::MAX as usize, usize::MAX] {
+        let f = Filter::new().offset(offset);
+        for (call, res) in [
+            ("list", s.list_entries(&f).await.map(|_| ())),
+            ("timeline", s.timeline(&f).await.map(|_| ())),
+            ("search", s.search(word, &f).await.map(|_| ())),
+        ] {
+            let err = res.unwrap_err();
+            assert!(
+                matches!(err, StorageError::InvalidInput { .. }),
+                "{call}: {err:?}"
+            );
+            assert!(err.to_string().contains("offset"), "{call}: {err}");
+        }
+    }
+    let f = Filter::new().offset(MAX_OFFSET);
+    assert!(s.list_entries(&f).await?.is_empty());
+    assert!(s.timeline(&f).await?.is_empty());
+    assert!(s.search(word, &f).await?.is_empty());
+    Ok(())
+}

@@ -268,3 +268,17 @@ pub async fn orphans_have_no_links(s: S) -> Result<()> {
     assert_eq!(s.orphans(None).await?, vec![key("d"), key("x")]);
     Ok(())
 }
+
+/// `most_linked` with `limit = usize::MAX` returns every linked entry (clamped, not
+/// wrapped to a negative LIMIT).
+pub async fn most_linked_with_a_huge_limit_returns_all(s: S) -> Result<()> {
+    kb(&s, "g").await?;
+    put(&s, note("g", "a", "a", "").link(Link::to("b"))).await?;
+    put(&s, note("g", "b", "b", "").link(Link::to("c"))).await?;
+    put(&s, note("g", "c", "c", "")).await?;
+    let top = s.most_linked(Some("g"), usize::MAX).await?;
+    let mut got: Vec<&str> = top.iter().map(|l| l.key.id.as_str()).collect();
+    got.sort();
+    assert_eq!(got, ["b", "c"]);
+    Ok(())
+}

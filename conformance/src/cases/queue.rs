@@ -218,3 +218,48 @@ pub async fn requeue_covers_missing_vectors_or_all(s: S) -> Result<()> {
     assert_eq!(s.queue_stats().await?.pending, 3);
     Ok(())
 }
+
+/// A lease above `MAX_LEASE` (24 h) is `InvalidInput` and claims nothing; a lease of
+/// exactly `MAX_LEASE` holds its items.
+pub async fn a_huge_lease_is_rejected(s: S) -> Result<()> {
+    three(&s).await?;
+    for lease in [
+        MAX_LEASE + Duration::from_secs(1),
+        Duration::from_secs(u64::MAX / 2),
+        Duration::MAX,
+    ] {
+        let err = s.claim_embedding_batch("w", 10, lease).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{lease:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("lease"), "{err}");
+    }
+    assert_eq!(s.queue_stats().await?.pending, 3);
+    assert_eq!(
+        keys(&s.claim_embedding_batch("w", 2, MAX_LEASE).await?),
+        ["1", "2"]
+    );
+    // The lease holds: only the third item is claimable now.
+    assert_eq!(
+        keys(&s.claim_embedding_batch("w2", 10, LEASE).await?),
+        ["3"]
+    );
+    Ok(())
+}
+
+/// Counts beyond the engines' integer types are clamped, not wrapped: `limit =
+/// usize::MAX` claims everything and `max_attempts = u32::MAX` never gives up early.
+pub async fn huge_limits_and_attempt_counts_are_clamped(s: S) -> Result<()> {
+    three(&s).await?;
+    let items = s.claim_embedding_batch("w", usize::MAX, LEASE).await?;
+    assert_eq!(keys(&items), ["1", "2", "3"]);
+    for item in &items {
+        assert_eq!(
+            s.fail_embedding(item, "transient", u32::MAX).await?,
+            FailOutcome::WillRetry { attempts: 1 }
+        );
+    }
+    assert_eq!(s.queue_stats().await?.failed, 0);
+    Ok(())
+}

@@ -366,3 +366,90 @@ pub async fn vector_batches_are_all_or_nothing(s: S) -> Result<()> {
     assert_eq!(hit_ids(&hits), ["new", "v1"]);
     Ok(())
 }
+
+/// A `k` above `MAX_K` (in `semantic_search` and `similar`) is `InvalidInput` naming k,
+/// never a crash; `MAX_K` itself is accepted.
+pub async fn semantic_search_rejects_a_huge_k(s: S) -> Result<()> {
+    known(&s).await?;
+    for k in [MAX_K + 1, usize::MAX / 2, usize::MAX] {
+        let err = s
+            .semantic_search(&SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], k))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{k}: {err:?}"
+        );
+        assert!(err.to_string().contains(&k.to_string()), "{err}");
+        let err = s.similar(&key("v1"), k, &Filter::new()).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{k}: {err:?}"
+        );
+    }
+    let q = SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], MAX_K);
+    assert_eq!(s.semantic_search(&q).await?.len(), 5);
+    assert_eq!(s.similar(&key("v1"), MAX_K, &Filter::new()).await?.len(), 4);
+    let q = SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], 5).min_score(f32::NAN);
+    assert!(matches!(
+        s.semantic_search(&q).await,
+        Err(StorageError::InvalidInput { .. })
+    ));
+    Ok(())
+}
+
+/// Vectors whose squared norm underflows (`[1e-23; d]`) or overflows (`[1e20; d]`) in
+/// 32-bit floats cannot be normalised: storing or querying with one is `InvalidInput`,
+/// and nothing is stored.
+pub async fn vectors_whose_norm_underflows_are_invalid_input(s: S) -> Result<()> {
+    known(&s).await?;
+    for bad in [[1e-23f32; 4], [1e-30, 0.0, 0.0, 0.0], [1e20f32; 4]] {
+        let err = s.put_vector(&key("v1"), &bad).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{bad:?}: {err:?}"
+        );
+        let passages = [EntryPassages {
+            key: key("v2"),
+            passages: vec![PassageVector {
+                text: Some("p".into()),
+                vector: bad.to_vec(),
+            }],
+        }];
+        let err = s.put_passages(&passages).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{bad:?}: {err:?}"
+        );
+        let err = s
+            .semantic_search(&SemanticQuery::new(bad.to_vec(), 3))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{bad:?}: {err:?}"
+        );
+    }
+    assert_eq!(
+        s.get_vector(&key("v1")).await?.unwrap(),
+        vec![1.0, 0.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        s.get_vector(&key("v2")).await?.unwrap(),
+        vec![0.9, 0.1, 0.0, 0.0]
+    );
+    // Small and large but representable vectors still work, scale-invariantly.
+    s.put_vector(&key("v5"), &[1e-18, 0.0, 0.0, 0.0]).await?;
+    let hits = s
+        .semantic_search(&SemanticQuery::new(vec![1e18, 0.0, 0.0, 0.0], 2))
+        .await?;
+    // Both score 1 up to rounding, so their order is not asserted.
+    let mut found = hit_ids(&hits);
+    found.sort();
+    assert_eq!(found, ["v1", "v5"]);
+    assert!(
+        hits.iter().all(|h| (h.score - 1.0).abs() < 1e-4),
+        "{hits:?}"
+    );
+    Ok(())
+}
