@@ -104,7 +104,8 @@ pub async fn embed_queue(
     let total = stats.pending + stats.in_progress;
     progress.start("embedding", Some(total));
     let mut runs = tokio::task::JoinSet::new();
-    for w in pool.iter().cloned() {
+    for w in &pool {
+        let w = w.clone();
         runs.spawn(async move { w.drain().await });
     }
     let mut tick = tokio::time::interval(Duration::from_millis(200));
