@@ -147,6 +147,7 @@ macro_rules! conformance_tests {
             vectors {
                 embedding_space_is_fixed_on_first_use,
                 other_model_or_dimension_is_model_mismatch,
+                reset_embedding_space_lets_another_model_embed_the_store,
                 wrong_dimension_is_dimension_mismatch,
                 vector_without_space_is_invalid_input,
                 degenerate_vectors_are_invalid_input,

@@ -144,15 +144,22 @@ pub fn default_workers() -> usize {
         .min(4)
 }
 
-/// Puts every entry of `filter` back in the queue. The store's vectors must be the
-/// configured model's: a store embedded by another model is refused with both names
-/// (moving a store to a new model means a fresh store, e.g. `kb migrate` is not it either:
-/// the vectors are the old model's).
+/// Puts every entry of `filter` back in the queue. When the store's vectors are another
+/// model's, `reset` forgets them all and the store's embedding space (the way to change
+/// models in place); without it that is `ModelMismatch`, naming both models.
 pub async fn requeue_all(
     store: Arc<dyn Store>,
     embedder: &dyn Embedder,
     filter: &storage_core::Filter,
+    reset: bool,
 ) -> Result<u64> {
-    store.ensure_embedding_space(&embedder.space()).await?;
-    Ok(store.requeue_embeddings(filter, true).await?)
+    match store.ensure_embedding_space(&embedder.space()).await {
+        Ok(_) => Ok(store.requeue_embeddings(filter, true).await?),
+        Err(storage_core::StorageError::ModelMismatch { .. }) if reset => {
+            let n = store.reset_embedding_space().await?;
+            store.ensure_embedding_space(&embedder.space()).await?;
+            Ok(n)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

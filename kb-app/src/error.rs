@@ -83,8 +83,8 @@ impl AppError {
             ),
             Self::Storage(StorageError::ModelMismatch { .. })
             | Self::Search(SearchError::ModelMismatch { .. }) => Some(
-                "configure the model the store was embedded with, or run `kb reembed` to \
-                 replace every vector with the configured model's",
+                "configure the model the store was embedded with, or run `kb reembed --reset` \
+                 to replace every vector with the configured model's",
             ),
             Self::Embed(EmbedError::ModelMissing { .. }) => Some(
                 "keyword search works without the model; `--no-embed` skips embedding in \

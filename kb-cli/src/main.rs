@@ -142,6 +142,10 @@ enum Command {
     Reembed {
         #[arg(long)]
         kb: Option<String>,
+        /// The store holds another model's vectors: forget them all and embed every entry
+        /// with the configured model (every KB; stop servers' workers first).
+        #[arg(long)]
+        reset: bool,
         #[arg(long)]
         workers: Option<usize>,
     },
@@ -658,7 +662,7 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             out.timeline(&entries);
             Ok(Done::Ok)
         }
-        Command::Reembed { kb, workers } => {
+        Command::Reembed { kb, reset, workers } => {
             let (config, store) = open(db, &g, OpenMode::Existing).await?;
             let Some(embedder) = embedding::open_embedder(&config.embedder).await? else {
                 return Err(AppError::usage(
@@ -670,7 +674,8 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             if let Some(kb) = &kb {
                 filter = filter.kb(kb);
             }
-            let queued = embedding::requeue_all(s.clone(), embedder.as_ref(), &filter).await?;
+            let queued =
+                embedding::requeue_all(s.clone(), embedder.as_ref(), &filter, reset).await?;
             out.note(&format!("queued {queued} entries"));
             let stats = embedding::embed_queue(
                 s,

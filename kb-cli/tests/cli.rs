@@ -808,3 +808,48 @@ fn put_get_rm_timeline_and_knowledge_bases() {
         assert_eq!(kbs["knowledge_bases"].as_array().unwrap().len(), 0);
     }
 }
+
+#[test]
+fn reembed_reset_moves_a_store_to_another_model() {
+    for s in stores("reset") {
+        let work = tempfile::tempdir().unwrap();
+        write(work.path(), "notes/a.md", "alpha text about backups");
+        write(work.path(), "notes/b.md", "beta text about failover");
+        json(&s, work.path(), &["sync", "notes", "--kb", "r"]);
+        let other = |args: &[&str]| {
+            kb(&s, work.path())
+                .env("KB_EMBED_DIMENSION", "64")
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let out = other(&["search", "backups", "--mode", "semantic"]);
+        assert_eq!(out.status.code(), Some(2), "[{}]", s.backend);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("hashing-384") && err.contains("hashing-64"),
+            "{err}"
+        );
+        assert!(err.contains("kb reembed --reset"), "{err}");
+        assert_eq!(
+            other(&["reembed"]).status.code(),
+            Some(2),
+            "no reset without --reset"
+        );
+        let out = other(&["--json", "reembed", "--reset"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["embedded"], 2, "{v}");
+        let st: Value = serde_json::from_slice(&other(&["--json", "status"]).stdout).unwrap();
+        assert_eq!(st["embedding_space"]["dimension"], 64, "{st}");
+        let hits: Value = serde_json::from_slice(
+            &other(&["--json", "search", "backups", "--mode", "semantic"]).stdout,
+        )
+        .unwrap();
+        assert_eq!(hits["hits"][0]["id"], "a", "{hits}");
+    }
+}

@@ -115,6 +115,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Fixes the embedding space if none is set; otherwise checks it is the same.
     /// `ModelMismatch` when the model or dimension differs.
     async fn ensure_embedding_space(&self, space: &EmbeddingSpace) -> Result<EmbeddingSpace>;
+    /// Forgets the embedding space and every passage vector, and queues every entry with
+    /// text again (attempts reset), so the next worker embeds the store with its own model:
+    /// the way to change models in place. Returns how many entries were queued.
+    /// `Conflict` while a worker holds a live lease: stop the workers first, since a worker
+    /// that checked the old space would go on writing its model's vectors.
+    async fn reset_embedding_space(&self) -> Result<u64>;
     /// Stores (replaces) the entry's vector: one passage standing for the whole entry.
     /// `DimensionMismatch` when its length is not the space's dimension; `InvalidInput`
     /// when no space is fixed, the vector is zero or not finite; `NotFound` when the entry

@@ -5,7 +5,7 @@
 //! `statement_timeout`, so SQL below names tables unqualified.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,7 +34,8 @@ struct Inner {
     /// `host:port`, for error messages (never the full URL: it may hold a password).
     endpoint: String,
     /// The embedding space never changes once fixed, so it is cached after first read.
-    space: OnceLock<EmbeddingSpace>,
+    /// The embedding space once read (cleared by a reset in this process).
+    space: std::sync::RwLock<Option<EmbeddingSpace>>,
     /// Drops the schema when the last clone goes away (test stores only).
     drop_schema: bool,
 }
@@ -175,7 +176,7 @@ impl PgStore {
                 pool,
                 config: config.clone(),
                 endpoint,
-                space: OnceLock::new(),
+                space: std::sync::RwLock::new(None),
                 drop_schema,
             }),
         };
@@ -316,13 +317,13 @@ impl PgStore {
     }
 
     async fn space(&self) -> Result<Option<EmbeddingSpace>> {
-        if let Some(s) = self.inner.space.get() {
-            return Ok(Some(s.clone()));
+        if let Some(s) = self.inner.space.read().expect("space lock").clone() {
+            return Ok(Some(s));
         }
         let conn = self.conn().await?;
         let s = read_space(&**conn, &self.inner.endpoint).await?;
         if let Some(s) = &s {
-            let _ = self.inner.space.set(s.clone());
+            *self.inner.space.write().expect("space lock") = Some(s.clone());
         }
         Ok(s)
     }
@@ -1200,6 +1201,53 @@ impl Store for PgStore {
         self.space().await
     }
 
+    async fn reset_embedding_space(&self) -> Result<u64> {
+        let pg = self.pg();
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(&pg)?;
+        // The same lock as fixing the space: a concurrent first use waits for the reset.
+        tx.batch_execute("LOCK TABLE meta IN EXCLUSIVE MODE")
+            .await
+            .map_err(&pg)?;
+        let ts = now();
+        let leased: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM embed_queue WHERE state = 'pending' AND lease_until > $1",
+                &[&ts],
+            )
+            .await
+            .map_err(&pg)?
+            .try_get(0)
+            .map_err(&pg)?;
+        if leased > 0 {
+            return Err(StorageError::conflict(format!(
+                "{leased} entries are being embedded right now; stop the embedding workers, \
+                 then reset the embedding space"
+            )));
+        }
+        tx.batch_execute(
+            "DROP INDEX IF EXISTS vectors_hnsw; DELETE FROM vectors; \
+             ALTER TABLE vectors ALTER COLUMN embedding TYPE public.vector; \
+             DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dimension')",
+        )
+        .await
+        .map_err(&pg)?;
+        let n = tx
+            .execute(
+                "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
+                 SELECT e.rowid, e.text_hash, $1 FROM entries e \
+                 WHERE e.title <> '' OR e.summary <> '' OR e.body <> '' \
+                 ON CONFLICT (entry) DO UPDATE SET text_hash = EXCLUDED.text_hash, attempts = 0, \
+                 last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL",
+                &[&ts],
+            )
+            .await
+            .map_err(&pg)?;
+        tx.commit().await.map_err(&pg)?;
+        *self.inner.space.write().expect("space lock") = None;
+        Ok(n)
+    }
+
     async fn ensure_embedding_space(&self, space: &EmbeddingSpace) -> Result<EmbeddingSpace> {
         if space.dimension == 0 || space.model.trim().is_empty() {
             return Err(StorageError::invalid_input(
@@ -1252,7 +1300,7 @@ impl Store for PgStore {
             }
         };
         tx.commit().await.map_err(&pg)?;
-        let _ = self.inner.space.set(result.clone());
+        *self.inner.space.write().expect("space lock") = Some(result.clone());
         Ok(result)
     }
 

@@ -1006,6 +1006,42 @@ impl Store for SqliteStore {
         self.run(|c, _| read_space(c)).await
     }
 
+    async fn reset_embedding_space(&self) -> Result<u64> {
+        self.run(move |c, shared| {
+            let mut index = shared.vectors.write().expect("vector lock");
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let now = now_micros();
+            let leased: i64 = sql(tx.query_row(
+                "SELECT count(*) FROM embed_queue WHERE state = 'pending' AND lease_until > ?1",
+                [now],
+                |r| r.get(0),
+            ))?;
+            if leased > 0 {
+                return Err(StorageError::conflict(format!(
+                    "{leased} entries are being embedded right now; stop the embedding workers, \
+                     then reset the embedding space"
+                )));
+            }
+            sql(tx.execute("DELETE FROM vectors", []))?;
+            sql(tx.execute(
+                "DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dimension')",
+                [],
+            ))?;
+            let n = sql(tx.execute(
+                "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
+                 SELECT e.rowid, e.text_hash, ?1 FROM entries e \
+                 WHERE e.title <> '' OR e.summary <> '' OR e.body <> '' \
+                 ON CONFLICT (entry) DO UPDATE SET text_hash = excluded.text_hash, attempts = 0, \
+                 last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL",
+                [now],
+            ))?;
+            sql(tx.commit())?;
+            *index = None;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn ensure_embedding_space(&self, space: &EmbeddingSpace) -> Result<EmbeddingSpace> {
         let space = space.clone();
         self.run(move |c, _| ensure_space(c, &space)).await

@@ -453,3 +453,41 @@ pub async fn vectors_whose_norm_underflows_are_invalid_input(s: S) -> Result<()>
     );
     Ok(())
 }
+
+/// `reset_embedding_space` forgets the model and every vector and queues every entry with
+/// text again, so another model (of another dimension) can embed the store; it is refused
+/// while a worker holds a live lease.
+pub async fn reset_embedding_space_lets_another_model_embed_the_store(s: S) -> Result<()> {
+    known(&s).await?;
+    let leased = s
+        .claim_embedding_batch("w", 1, std::time::Duration::from_secs(600))
+        .await?;
+    assert_eq!(leased.len(), 1);
+    assert!(matches!(
+        s.reset_embedding_space().await,
+        Err(StorageError::Conflict { .. })
+    ));
+    s.complete_embedding(&leased).await?;
+    let before = s.queue_stats().await?;
+    let queued = s.reset_embedding_space().await?;
+    assert_eq!(queued, 5);
+    assert_eq!(s.embedding_space().await?, None);
+    assert!(s.get_passages(&key("v1")).await?.is_empty());
+    assert_eq!(
+        s.queue_stats().await?.pending,
+        5,
+        "every entry queued (was {before:?})"
+    );
+    let other = EmbeddingSpace::new("other-model", 3);
+    assert_eq!(s.ensure_embedding_space(&other).await?, other);
+    s.put_vector(&key("v2"), &[0.0, 1.0, 0.0]).await?;
+    let hits = s
+        .semantic_search(&SemanticQuery::new(vec![0.0, 1.0, 0.0], 3))
+        .await?;
+    assert_eq!(hit_ids(&hits), ["v2"]);
+    assert!(s
+        .put_vector(&key("v1"), &[1.0, 0.0, 0.0, 0.0])
+        .await
+        .is_err());
+    Ok(())
+}
