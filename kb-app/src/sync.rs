@@ -566,15 +566,7 @@ pub async fn sync_folder(
                         reason: e.to_string(),
                     });
                     failed_paths.insert(path.to_owned());
-                    if let Some(s) = old.files.get(path) {
-                        new_state.files.insert(
-                            path.to_owned(),
-                            FileState {
-                                mtime: -1,
-                                ..s.clone()
-                            },
-                        );
-                    }
+                    keep_for_retry(&old, &mut new_state, path);
                     continue;
                 }
             };
@@ -610,15 +602,7 @@ pub async fn sync_folder(
                 },
             );
         } else if failed_paths.contains(path) {
-            if let Some(s) = old.files.get(path) {
-                new_state.files.insert(
-                    path.to_owned(),
-                    FileState {
-                        mtime: -1,
-                        ..s.clone()
-                    },
-                );
-            }
+            keep_for_retry(&old, &mut new_state, path);
         } else {
             report.unchanged += 1;
             let s = &old.files[path];
@@ -670,6 +654,19 @@ pub async fn sync_folder(
     progress.finish();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// A file that failed keeps its entry and its last state, marked to be read next time.
+fn keep_for_retry(old: &SyncState, new: &mut SyncState, path: &str) {
+    if let Some(s) = old.files.get(path) {
+        new.files.insert(
+            path.to_owned(),
+            FileState {
+                mtime: -1,
+                ..s.clone()
+            },
+        );
+    }
 }
 
 fn path_of(r: &std::result::Result<ParsedNote, FileFailure>) -> &str {
