@@ -934,3 +934,33 @@ async fn served_over_tcp_with_worker_keyword_hybrid_and_readyz() {
         );
     }
 }
+
+/// Open access ends once a token exists (within the 2 s cache), without a restart;
+/// `--no-auth` keeps everything open even with tokens.
+#[tokio::test]
+async fn first_token_closes_open_access_and_no_auth_keeps_it_open() {
+    for b in backends("openness") {
+        let (state, app) = app_for(&b).await;
+        state
+            .store
+            .create_kb(&NewKnowledgeBase::persistent("k"))
+            .await
+            .unwrap();
+        assert_eq!(get(&app, "/v1/kbs/k").await.status, StatusCode::OK);
+        create_token(state.store.as_ref(), Scope::Read, &["k".into()], "")
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while get(&app, "/v1/kbs/k").await.status != StatusCode::UNAUTHORIZED {
+            assert!(Instant::now() < deadline, "[{}] still open", b.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let open = kb_server::router(AppState::open(&b.config, true).await.unwrap());
+        assert_eq!(
+            get(&open, "/v1/kbs/k").await.status,
+            StatusCode::OK,
+            "[{}] --no-auth",
+            b.name
+        );
+    }
+}
