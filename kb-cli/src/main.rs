@@ -182,6 +182,44 @@ enum Command {
     },
     /// Backend, versions, embedding space, counts, queue and pool.
     Status,
+    /// Serve the HTTP JSON API (with the background embedding workers) until Ctrl-C or SIGTERM.
+    Serve {
+        /// Address to listen on. A non-loopback address needs an access token (`kb token
+        /// create`) or --no-auth.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Serve without authentication, even on a non-loopback address.
+        #[arg(long)]
+        no_auth: bool,
+    },
+    /// Access tokens for `kb serve`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        /// A knowledge base the token may use (repeat for several).
+        #[arg(long)]
+        kb: Vec<String>,
+        /// Read and write (default: read only).
+        #[arg(long)]
+        write: bool,
+        /// Everything, on every knowledge base.
+        #[arg(long, conflicts_with_all = ["kb", "write"])]
+        admin: bool,
+        /// A name to recognise it by in `kb token list`.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (ids, scopes, knowledge bases; never the tokens).
+    List,
+    /// Revoke a token by the id `kb token list` shows.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -290,7 +328,12 @@ enum Done {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    // A server logs its requests (info) by default; other commands only warnings.
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_logging(
+        cli.verbose + u8::from(serving && cli.verbose == 0),
+        cli.quiet,
+    );
     let out = Out::new(cli.json, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -325,6 +368,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
@@ -885,6 +929,123 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             out.status(&r);
             Ok(Done::Ok)
         }
+        Command::Serve { listen, no_auth } => {
+            let config = Config::load(&ConfigOverrides {
+                db: db.map(str::to_owned),
+                config: g.config.clone(),
+                cwd: None,
+            })?;
+            let opts = kb_server::ServeOptions {
+                listen,
+                no_auth,
+                ..Default::default()
+            };
+            out.note(&format!(
+                "serving {} on http://{listen} (Ctrl-C stops)",
+                config.database.display_location()
+            ));
+            kb_server::serve(config, opts, shutdown_signal()).await?;
+            Ok(Done::Ok)
+        }
+        Command::Token { command } => {
+            let (_config, store) = open(db, &g, OpenMode::Create).await?;
+            let s = store.store();
+            match command {
+                TokenCommand::Create {
+                    kb,
+                    write,
+                    admin,
+                    name,
+                } => {
+                    let scope = match (admin, write) {
+                        (true, _) => kb_server::auth::Scope::Admin,
+                        (false, true) => kb_server::auth::Scope::ReadWrite,
+                        (false, false) => kb_server::auth::Scope::Read,
+                    };
+                    if !admin && kb.is_empty() {
+                        return Err(AppError::usage(
+                            "name the knowledge bases the token may use with --kb NAME (or --admin for all)",
+                        ));
+                    }
+                    let (record, token) =
+                        kb_server::auth::create_token(s.as_ref(), scope, &kb, &name).await?;
+                    out.value(
+                        &serde_json::json!({"token": token, "id": record.id(), "scope": record.scope, "kbs": record.kbs, "name": record.name}),
+                        || {
+                            format!(
+                                "{token}\ncreated token {} ({}{}); it is shown only now, keep it safe",
+                                record.id(),
+                                record.scope,
+                                if record.kbs.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" on {}", record.kbs.join(", "))
+                                }
+                            )
+                        },
+                    );
+                }
+                TokenCommand::List => {
+                    let tokens = kb_server::auth::list_tokens(s.as_ref()).await?;
+                    let rows: Vec<_> = tokens
+                        .iter()
+                        .map(|t| serde_json::json!({"id": t.id(), "scope": t.scope, "kbs": t.kbs, "name": t.name, "created_at": t.created_at}))
+                        .collect();
+                    out.value(&serde_json::json!({"tokens": rows}), || {
+                        if tokens.is_empty() {
+                            return "no tokens (kb serve on a loopback address is open to every local user)".to_owned();
+                        }
+                        tokens
+                            .iter()
+                            .map(|t| {
+                                format!(
+                                    "{}  {:<10} {:<20} {}  {}",
+                                    t.id(),
+                                    t.scope.to_string(),
+                                    if t.kbs.is_empty() { "*".to_owned() } else { t.kbs.join(",") },
+                                    t.created_at.format("%Y-%m-%d %H:%M"),
+                                    t.name
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    });
+                }
+                TokenCommand::Revoke { id } => {
+                    if !kb_server::auth::revoke_token(s.as_ref(), &id).await? {
+                        return Err(AppError::NotFound {
+                            what: format!("token {id}"),
+                        });
+                    }
+                    out.value(&serde_json::json!({"revoked": id}), || {
+                        format!("revoked {id}")
+                    });
+                }
+            }
+            Ok(Done::Ok)
+        }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
     }
 }
 

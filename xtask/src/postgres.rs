@@ -60,8 +60,10 @@ fn run_tests(
                 "search-hybrid",
                 "-p",
                 "kb-cli",
+                "-p",
+                "kb-server",
                 "--features",
-                "embed/postgres-tests,search-hybrid/postgres-tests,kb-cli/postgres-tests",
+                "embed/postgres-tests,search-hybrid/postgres-tests,kb-cli/postgres-tests,kb-server/postgres-tests",
             ],
         )?;
     }

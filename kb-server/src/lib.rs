@@ -1,0 +1,301 @@
+//! `kb serve`: an HTTP JSON API over one knowledge-base store (axum on tokio).
+//!
+//! - [`serve`] opens the configured store, embedder and searcher once, starts the
+//!   background embedding workers, and serves until its `shutdown` future completes;
+//!   then it stops accepting, lets in-flight requests finish (bounded by
+//!   [`ServeOptions::shutdown_grace`]) and stops the workers after their current batch.
+//! - [`router`] is the whole HTTP surface over an [`AppState`], for in-process tests.
+//! - [`auth`] holds the bearer tokens (`kb token create`), [`error`] the one error shape.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use embed::{EmbedWorker, WorkerConfig};
+use kb_app::{AppError, Config};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use error::{ApiError, ApiResult};
+pub use state::AppState;
+
+/// Largest request body accepted by default (a batch of entries; one entry body may be
+/// up to 8 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// How the server listens and bounds its work.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Serve without authentication even on a non-loopback address and even when tokens
+    /// exist. Must be asked for explicitly.
+    pub no_auth: bool,
+    pub body_limit: usize,
+    /// A request still running after this gets 504.
+    pub request_timeout: Duration,
+    /// After shutdown is signalled, how long in-flight requests may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            no_auth: false,
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Opens everything from `config`, binds `opts.listen` and serves until `shutdown`.
+pub async fn serve(
+    config: Config,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let state = AppState::open(&config, opts.no_auth).await?;
+    check_exposure(&state, &opts).await?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| AppError::usage(format!("cannot listen on {}: {e}", opts.listen)))?;
+    serve_listener(state, listener, opts, shutdown).await
+}
+
+/// Refuses to serve a non-loopback address without authentication unless `--no-auth`.
+async fn check_exposure(state: &AppState, opts: &ServeOptions) -> Result<(), AppError> {
+    if opts.no_auth || opts.listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if auth::list_tokens(state.store.as_ref()).await?.is_empty() {
+        return Err(AppError::usage(format!(
+            "refusing to listen on {} without access tokens: anyone who can reach it could \
+             read and write every knowledge base. Create a token with `kb token create --admin` \
+             (or `--kb NAME`), or pass --no-auth to serve without authentication",
+            opts.listen
+        )));
+    }
+    Ok(())
+}
+
+/// Serves `state` on an already bound listener (tests bind `127.0.0.1:0`).
+pub async fn serve_listener(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::usage(format!("the listener has no address: {e}")))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    let signal = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = signal.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let workers = start_workers(&state, stop_rx.clone()).await;
+    let app = router_with(state.clone(), &opts);
+    tracing::info!(%addr, backend = state.open.backend(), workers = workers.len(), "kb serve listening");
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let mut server = tokio::spawn(async move { server.await });
+    let finished_alone = tokio::select! {
+        r = &mut server => Some(r),
+        _ = stopped(stop_rx.clone()) => None,
+    };
+    let result = match finished_alone {
+        Some(r) => r,
+        None => match tokio::time::timeout(opts.shutdown_grace, &mut server).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(grace = ?opts.shutdown_grace, "requests still running after the grace period; closing them");
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    // Stop the workers (each finishes its current batch) whether the server stopped on
+    // request or failed.
+    let _ = stop_tx.send(true);
+    for w in workers {
+        match tokio::time::timeout(Duration::from_secs(60), w).await {
+            Ok(Ok(Ok(stats))) => {
+                tracing::info!(embedded = stats.embedded, "embedding worker stopped")
+            }
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "embedding worker stopped with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "embedding worker panicked"),
+            Err(_) => tracing::warn!("an embedding worker did not stop within 60 s"),
+        }
+    }
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(AppError::usage(format!("the HTTP server failed: {e}"))),
+        Err(e) => Err(AppError::usage(format!("the HTTP server task failed: {e}"))),
+    }
+}
+
+type WorkerHandle = tokio::task::JoinHandle<storage_core::Result<embed::RunStats>>;
+
+/// Starts `embed_workers` background workers; none without an embedder (logged).
+async fn start_workers(
+    state: &AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<WorkerHandle> {
+    let n = state.embed_workers;
+    if n == 0 {
+        return Vec::new();
+    }
+    let Some(embedder) = state.embedder.clone() else {
+        tracing::warn!(
+            reason = state
+                .semantic_unavailable
+                .as_deref()
+                .unwrap_or("no embedder"),
+            "not starting the embedding workers"
+        );
+        return Vec::new();
+    };
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let base = WorkerConfig::default();
+        let config = WorkerConfig {
+            worker_id: format!("{}-serve{i}", base.worker_id),
+            idle_poll: Duration::from_millis(500),
+            ..base
+        };
+        let worker = match EmbedWorker::new(state.store.clone(), embedder.clone(), config).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "not starting the embedding workers");
+                break;
+            }
+        };
+        let mut rx = stop.clone();
+        handles.push(tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    handles
+}
+
+/// The HTTP surface with the default limits.
+pub fn router(state: AppState) -> Router {
+    router_with(state, &ServeOptions::default())
+}
+
+/// Numbers requests for `x-request-id` when the client sends none.
+#[derive(Clone, Default)]
+struct Counter(std::sync::Arc<AtomicU64>);
+
+impl MakeRequestId for Counter {
+    fn make_request_id<B>(&mut self, _req: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        HeaderValue::from_str(&format!("req-{n}"))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+fn router_with(state: AppState, opts: &ServeOptions) -> Router {
+    use routes::*;
+    let v1 = Router::new()
+        .route("/v1/kbs", get(list_kbs).post(create_kb))
+        .route("/v1/kbs/{kb}", get(get_kb).delete(delete_kb))
+        .route("/v1/kbs/{kb}/entries", get(list_entries).post(upsert_batch))
+        .route(
+            "/v1/kbs/{kb}/entries/{*rest}",
+            get(entry_get)
+                .put(entry_put)
+                .delete(entry_delete)
+                .post(entry_post),
+        )
+        .route("/v1/kbs/{kb}/search", get(search_kb))
+        .route("/v1/kbs/{kb}/tags", get(tags))
+        .route("/v1/kbs/{kb}/timeline", get(timeline))
+        .route("/v1/search", get(search_all))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(v1)
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .with_state(state)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(opts.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            opts.request_timeout,
+        ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(|m| m.as_str().to_owned())
+                        .unwrap_or_default();
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    // The route pattern, not the path: paths hold entry ids and queries.
+                    tracing::info_span!("request", id = %id, method = %req.method(), route = %route)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(Counter::default()))
+}
+
+/// Gives responses made outside the handlers (405, 413, 504, …) the API's error shape.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let mut fixed = ApiError::from_status(status).into_response();
+        if let Some(allow) = resp.headers().get(header::ALLOW) {
+            fixed.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        return fixed;
+    }
+    resp
+}

@@ -1,0 +1,966 @@
+//! The HTTP API in-process (`tower::ServiceExt::oneshot` on the router) and over a real
+//! listener on 127.0.0.1:0, on SQLite and — with the `postgres-tests` feature and
+//! `KB_TEST_PG_URL` — on Postgres, each test in its own schema. Embeddings use the lexical
+//! `hashing` embedder, so no model is needed.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use kb_app::{Config, ConfigOverrides, DatabaseConfig};
+use kb_server::auth::{create_token, Scope};
+use kb_server::{AppState, ServeOptions};
+use serde_json::{json, Value};
+use storage_core::{NewEntry, NewKnowledgeBase};
+use tower::ServiceExt;
+
+/// One backend to run a test on.
+struct Backend {
+    name: &'static str,
+    config: Config,
+    _dir: tempfile::TempDir,
+}
+
+fn backends(test: &str) -> Vec<Backend> {
+    // The same value in every test, so setting it from parallel tests is harmless.
+    std::env::set_var("KB_EMBEDDER", "hashing");
+    let load = |db: String, dir: &tempfile::TempDir| {
+        Config::load(&ConfigOverrides {
+            db: Some(db),
+            config: None,
+            cwd: Some(dir.path().to_owned()),
+        })
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = load(
+        format!("sqlite:{}", dir.path().join("index.db").display()),
+        &dir,
+    );
+    let mut out = vec![Backend {
+        name: "sqlite",
+        config: sqlite,
+        _dir: dir,
+    }];
+    if cfg!(feature = "postgres-tests") {
+        let url = std::env::var("KB_TEST_PG_URL")
+            .expect("the postgres-tests feature needs KB_TEST_PG_URL (cargo xtask test-postgres)");
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = load(url, &dir);
+        // Set the schema on the config, not through KB_PG_SCHEMA: tests run in parallel.
+        let DatabaseConfig::Postgres(pg) = &mut config.database else {
+            panic!("KB_TEST_PG_URL is not a postgres:// URL");
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        pg.schema = format!("kbsrv_{test}_{}_{nanos}", std::process::id());
+        out.push(Backend {
+            name: "postgres",
+            config,
+            _dir: dir,
+        });
+    }
+    out
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    json: Value,
+}
+
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Resp {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::to_vec(&b).unwrap())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    send(app, req).await
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Resp {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{status}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    Resp {
+        status,
+        headers,
+        json,
+    }
+}
+
+fn get<'a>(app: &'a Router, uri: &str) -> impl std::future::Future<Output = Resp> + 'a {
+    let uri = uri.to_owned();
+    async move { call(app, Method::GET, &uri, None, None).await }
+}
+
+fn kind(r: &Resp) -> &str {
+    r.json["error"]["kind"].as_str().unwrap_or("")
+}
+
+async fn app_for(b: &Backend) -> (AppState, Router) {
+    let state = AppState::open(&b.config, false).await.unwrap();
+    let app = kb_server::router(state.clone());
+    (state, app)
+}
+
+#[tokio::test]
+async fn crud_round_trip_with_etag_and_304() {
+    for b in backends("crud") {
+        let (_state, app) = app_for(&b).await;
+        let n = b.name;
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/kbs",
+            None,
+            Some(json!({"name": "notes", "description": "d"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "[{n}] {}", r.json);
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/kbs",
+            None,
+            Some(json!({"name": "notes"})),
+        )
+        .await;
+        assert_eq!(
+            (r.status, kind(&r)),
+            (StatusCode::CONFLICT, "already_exists"),
+            "[{n}]"
+        );
+
+        // An id with a slash, written with the slash as is.
+        let put = call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/notes/entries/glossary/wal",
+            None,
+            Some(json!({"title": "Write-ahead log", "body": "The WAL records changes first.", "tags": ["db/storage"], "date": "2024-03-01"})),
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::OK, "[{n}] {}", put.json);
+        assert_eq!(put.json["id"], "glossary/wal");
+        let etag = put.headers[header::ETAG].to_str().unwrap().to_owned();
+
+        // Read back, with the slash and percent-encoded.
+        for uri in [
+            "/v1/kbs/notes/entries/glossary/wal",
+            "/v1/kbs/notes/entries/glossary%2Fwal",
+        ] {
+            let r = get(&app, uri).await;
+            assert_eq!(r.status, StatusCode::OK, "[{n}] {uri}");
+            assert_eq!(r.json["title"], "Write-ahead log");
+            assert_eq!(r.headers[header::ETAG].to_str().unwrap(), etag);
+        }
+        let mut req = Request::get("/v1/kbs/notes/entries/glossary/wal")
+            .header(header::IF_NONE_MATCH, &etag)
+            .body(Body::empty())
+            .unwrap();
+        let r = send(&app, req).await;
+        assert_eq!(r.status, StatusCode::NOT_MODIFIED, "[{n}]");
+        assert_eq!(r.json, Value::Null);
+        req = Request::get("/v1/kbs/notes/entries/glossary/wal")
+            .header(header::IF_NONE_MATCH, "\"something-else\"")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, req).await.status, StatusCode::OK);
+
+        // Batch upsert; one entry links to the glossary note, one is a task.
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/kbs/notes/entries",
+            None,
+            Some(json!([
+                {"id": "howto/recover", "title": "Recover", "body": "Replay the log.", "links": [{"target": "glossary/wal"}], "tags": ["db/ops"]},
+                {"id": "task-1", "entry_type": "task", "title": "Upgrade", "status": "open"},
+            ])),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.json["written"].clone()),
+            (StatusCode::OK, json!(2)),
+            "[{n}] {}",
+            r.json
+        );
+
+        let r = get(
+            &app,
+            "/v1/kbs/notes/entries?tag_prefix=db&sort=title&order=asc",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "[{n}] {}", r.json);
+        assert_eq!(r.json["total"], 2);
+        assert_eq!(r.json["entries"][0]["id"], "howto/recover");
+        let r = get(&app, "/v1/kbs/notes/entries?type=task&status=open").await;
+        assert_eq!(r.json["total"], 1, "[{n}] {}", r.json);
+        assert_eq!(r.json["entries"][0]["id"], "task-1");
+        let r = get(&app, "/v1/kbs/notes/entries?limit=1&offset=1").await;
+        assert_eq!(
+            (
+                r.json["total"].clone(),
+                r.json["entries"].as_array().unwrap().len()
+            ),
+            (json!(3), 1)
+        );
+
+        let r = get(&app, "/v1/kbs/notes/entries/glossary/wal/backlinks").await;
+        assert_eq!(r.status, StatusCode::OK, "[{n}] {}", r.json);
+        assert_eq!(r.json["backlinks"][0]["source"]["id"], "howto/recover");
+        let r = get(&app, "/v1/kbs/notes/entries/howto/recover/outlinks").await;
+        assert_eq!(
+            r.json["outlinks"][0]["target"], "glossary/wal",
+            "[{n}] {}",
+            r.json
+        );
+        let r = get(&app, "/v1/kbs/notes/tags").await;
+        let tags: Vec<&str> = r.json["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag"].as_str().unwrap())
+            .collect();
+        assert_eq!(tags, ["db/ops", "db/storage"], "[{n}]");
+        let r = get(&app, "/v1/kbs/notes/timeline?from=2024-01-01").await;
+        assert_eq!(
+            r.json["entries"].as_array().unwrap().len(),
+            1,
+            "[{n}] {}",
+            r.json
+        );
+
+        // A claim changes status, so the ETag changes and the old tag no longer matches.
+        let task = get(&app, "/v1/kbs/notes/entries/task-1").await;
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/kbs/notes/entries/task-1/claim",
+            None,
+            Some(json!({"from": "open", "to": "doing", "assignee": "ann"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "[{n}] {}", r.json);
+        assert_eq!(r.json["assignee"], "ann");
+        assert_ne!(r.headers[header::ETAG], task.headers[header::ETAG]);
+
+        // An id ending in a sub-resource word is reachable percent-encoded.
+        let r = call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/notes/entries/odd%2Fclaim",
+            None,
+            Some(json!({"title": "odd"})),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.json["id"].clone()),
+            (StatusCode::OK, json!("odd/claim")),
+            "[{n}] {}",
+            r.json
+        );
+
+        // Bad parameters name themselves.
+        let r = get(&app, "/v1/kbs/notes/entries?tagg=x").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(
+            r.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("tagg"),
+            "{}",
+            r.json
+        );
+        let r = get(&app, "/v1/kbs/notes/entries?limit=-1").await;
+        assert!(
+            r.status == StatusCode::BAD_REQUEST
+                && r.json["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("limit")
+        );
+        let r = get(&app, "/v1/kbs/notes/entries?limit=100000").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "page size cap");
+
+        // Delete, then it is gone; a KB delete removes the rest.
+        let r = call(
+            &app,
+            Method::DELETE,
+            "/v1/kbs/notes/entries/glossary/wal",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "[{n}] {}", r.json);
+        let r = get(&app, "/v1/kbs/notes/entries/glossary/wal").await;
+        assert_eq!((r.status, kind(&r)), (StatusCode::NOT_FOUND, "not_found"));
+        let r = call(
+            &app,
+            Method::DELETE,
+            "/v1/kbs/notes/entries/glossary/wal",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = get(&app, "/v1/kbs/notes").await;
+        assert_eq!(r.json["entries"], 3, "[{n}] {}", r.json);
+        let r = call(&app, Method::DELETE, "/v1/kbs/notes", None, None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = get(&app, "/v1/kbs/notes/entries").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn strict_json_names_the_unknown_field() {
+    for b in backends("strict") {
+        let (_state, app) = app_for(&b).await;
+        call(
+            &app,
+            Method::POST,
+            "/v1/kbs",
+            None,
+            Some(json!({"name": "k"})),
+        )
+        .await;
+        let cases = [
+            (
+                Method::PUT,
+                "/v1/kbs/k/entries/e",
+                json!({"title": "t", "titel": "typo"}),
+                "titel",
+            ),
+            (
+                Method::POST,
+                "/v1/kbs/k/entries",
+                json!([{"id": "a"}, {"id": "b", "bodyy": "x"}]),
+                "bodyy",
+            ),
+            (
+                Method::POST,
+                "/v1/kbs",
+                json!({"name": "x", "ttl": 5}),
+                "ttl",
+            ),
+            (
+                Method::POST,
+                "/v1/kbs/k/entries/e/claim",
+                json!({"from": "a", "to": "b", "assignee": "c", "force": true}),
+                "force",
+            ),
+        ];
+        for (method, uri, body, field) in cases {
+            let r = call(&app, method, uri, None, Some(body)).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "[{}] {uri}: {}",
+                b.name,
+                r.json
+            );
+            assert_eq!(kind(&r), "invalid_json");
+            let msg = r.json["error"]["message"].as_str().unwrap();
+            assert!(msg.contains(field), "{uri}: {msg}");
+        }
+        // Nothing was written by the refused batch.
+        let r = get(&app, "/v1/kbs/k/entries").await;
+        assert_eq!(r.json["total"], 0);
+        // Not JSON at all, and JSON of the wrong shape.
+        let req = Request::put("/v1/kbs/k/entries/e")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{\"title\": "))
+            .unwrap();
+        let r = send(&app, req).await;
+        assert_eq!(
+            (r.status, kind(&r)),
+            (StatusCode::BAD_REQUEST, "invalid_json")
+        );
+        let r = call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/k/entries/e",
+            None,
+            Some(json!({"importance": "high"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // Invalid content for the store (an id mismatch, a control character in a tag).
+        let r = call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/k/entries/e",
+            None,
+            Some(json!({"id": "other"})),
+        )
+        .await;
+        assert_eq!(
+            (r.status, kind(&r)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+        );
+        let r = call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/k/entries/e",
+            None,
+            Some(json!({"tags": ["a\u{1}b"]})),
+        )
+        .await;
+        assert_eq!(
+            (r.status, kind(&r)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            "{}",
+            r.json
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_malformed_query_is_invalid_query() {
+    for b in backends("limits") {
+        let (_state, app) = app_for(&b).await;
+        call(
+            &app,
+            Method::POST,
+            "/v1/kbs",
+            None,
+            Some(json!({"name": "k"})),
+        )
+        .await;
+        let big = json!({"body": "x".repeat(20 * 1024 * 1024)});
+        let bytes = serde_json::to_vec(&big).unwrap();
+        // With a Content-Length (refused up front) and without one (refused while reading).
+        for with_length in [true, false] {
+            let mut req = Request::put("/v1/kbs/k/entries/big")
+                .header(header::CONTENT_TYPE, "application/json");
+            if with_length {
+                req = req.header(header::CONTENT_LENGTH, bytes.len());
+            }
+            let r = send(&app, req.body(Body::from(bytes.clone())).unwrap()).await;
+            assert_eq!(
+                r.status,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "[{}] length header {with_length}",
+                b.name
+            );
+            assert_eq!(kind(&r), "payload_too_large");
+        }
+        assert_eq!(
+            get(&app, "/v1/kbs/k/entries/big").await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/k/entries/e",
+            None,
+            Some(json!({"title": "hello"})),
+        )
+        .await;
+        for mode in ["keyword", "hybrid"] {
+            let r = get(&app, &format!("/v1/kbs/k/search?q=((((&mode={mode}")).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "[{}] {mode}: {}",
+                b.name,
+                r.json
+            );
+            assert_eq!(kind(&r), "invalid_query");
+            let r = get(&app, &format!("/v1/search?q=%22unclosed&mode={mode}")).await;
+            assert_eq!(kind(&r), "invalid_query", "{}", r.json);
+        }
+        let r = get(&app, "/v1/kbs/k/search?q=hello&mode=fuzzy").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fuzzy"));
+        let r = get(&app, &format!("/v1/kbs/k/search?q={}", "a".repeat(5000))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "query length limit");
+        let r = get(&app, "/v1/kbs/k/search?q=hello&limit=1000").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "search page cap");
+        let r = get(&app, "/v1/kbs/k/search").await;
+        assert!(r.json["error"]["message"].as_str().unwrap().contains("`q`"));
+        // Unknown routes and methods answer in the same shape.
+        let r = get(&app, "/nowhere").await;
+        assert_eq!((r.status, kind(&r)), (StatusCode::NOT_FOUND, "not_found"));
+        let r = call(&app, Method::PATCH, "/v1/kbs", None, None).await;
+        assert_eq!(
+            (r.status, kind(&r)),
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+        );
+    }
+}
+
+#[tokio::test]
+async fn claim_race_has_exactly_one_winner() {
+    for b in backends("claim") {
+        let (state, app) = app_for(&b).await;
+        state
+            .store
+            .create_kb(&NewKnowledgeBase::persistent("k"))
+            .await
+            .unwrap();
+        state
+            .store
+            .upsert_entry(&NewEntry::new("k", "task").entry_type("task").status("open"))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = call(
+                    &app,
+                    Method::POST,
+                    "/v1/kbs/k/entries/task/claim",
+                    None,
+                    Some(json!({"from": "open", "to": "in-progress", "assignee": format!("agent-{i}")})),
+                )
+                .await;
+                (r.status, r.json)
+            }));
+        }
+        let mut won = Vec::new();
+        let mut lost = Vec::new();
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            match status {
+                StatusCode::OK => won.push(body),
+                StatusCode::CONFLICT => lost.push(body),
+                other => panic!("[{}] unexpected {other}: {body}", b.name),
+            }
+        }
+        assert_eq!((won.len(), lost.len()), (1, 49), "[{}]", b.name);
+        let winner = won[0]["assignee"].as_str().unwrap();
+        for l in &lost {
+            assert_eq!(l["error"]["kind"], "claim_lost");
+            assert_eq!(l["error"]["assignee"], winner);
+            assert!(l["error"]["message"].as_str().unwrap().contains(winner));
+        }
+    }
+}
+
+#[tokio::test]
+async fn token_scopes_isolate_knowledge_bases() {
+    for b in backends("tokens") {
+        let (state, app) = app_for(&b).await;
+        let s = state.store.clone();
+        for kb in ["a", "b"] {
+            s.create_kb(&NewKnowledgeBase::persistent(kb))
+                .await
+                .unwrap();
+            s.upsert_entries(&[
+                NewEntry::new(kb, "doc/one")
+                    .title(format!("shared word in {kb}"))
+                    .tags(["t"])
+                    .date(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()),
+                NewEntry::new(kb, "task")
+                    .status("open")
+                    .link(storage_core::Link::to("doc/one")),
+            ])
+            .await
+            .unwrap();
+        }
+        // A cross-KB link from b into a: a's backlinks must not reveal it to a's token.
+        s.upsert_entry(
+            &NewEntry::new("b", "spy")
+                .title("x")
+                .link(storage_core::Link::to("doc/one").in_kb("a")),
+        )
+        .await
+        .unwrap();
+        let (_, rw_a) = create_token(s.as_ref(), Scope::ReadWrite, &["a".into()], "rw-a")
+            .await
+            .unwrap();
+        let (_, ro_a) = create_token(s.as_ref(), Scope::Read, &["a".into()], "ro-a")
+            .await
+            .unwrap();
+        let (_, admin) = create_token(s.as_ref(), Scope::Admin, &[], "admin")
+            .await
+            .unwrap();
+        let (rw_a, ro_a, admin) = (rw_a.as_str(), ro_a.as_str(), admin.as_str());
+
+        let routes = |kb: &str| -> Vec<(Method, String, Option<Value>)> {
+            let e = format!("/v1/kbs/{kb}/entries");
+            vec![
+                (Method::GET, format!("/v1/kbs/{kb}"), None),
+                (Method::GET, e.clone(), None),
+                (Method::GET, format!("{e}/doc/one"), None),
+                (Method::GET, format!("{e}/doc/one/backlinks"), None),
+                (Method::GET, format!("{e}/task/outlinks"), None),
+                (
+                    Method::GET,
+                    format!("/v1/kbs/{kb}/search?q=shared&mode=keyword"),
+                    None,
+                ),
+                (
+                    Method::GET,
+                    format!("/v1/kbs/{kb}/search?q=shared&mode=hybrid"),
+                    None,
+                ),
+                (
+                    Method::GET,
+                    format!("/v1/kbs/{kb}/search?q=shared&mode=semantic"),
+                    None,
+                ),
+                (Method::GET, format!("/v1/kbs/{kb}/tags"), None),
+                (Method::GET, format!("/v1/kbs/{kb}/timeline"), None),
+                (Method::PUT, format!("{e}/new"), Some(json!({"title": "n"}))),
+                (Method::POST, e.clone(), Some(json!([{"id": "batch"}]))),
+                (
+                    Method::POST,
+                    format!("{e}/task/claim"),
+                    Some(json!({"from": "open", "to": "doing", "assignee": "x"})),
+                ),
+                (Method::DELETE, format!("{e}/doc/one"), None),
+                (Method::DELETE, format!("/v1/kbs/{kb}"), None),
+            ]
+        };
+        let n = b.name;
+        // Another KB does not exist for a token of `a`, whatever the route (and a KB that
+        // really does not exist answers the same).
+        for token in [rw_a, ro_a] {
+            for kb in ["b", "missing"] {
+                for (m, uri, body) in routes(kb) {
+                    let r = call(&app, m.clone(), &uri, Some(token), body).await;
+                    assert_eq!(
+                        r.status,
+                        StatusCode::NOT_FOUND,
+                        "[{n}] {m} {uri}: {}",
+                        r.json
+                    );
+                }
+            }
+        }
+        // No token, or a bad one: 401 everywhere (health stays open).
+        for token in [
+            None,
+            Some("kb_0000000000000000000000000000000000000000000000000000000000000000"),
+            Some("garbage"),
+        ] {
+            for (m, uri, body) in routes("a").into_iter().chain(routes("b")) {
+                let r = call(&app, m.clone(), &uri, token, body).await;
+                assert_eq!(
+                    (r.status, kind(&r)),
+                    (StatusCode::UNAUTHORIZED, "unauthorized"),
+                    "[{n}] {m} {uri}"
+                );
+                assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
+            }
+            let r = call(&app, Method::GET, "/v1/search?q=shared", token, None).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK);
+        // A read token may read its KB but not write it (403, not 404: it knows the KB).
+        for (m, uri, body) in routes("a") {
+            let r = call(&app, m.clone(), &uri, Some(ro_a), body).await;
+            let expected = if m == Method::GET {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(r.status, expected, "[{n}] read token {m} {uri}: {}", r.json);
+        }
+        // Backlinks leave out the link from b.
+        let r = call(
+            &app,
+            Method::GET,
+            "/v1/kbs/a/entries/doc/one/backlinks",
+            Some(ro_a),
+            None,
+        )
+        .await;
+        let sources: Vec<&str> = r.json["backlinks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["source"]["kb"].as_str().unwrap())
+            .collect();
+        assert_eq!(sources, ["a"], "[{n}] {}", r.json);
+        let r = call(
+            &app,
+            Method::GET,
+            "/v1/kbs/a/entries/doc/one/backlinks",
+            Some(admin),
+            None,
+        )
+        .await;
+        assert_eq!(r.json["backlinks"].as_array().unwrap().len(), 2);
+        // Search across KBs and the KB list show only what the token may read.
+        let r = call(
+            &app,
+            Method::GET,
+            "/v1/search?q=shared&mode=keyword",
+            Some(ro_a),
+            None,
+        )
+        .await;
+        let kbs: Vec<&str> = r.json["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["kb"].as_str().unwrap())
+            .collect();
+        assert_eq!(kbs, ["a"], "[{n}] {}", r.json);
+        let r = call(
+            &app,
+            Method::GET,
+            "/v1/search?q=shared&mode=keyword&kb=b",
+            Some(ro_a),
+            None,
+        )
+        .await;
+        assert_eq!(r.json["hits"], json!([]), "[{n}] asking for b explicitly");
+        let r = call(
+            &app,
+            Method::GET,
+            "/v1/search?q=shared&mode=keyword",
+            Some(admin),
+            None,
+        )
+        .await;
+        assert_eq!(r.json["hits"].as_array().unwrap().len(), 2);
+        let r = call(&app, Method::GET, "/v1/kbs", Some(ro_a), None).await;
+        assert_eq!(r.json["kbs"].as_array().unwrap().len(), 1);
+        assert_eq!(r.json["kbs"][0]["name"], "a");
+        // The read-write token writes its KB; creating KBs is for admins.
+        let r = call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/a/entries/new",
+            Some(rw_a),
+            Some(json!({"title": "n"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "[{n}] {}", r.json);
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/kbs",
+            Some(rw_a),
+            Some(json!({"name": "c"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/kbs",
+            Some(admin),
+            Some(json!({"name": "c"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        // A revoked token stops working at once.
+        let list = kb_server::auth::list_tokens(s.as_ref()).await.unwrap();
+        let ro = list.iter().find(|t| t.name == "ro-a").unwrap();
+        assert!(kb_server::auth::revoke_token(s.as_ref(), ro.id())
+            .await
+            .unwrap());
+        let r = call(&app, Method::GET, "/v1/kbs/a", Some(ro_a), None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        // No response carries a token or a hash.
+        assert!(!r.json.to_string().contains(&ro.hash));
+    }
+}
+
+#[tokio::test]
+async fn non_loopback_without_tokens_refuses_to_start() {
+    for b in backends("exposure") {
+        let opts = ServeOptions {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            ..Default::default()
+        };
+        let err = kb_server::serve(b.config.clone(), opts, async {})
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("--no-auth") && msg.contains("kb token create"),
+            "[{}] {msg}",
+            b.name
+        );
+    }
+}
+
+/// A real server on 127.0.0.1:0 with its embedding worker: an entry written over HTTP
+/// becomes findable by keyword at once and by hybrid search once the worker embedded it;
+/// /readyz reports the store; shutdown stops everything.
+#[tokio::test]
+async fn served_over_tcp_with_worker_keyword_hybrid_and_readyz() {
+    for b in backends("served") {
+        let state = AppState::open(&b.config, false).await.unwrap();
+        assert_eq!(b.config.embed_workers, 1);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(kb_server::serve_listener(
+            state,
+            listener,
+            ServeOptions::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let http = reqwest::Client::new();
+        let n = b.name;
+
+        let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let ready: Value = r.json().await.unwrap();
+        assert_eq!(ready["status"], "ready", "[{n}] {ready}");
+        assert!(ready["schema_version"].as_u64().unwrap() > 0);
+        assert_eq!(ready["backend"], n);
+        assert_eq!(ready["embedder"]["ready"], true);
+        assert!(ready["pool"]["max_size"].as_u64().unwrap() > 0);
+
+        let r = http
+            .post(format!("{base}/v1/kbs"))
+            .json(&json!({"name": "notes"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = http
+            .put(format!("{base}/v1/kbs/notes/entries/adr/postgres"))
+            .json(&json!({"title": "Postgres over MongoDB", "body": "We chose a relational database for the metadata service."}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers().get("x-request-id").is_some(),
+            "request ids are propagated"
+        );
+
+        let r: Value = http
+            .get(format!(
+                "{base}/v1/kbs/notes/search?q=relational&mode=keyword"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["hits"][0]["id"], "adr/postgres", "[{n}] {r}");
+        assert!(r["hits"][0]["highlights"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty()));
+
+        // The worker embeds the entry; then hybrid search runs both legs.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let hybrid = loop {
+            let r: Value = http
+                .get(format!(
+                    "{base}/v1/search?q=relational%20database&mode=hybrid&explain=true"
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if r["legs"].as_array().is_some_and(|l| l.len() == 2) {
+                break r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "[{n}] the worker never embedded the entry: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(hybrid["hits"][0]["id"], "adr/postgres", "[{n}] {hybrid}");
+        assert!(
+            hybrid["hits"][0]["explanation"]["semantic"].is_object(),
+            "{hybrid}"
+        );
+        let semantic: Value = http
+            .get(format!(
+                "{base}/v1/kbs/notes/search?q=relational%20database&mode=semantic"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            semantic["hits"][0]["id"], "adr/postgres",
+            "[{n}] {semantic}"
+        );
+
+        stop.send(()).unwrap();
+        let done = tokio::time::timeout(Duration::from_secs(20), server).await;
+        assert!(
+            matches!(done, Ok(Ok(Ok(())))),
+            "[{n}] the server did not shut down cleanly"
+        );
+        assert!(
+            http.get(format!("{base}/healthz")).send().await.is_err(),
+            "stopped accepting"
+        );
+    }
+}
+
+/// Open access ends once a token exists (within the 2 s cache), without a restart;
+/// `--no-auth` keeps everything open even with tokens.
+#[tokio::test]
+async fn first_token_closes_open_access_and_no_auth_keeps_it_open() {
+    for b in backends("openness") {
+        let (state, app) = app_for(&b).await;
+        state
+            .store
+            .create_kb(&NewKnowledgeBase::persistent("k"))
+            .await
+            .unwrap();
+        assert_eq!(get(&app, "/v1/kbs/k").await.status, StatusCode::OK);
+        create_token(state.store.as_ref(), Scope::Read, &["k".into()], "")
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while get(&app, "/v1/kbs/k").await.status != StatusCode::UNAUTHORIZED {
+            assert!(Instant::now() < deadline, "[{}] still open", b.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let open = kb_server::router(AppState::open(&b.config, true).await.unwrap());
+        assert_eq!(
+            get(&open, "/v1/kbs/k").await.status,
+            StatusCode::OK,
+            "[{}] --no-auth",
+            b.name
+        );
+    }
+}
