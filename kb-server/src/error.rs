@@ -143,6 +143,11 @@ impl From<StorageError> for ApiError {
                     "the database is unavailable right now; retry shortly",
                 )
             }
+            StorageError::Aborted { .. } => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "aborted",
+                "the write was aborted by a concurrent one and nothing was written; retry it",
+            ),
             StorageError::Timeout { .. } => {
                 tracing::warn!(error = %e, "storage timed out");
                 Self::new(

@@ -32,6 +32,11 @@ pub enum StorageError {
     #[error("conflict: {message}")]
     Conflict { message: String },
 
+    /// The database aborted the transaction because of a concurrent one (a deadlock or a
+    /// serialization failure); nothing was written, and the same call can simply be retried.
+    #[error("the write was aborted by a concurrent one; nothing was written, retry it: {message}")]
+    Aborted { message: String },
+
     /// The caller passed a value the protocol does not accept (bad id, oversized field…).
     #[error("invalid input: {message}")]
     InvalidInput { message: String },
@@ -119,6 +124,25 @@ impl StorageError {
 
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Timeout { .. } | Self::Aborted { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_retryable_and_conflicts_are_not() {
+        let aborted = StorageError::Aborted {
+            message: "deadlock".into(),
+        };
+        assert!(aborted.is_retryable());
+        assert!(aborted.to_string().contains("retry"));
+        assert!(!StorageError::conflict("a lease is held").is_retryable());
+        assert!(!StorageError::invalid_input("bad").is_retryable());
     }
 }

@@ -32,8 +32,12 @@ pub(crate) fn map_pg(e: tokio_postgres::Error, endpoint: &str) -> StorageError {
             source: Some(Box::new(e)),
         },
         SqlState::T_R_SERIALIZATION_FAILURE | SqlState::T_R_DEADLOCK_DETECTED => {
-            StorageError::Conflict {
-                message: "the transaction conflicted with a concurrent one; retry it".into(),
+            StorageError::Aborted {
+                message: if code == SqlState::T_R_DEADLOCK_DETECTED {
+                    "deadlock detected".into()
+                } else {
+                    "serialization failure".into()
+                },
             }
         }
         SqlState::FOREIGN_KEY_VIOLATION => StorageError::NotFound {

@@ -738,7 +738,9 @@ impl Store for PgStore {
         )
         .await
         .map_err(&pg)?;
-        // Binary COPY into the staging table, then one INSERT … ON CONFLICT from it.
+        // Binary COPY into the staging table, then one INSERT … ON CONFLICT from it, in key
+        // order: rows are locked in the order they are inserted, so two batches holding the
+        // same keys in opposite orders would otherwise deadlock.
         let sink = tx
             .copy_in(
                 "COPY kb_staging (ord, kb, id, entry_type, title, summary, body, tags_text, tags, links, \
@@ -822,7 +824,7 @@ impl Store for PgStore {
                  content_hash, text_hash) \
                  SELECT kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, metadata, date, \
                  importance, status, assignee, lifecycle, source_path, $1, $1, content_hash, text_hash \
-                 FROM kb_staging ORDER BY ord \
+                 FROM kb_staging ORDER BY kb COLLATE \"C\", id COLLATE \"C\" \
                  ON CONFLICT (kb, id) DO UPDATE SET entry_type = EXCLUDED.entry_type, title = EXCLUDED.title, \
                  summary = EXCLUDED.summary, body = EXCLUDED.body, tags_text = EXCLUDED.tags_text, \
                  tags = EXCLUDED.tags, links = EXCLUDED.links, sources = EXCLUDED.sources, \
