@@ -6,6 +6,8 @@
 //! lost, a verification that found differences); 2 an error (bad configuration or
 //! arguments, database unreachable, …).
 
+mod admin;
+mod args;
 mod output;
 mod progress;
 
@@ -14,310 +16,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use kb_app::{
-    choose_kb, embedding, export, import, migrate, status, sync, AppError, Config, ConfigOverrides,
-    EmbedderChoice, OpenMode, OpenStore,
+    choose_kb, embedding, export, import, sync, AppError, Config, ConfigOverrides, EmbedderChoice,
+    OpenMode, OpenStore,
 };
 use search_hybrid::{SearchMode, SearchRequest};
-use storage_core::{
-    ClaimOutcome, EntryKey, Filter, LifecycleFilter, NewKnowledgeBase, SortField, SortOrder,
-};
+use storage_core::{ClaimOutcome, EntryKey, Filter, LifecycleFilter, SortField, SortOrder};
 
+use crate::args::{Cli, Command, IndexCommand};
 use crate::output::Out;
 use crate::progress::Bar;
-
-#[derive(Parser)]
-#[command(
-    name = "kb",
-    version,
-    about = "Storage and search for knowledge bases and agent memory"
-)]
-struct Cli {
-    /// Database: sqlite:PATH, a file path, or postgres://… (default: KB_DATABASE_URL,
-    /// DATABASE_URL, kb.toml, then .kb/index.db).
-    #[arg(long, global = true, value_name = "URL")]
-    db: Option<String>,
-    /// Configuration file, or a folder holding kb.toml (default: ./kb.toml).
-    #[arg(long, global = true, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// One JSON object on stdout instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    /// Print only errors.
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    /// More detail: causes of errors, log lines (-vv for debug logs).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Create the store and a commented kb.toml.
-    Init {
-        /// Folder to initialise (default: the current one).
-        dir: Option<PathBuf>,
-        /// Also create this knowledge base (default: notes).
-        #[arg(long)]
-        kb: Option<String>,
-    },
-    /// Sync a folder of markdown notes into a knowledge base.
-    Sync(SyncArgs),
-    /// Index commands (`kb index sync` is `kb sync`).
-    Index {
-        #[command(subcommand)]
-        command: IndexCommand,
-    },
-    /// Write every entry of a KB as a markdown file with frontmatter.
-    Export {
-        dir: PathBuf,
-        #[arg(long)]
-        kb: Option<String>,
-    },
-    /// Import a JSONL file (BEIR-style {"_id","title","text"} lines).
-    Import {
-        file: PathBuf,
-        #[arg(long)]
-        kb: Option<String>,
-        /// Leave the embedding queue for `kb embed` or a server's worker.
-        #[arg(long)]
-        no_embed: bool,
-    },
-    /// Search entries.
-    Search(SearchArgs),
-    /// Show one entry.
-    Get {
-        id: String,
-        #[arg(long)]
-        kb: Option<String>,
-    },
-    /// List entries.
-    List(ListArgs),
-    /// Write one entry from a markdown file (with frontmatter) or stdin (`-`).
-    Put {
-        /// A markdown file, or `-` for stdin (default).
-        file: Option<PathBuf>,
-        #[arg(long)]
-        kb: Option<String>,
-        /// Id when the frontmatter has none (default: the file name).
-        #[arg(long)]
-        id: Option<String>,
-    },
-    /// Delete one entry.
-    Rm {
-        id: String,
-        #[arg(long)]
-        kb: Option<String>,
-    },
-    /// Entries linking to an entry.
-    Backlinks {
-        id: String,
-        #[arg(long)]
-        kb: Option<String>,
-    },
-    /// Dated entries, oldest first.
-    Timeline {
-        #[arg(long)]
-        kb: Option<String>,
-        /// From this date (YYYY-MM-DD).
-        #[arg(long)]
-        from: Option<chrono::NaiveDate>,
-        /// Up to this date (YYYY-MM-DD).
-        #[arg(long)]
-        to: Option<chrono::NaiveDate>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
-    /// Embed every queued entry.
-    Embed {
-        /// Concurrent workers (default: one per core, at most 4).
-        #[arg(long)]
-        workers: Option<usize>,
-    },
-    /// Embed every entry again (all of them, or one KB's), e.g. after changing the
-    /// passage settings or when vectors look stale.
-    Reembed {
-        #[arg(long)]
-        kb: Option<String>,
-        /// The store holds another model's vectors: forget them all and embed every entry
-        /// with the configured model (every KB; stop servers' workers first).
-        #[arg(long)]
-        reset: bool,
-        #[arg(long)]
-        workers: Option<usize>,
-    },
-    /// Atomically move a task from one status to another and assign it.
-    Claim {
-        id: String,
-        #[arg(long)]
-        kb: Option<String>,
-        /// Expected current status (`none` for no status).
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to: String,
-        /// The assignee.
-        #[arg(long = "as", value_name = "NAME")]
-        assignee: String,
-    },
-    /// Knowledge bases.
-    Kb {
-        #[command(subcommand)]
-        command: KbCommand,
-    },
-    /// Remove expired ephemeral knowledge bases.
-    Gc,
-    /// Copy every KB, entry, setting, star, collection and vector to another store.
-    Migrate {
-        #[arg(long, value_name = "URL")]
-        from: String,
-        #[arg(long, value_name = "URL")]
-        to: String,
-        /// Compare both stores afterwards (counts, checksums, vectors bit for bit).
-        #[arg(long)]
-        verify: bool,
-    },
-    /// Backend, versions, embedding space, counts, queue and pool.
-    Status,
-    /// Serve the HTTP JSON API (with the background embedding workers) until Ctrl-C or SIGTERM.
-    Serve {
-        /// Address to listen on. A non-loopback address needs an access token (`kb token
-        /// create`) or --no-auth.
-        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// Serve without authentication, even on a non-loopback address.
-        #[arg(long)]
-        no_auth: bool,
-    },
-    /// Access tokens for `kb serve`.
-    Token {
-        #[command(subcommand)]
-        command: TokenCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token and print it once (only its hash is stored).
-    Create {
-        /// A knowledge base the token may use (repeat for several).
-        #[arg(long)]
-        kb: Vec<String>,
-        /// Read and write (default: read only).
-        #[arg(long)]
-        write: bool,
-        /// Everything, on every knowledge base.
-        #[arg(long, conflicts_with_all = ["kb", "write"])]
-        admin: bool,
-        /// A name to recognise it by in `kb token list`.
-        #[arg(long, default_value = "")]
-        name: String,
-    },
-    /// List tokens (ids, scopes, knowledge bases; never the tokens).
-    List,
-    /// Revoke a token by the id `kb token list` shows.
-    Revoke { id: String },
-}
-
-#[derive(Subcommand)]
-enum IndexCommand {
-    Sync(SyncArgs),
-}
-
-#[derive(Args)]
-struct SyncArgs {
-    /// The folder of markdown notes.
-    dir: PathBuf,
-    /// Knowledge base (default: kb.toml's default_kb, the only KB, or the folder's name).
-    #[arg(long)]
-    kb: Option<String>,
-    /// Keep syncing as files change, until Ctrl-C.
-    #[arg(long)]
-    watch: bool,
-    /// Show what would change; write nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Leave the embedding queue for `kb embed` or a server's worker.
-    #[arg(long)]
-    no_embed: bool,
-    /// Sync even though the KB was synced from another folder.
-    #[arg(long)]
-    force: bool,
-}
-
-#[derive(Args)]
-struct SearchArgs {
-    query: String,
-    #[arg(long, default_value = "hybrid", value_parser = ["keyword", "semantic", "hybrid"])]
-    mode: String,
-    #[arg(long)]
-    kb: Vec<String>,
-    #[arg(long = "type")]
-    entry_type: Vec<String>,
-    /// A tag or a tag prefix (`topic` matches `topic/rust`).
-    #[arg(long)]
-    tag: Option<String>,
-    #[arg(long, default_value_t = 10)]
-    limit: usize,
-    #[arg(long, default_value_t = 0)]
-    offset: usize,
-    /// Show each leg's rank and score.
-    #[arg(long)]
-    explain: bool,
-    /// Match any of the words (free text) instead of the query language.
-    #[arg(long)]
-    any: bool,
-}
-
-#[derive(Args)]
-struct ListArgs {
-    #[arg(long)]
-    kb: Option<String>,
-    #[arg(long = "type")]
-    entry_type: Vec<String>,
-    /// A tag or a tag prefix.
-    #[arg(long)]
-    tag: Option<String>,
-    #[arg(long)]
-    status: Vec<String>,
-    /// Only entries whose file is under this folder.
-    #[arg(long)]
-    path: Option<String>,
-    #[arg(long, value_parser = ["updated", "created", "title", "date", "importance"], default_value = "updated")]
-    sort: String,
-    #[arg(long)]
-    asc: bool,
-    #[arg(long, default_value_t = 50)]
-    limit: usize,
-    #[arg(long, default_value_t = 0)]
-    offset: usize,
-    /// Archived entries too.
-    #[arg(long)]
-    all: bool,
-}
-
-#[derive(Subcommand)]
-enum KbCommand {
-    /// Create a knowledge base.
-    Create {
-        name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Removed by `kb gc` once its TTL has passed.
-        #[arg(long)]
-        ephemeral: bool,
-        /// Time to live of an ephemeral KB (e.g. 1h, 30m, 7d).
-        #[arg(long, default_value = "1h")]
-        ttl: String,
-    },
-    /// List knowledge bases.
-    List,
-    /// Delete a knowledge base with everything in it.
-    Rm { name: String },
-}
 
 /// What a command ends with.
 enum Done {
@@ -706,84 +415,8 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             out.timeline(&entries);
             Ok(Done::Ok)
         }
-        Command::Reembed { kb, reset, workers } => {
-            let (config, store) = open(db, &g, OpenMode::Existing).await?;
-            let Some(embedder) = embedding::open_embedder(&config.embedder).await? else {
-                return Err(AppError::usage(
-                    "embedder.provider is \"none\": nothing to embed with",
-                ));
-            };
-            let s = store.store();
-            let mut filter = Filter::new().lifecycle(LifecycleFilter::Any);
-            if let Some(kb) = &kb {
-                filter = filter.kb(kb);
-            }
-            let queued =
-                embedding::requeue_all(s.clone(), embedder.as_ref(), &filter, reset).await?;
-            out.note(&format!("queued {queued} entries"));
-            let stats = embedding::embed_queue(
-                s,
-                embedder,
-                workers.unwrap_or_else(embedding::default_workers),
-                &bar(),
-            )
-            .await?;
-            out.value(
-                &serde_json::json!({
-                    "queued": queued, "embedded": stats.embedded, "passages": stats.passages,
-                    "retrying": stats.retrying, "gave_up": stats.gave_up,
-                }),
-                || {
-                    format!(
-                        "re-embedded {} entries ({} passages)",
-                        stats.embedded, stats.passages
-                    )
-                },
-            );
-            Ok(if stats.gave_up > 0 {
-                Done::Partial
-            } else {
-                Done::Ok
-            })
-        }
-        Command::Embed { workers } => {
-            let (config, store) = open(db, &g, OpenMode::Existing).await?;
-            let Some(embedder) = embedding::open_embedder(&config.embedder).await? else {
-                return Err(AppError::usage(
-                    "embedder.provider is \"none\": nothing to embed with",
-                ));
-            };
-            let stats = embedding::embed_queue(
-                store.store(),
-                embedder,
-                workers.unwrap_or_else(embedding::default_workers),
-                &bar(),
-            )
-            .await?;
-            out.value(
-                &serde_json::json!({
-                    "embedded": stats.embedded, "passages": stats.passages,
-                    "retrying": stats.retrying, "gave_up": stats.gave_up,
-                }),
-                || {
-                    format!(
-                        "embedded {} entries ({} passages){}",
-                        stats.embedded,
-                        stats.passages,
-                        if stats.gave_up > 0 {
-                            format!(", {} given up", stats.gave_up)
-                        } else {
-                            String::new()
-                        }
-                    )
-                },
-            );
-            Ok(if stats.gave_up > 0 {
-                Done::Partial
-            } else {
-                Done::Ok
-            })
-        }
+        Command::Reembed { kb, reset, workers } => embed(&g, out, Some((kb, reset)), workers).await,
+        Command::Embed { workers } => embed(&g, out, None, workers).await,
         Command::Claim {
             id,
             kb,
@@ -819,233 +452,7 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                 }),
             }
         }
-        Command::Kb { command } => {
-            let mode = if matches!(command, KbCommand::Create { .. }) {
-                OpenMode::Create
-            } else {
-                OpenMode::Existing
-            };
-            let (_config, store) = open(db, &g, mode).await?;
-            let s = store.store();
-            match command {
-                KbCommand::Create {
-                    name,
-                    description,
-                    ephemeral,
-                    ttl,
-                } => {
-                    let new = if ephemeral {
-                        let d = humantime::parse_duration(&ttl).map_err(|e| {
-                            AppError::usage(format!("--ttl {ttl:?}: {e} (write e.g. 30m, 1h, 7d)"))
-                        })?;
-                        let d = chrono::Duration::from_std(d)
-                            .map_err(|_| AppError::usage(format!("--ttl {ttl:?} is too long")))?;
-                        NewKnowledgeBase::ephemeral(&name, d)
-                    } else {
-                        NewKnowledgeBase::persistent(&name)
-                    }
-                    .description(description);
-                    let kb = s.create_kb(&new).await?;
-                    out.value(&kb, || match kb.expires_at {
-                        Some(t) => format!("created {} (expires {})", kb.name, t.to_rfc3339()),
-                        None => format!("created {}", kb.name),
-                    });
-                }
-                KbCommand::List => {
-                    let kbs = s.list_kbs().await?;
-                    let mut rows = Vec::new();
-                    for kb in &kbs {
-                        let n = s.count_entries(&Filter::new().kb(&kb.name)).await?;
-                        rows.push((kb.clone(), n));
-                    }
-                    out.kbs(&rows);
-                }
-                KbCommand::Rm { name } => {
-                    if !s.delete_kb(&name).await? {
-                        return Err(AppError::NotFound {
-                            what: format!("knowledge base {name}"),
-                        });
-                    }
-                    out.value(&serde_json::json!({"deleted": name}), || {
-                        format!("deleted {name}")
-                    });
-                }
-            }
-            Ok(Done::Ok)
-        }
-        Command::Gc => {
-            let (_config, store) = open(db, &g, OpenMode::Existing).await?;
-            let removed = store.store().gc_expired(chrono::Utc::now()).await?;
-            out.value(&serde_json::json!({"removed": removed}), || {
-                if removed.is_empty() {
-                    "nothing expired".to_owned()
-                } else {
-                    removed
-                        .iter()
-                        .map(|r| format!("removed {} ({} entries)", r.name, r.entries))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                }
-            });
-            Ok(Done::Ok)
-        }
-        Command::Migrate { from, to, verify } => {
-            let base = Config::load(&ConfigOverrides {
-                db: Some(from.clone()),
-                config: g.config.clone(),
-                cwd: None,
-            })?;
-            let target_cfg = Config::load(&ConfigOverrides {
-                db: Some(to.clone()),
-                config: g.config.clone(),
-                cwd: None,
-            })?;
-            let source = OpenStore::open(&base.database, OpenMode::Existing).await?;
-            let target = OpenStore::open(&target_cfg.database, OpenMode::Create).await?;
-            let report = migrate::migrate(&source, &target, base.batch_size, &bar()).await?;
-            let checked = match verify {
-                true => Some(migrate::verify(&source, &target).await?),
-                false => None,
-            };
-            out.value(
-                &serde_json::json!({"migrate": report, "verify": checked}),
-                || {
-                    let mut t = report.summary();
-                    if let Some(v) = &checked {
-                        t.push('\n');
-                        t.push_str(&v.summary());
-                    }
-                    t
-                },
-            );
-            Ok(match checked {
-                Some(v) if !v.equal => Done::Partial,
-                _ => Done::Ok,
-            })
-        }
-        Command::Status => {
-            let (config, store) = open(db, &g, OpenMode::Existing).await?;
-            let r = status::status(&store, &config).await?;
-            out.status(&r);
-            Ok(Done::Ok)
-        }
-        Command::Serve { listen, no_auth } => {
-            let config = Config::load(&ConfigOverrides {
-                db: db.map(str::to_owned),
-                config: g.config.clone(),
-                cwd: None,
-            })?;
-            let opts = kb_server::ServeOptions {
-                listen,
-                no_auth,
-                ..Default::default()
-            };
-            out.note(&format!(
-                "serving {} on http://{listen} (Ctrl-C stops)",
-                config.database.display_location()
-            ));
-            kb_server::serve(config, opts, shutdown_signal()).await?;
-            Ok(Done::Ok)
-        }
-        Command::Token { command } => {
-            let (_config, store) = open(db, &g, OpenMode::Create).await?;
-            let s = store.store();
-            match command {
-                TokenCommand::Create {
-                    kb,
-                    write,
-                    admin,
-                    name,
-                } => {
-                    let scope = match (admin, write) {
-                        (true, _) => kb_server::auth::Scope::Admin,
-                        (false, true) => kb_server::auth::Scope::ReadWrite,
-                        (false, false) => kb_server::auth::Scope::Read,
-                    };
-                    if !admin && kb.is_empty() {
-                        return Err(AppError::usage(
-                            "name the knowledge bases the token may use with --kb NAME (or --admin for all)",
-                        ));
-                    }
-                    let (record, token) =
-                        kb_server::auth::create_token(s.as_ref(), scope, &kb, &name).await?;
-                    out.value(
-                        &serde_json::json!({"token": token, "id": record.id(), "scope": record.scope, "kbs": record.kbs, "name": record.name}),
-                        || {
-                            format!(
-                                "{token}\ncreated token {} ({}{}); it is shown only now, keep it safe",
-                                record.id(),
-                                record.scope,
-                                if record.kbs.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!(" on {}", record.kbs.join(", "))
-                                }
-                            )
-                        },
-                    );
-                }
-                TokenCommand::List => {
-                    let tokens = kb_server::auth::list_tokens(s.as_ref()).await?;
-                    let rows: Vec<_> = tokens
-                        .iter()
-                        .map(|t| serde_json::json!({"id": t.id(), "scope": t.scope, "kbs": t.kbs, "name": t.name, "created_at": t.created_at}))
-                        .collect();
-                    out.value(&serde_json::json!({"tokens": rows}), || {
-                        if tokens.is_empty() {
-                            return "no tokens (kb serve on a loopback address is open to every local user)".to_owned();
-                        }
-                        tokens
-                            .iter()
-                            .map(|t| {
-                                format!(
-                                    "{}  {:<10} {:<20} {}  {}",
-                                    t.id(),
-                                    t.scope.to_string(),
-                                    if t.kbs.is_empty() { "*".to_owned() } else { t.kbs.join(",") },
-                                    t.created_at.format("%Y-%m-%d %H:%M"),
-                                    t.name
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    });
-                }
-                TokenCommand::Revoke { id } => {
-                    if !kb_server::auth::revoke_token(s.as_ref(), &id).await? {
-                        return Err(AppError::NotFound {
-                            what: format!("token {id}"),
-                        });
-                    }
-                    out.value(&serde_json::json!({"revoked": id}), || {
-                        format!("revoked {id}")
-                    });
-                }
-            }
-            Ok(Done::Ok)
-        }
-    }
-}
-
-/// Completes on Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        command => admin::run(command, &g, out).await,
     }
 }
 
@@ -1138,7 +545,61 @@ async fn embed_after_write(store: &OpenStore, config: &Config, out: &Out) -> Res
     Ok(())
 }
 
-#[allow(dead_code)]
-fn is_tty() -> bool {
-    std::io::stdout().is_terminal()
+/// `kb embed` (what is queued) and `kb reembed` (`requeue`: every entry of one KB or all,
+/// resetting the store's model when asked).
+async fn embed(
+    g: &Globals,
+    out: &Out,
+    requeue: Option<(Option<String>, bool)>,
+    workers: Option<usize>,
+) -> Result<Done, AppError> {
+    let (config, store) = open(g.db.as_deref(), g, OpenMode::Existing).await?;
+    let Some(embedder) = embedding::open_embedder(&config.embedder).await? else {
+        return Err(AppError::usage(
+            "embedder.provider is \"none\": nothing to embed with",
+        ));
+    };
+    let s = store.store();
+    let mut queued = None;
+    if let Some((kb, reset)) = requeue {
+        let mut filter = Filter::new().lifecycle(LifecycleFilter::Any);
+        if let Some(kb) = &kb {
+            filter = filter.kb(kb);
+        }
+        let n = embedding::requeue_all(s.clone(), embedder.as_ref(), &filter, reset).await?;
+        out.note(&format!("queued {n} entries"));
+        queued = Some(n);
+    }
+    let workers = workers.unwrap_or_else(embedding::default_workers);
+    let stats =
+        embedding::embed_queue(s, embedder, workers, &Bar::new(!out.quiet && !out.json)).await?;
+    let mut json = serde_json::json!({
+        "embedded": stats.embedded, "passages": stats.passages,
+        "retrying": stats.retrying, "gave_up": stats.gave_up,
+    });
+    if let Some(n) = queued {
+        json["queued"] = n.into();
+    }
+    out.value(&json, || {
+        format!(
+            "{} {} entries ({} passages){}",
+            if queued.is_some() {
+                "re-embedded"
+            } else {
+                "embedded"
+            },
+            stats.embedded,
+            stats.passages,
+            if stats.gave_up > 0 {
+                format!(", {} given up", stats.gave_up)
+            } else {
+                String::new()
+            }
+        )
+    });
+    Ok(if stats.gave_up > 0 {
+        Done::Partial
+    } else {
+        Done::Ok
+    })
 }
