@@ -163,3 +163,25 @@ pub async fn requeue_all(
         Err(e) => Err(e.into()),
     }
 }
+
+/// One search hit as the front ends show it in JSON (`kb search --json`, the HTTP API):
+/// the entry's identity and labels, the score and the snippet, not the whole body.
+pub fn hit_json(h: &search_hybrid::Hit, explain: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "rank": h.rank,
+        "score": h.score,
+        "kb": h.entry.kb,
+        "id": h.entry.id,
+        "title": h.entry.title,
+        "type": h.entry.entry_type,
+        "tags": h.entry.tags,
+        "status": h.entry.status,
+        "path": h.entry.source_path,
+        "snippet": h.snippet.text,
+        "highlights": h.snippet.highlights,
+    });
+    if explain {
+        v["explanation"] = serde_json::to_value(&h.explanation).unwrap_or_default();
+    }
+    v
+}

@@ -4,45 +4,13 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use storage_core::{Link, NewEntry, Source, Store};
+use serde::Serialize;
+use storage_core::{NewEntry, Store};
 
 use crate::error::{AppError, Result};
+use crate::input::EntryInput;
 use crate::sync::ensure_kb;
 use crate::Progress;
-
-/// One line of the file. BEIR's `_id`/`text` and the store's own `id`/`body` both work.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line {
-    #[serde(alias = "_id")]
-    id: Value,
-    #[serde(default)]
-    title: String,
-    #[serde(default, alias = "text")]
-    body: String,
-    #[serde(default)]
-    summary: String,
-    #[serde(default, rename = "type")]
-    entry_type: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    links: Vec<Link>,
-    #[serde(default)]
-    sources: Vec<Source>,
-    #[serde(default)]
-    metadata: Map<String, Value>,
-    #[serde(default)]
-    date: Option<chrono::NaiveDate>,
-    #[serde(default)]
-    importance: i32,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    assignee: Option<String>,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LineFailure {
@@ -132,30 +100,19 @@ pub async fn import_jsonl(
 }
 
 fn parse_line(kb: &str, text: &str) -> std::result::Result<NewEntry, String> {
-    let line: Line = serde_json::from_str(text).map_err(|e| {
+    let line: EntryInput = serde_json::from_str(text).map_err(|e| {
         let msg = e.to_string();
         msg.split(" at line ").next().unwrap_or(&msg).to_owned()
     })?;
-    let id = match line.id {
-        Value::String(s) => s,
-        Value::Number(n) => n.to_string(),
-        _ => return Err("`_id` must be a string or a number".into()),
-    };
-    let mut e = NewEntry::new(kb, id);
-    e.title = line.title;
-    e.body = line.body;
-    e.summary = line.summary;
-    if let Some(t) = line.entry_type {
-        e.entry_type = t;
+    if line.kb.as_deref().is_some_and(|k| k != kb) {
+        return Err(format!(
+            "`kb` {:?} differs from the KB imported into ({kb})",
+            line.kb
+        ));
     }
-    e.tags = line.tags;
-    e.links = line.links;
-    e.sources = line.sources;
-    e.metadata = line.metadata;
-    e.date = line.date;
-    e.importance = line.importance;
-    e.status = line.status;
-    e.assignee = line.assignee;
+    let id = line.id.clone().ok_or("missing field `_id`")?;
     // Validated here so one bad line cannot fail its whole batch.
-    e.normalized().map_err(|err| err.to_string())
+    line.into_entry(kb, id)
+        .normalized()
+        .map_err(|err| err.to_string())
 }

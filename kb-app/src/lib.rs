@@ -12,6 +12,7 @@ pub mod embedding;
 pub mod error;
 pub mod export;
 pub mod import;
+pub mod input;
 pub mod links;
 pub mod markdown;
 pub mod migrate;

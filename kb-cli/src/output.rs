@@ -149,24 +149,7 @@ impl Out {
             let hits: Vec<_> = res
                 .hits
                 .iter()
-                .map(|h| {
-                    let mut v = serde_json::json!({
-                        "rank": h.rank,
-                        "score": h.score,
-                        "kb": h.entry.kb,
-                        "id": h.entry.id,
-                        "title": h.entry.title,
-                        "type": h.entry.entry_type,
-                        "tags": h.entry.tags,
-                        "path": h.entry.source_path,
-                        "snippet": h.snippet.text,
-                        "highlights": h.snippet.highlights,
-                    });
-                    if explain {
-                        v["explanation"] = serde_json::to_value(&h.explanation).unwrap_or_default();
-                    }
-                    v
-                })
+                .map(|h| kb_app::embedding::hit_json(h, explain))
                 .collect();
             self.print_json(&serde_json::json!({
                 "query": query,

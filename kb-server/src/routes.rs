@@ -14,10 +14,10 @@ use axum::{Extension, Json};
 use chrono::NaiveDate;
 use search_hybrid::{SearchMode, SearchRequest, SearchResponse};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use storage_core::{
-    ClaimOutcome, Entry, EntryKey, Filter, Lifecycle, LifecycleFilter, Link, NewEntry,
-    NewKnowledgeBase, SortField, SortOrder, Source,
+    ClaimOutcome, Entry, EntryKey, Filter, LifecycleFilter, NewEntry, NewKnowledgeBase, SortField,
+    SortOrder,
 };
 
 use crate::auth::Access;
@@ -52,92 +52,41 @@ pub struct KbInput {
     pub ttl_secs: Option<u64>,
 }
 
-/// An entry as written through the API: `storage_core::NewEntry` with strict fields, the
-/// KB taken from the path (a `kb` field, if given, must match it) and, for PUT, the id too.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EntryInput {
-    #[serde(default)]
-    pub kb: Option<String>,
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub entry_type: Option<String>,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub summary: String,
-    #[serde(default)]
-    pub body: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub links: Vec<Link>,
-    #[serde(default)]
-    pub sources: Vec<Source>,
-    #[serde(default)]
-    pub metadata: Map<String, Value>,
-    #[serde(default)]
-    pub date: Option<NaiveDate>,
-    #[serde(default)]
-    pub importance: i32,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub assignee: Option<String>,
-    #[serde(default)]
-    pub lifecycle: Lifecycle,
-    #[serde(default)]
-    pub source_path: Option<String>,
-}
+/// An entry as written through the API ([`kb_app::input::EntryInput`]): the KB taken from
+/// the path (a `kb` field, if given, must match it) and, for PUT, the id too.
+pub use kb_app::input::EntryInput;
 
-impl EntryInput {
-    fn into_new(
-        self,
-        kb: &str,
-        path_id: Option<&str>,
-        index: Option<usize>,
-    ) -> ApiResult<NewEntry> {
-        let at = index.map(|i| format!("entry [{i}]: ")).unwrap_or_default();
-        if let Some(k) = &self.kb {
-            if k != kb {
-                return Err(ApiError::unprocessable(format!(
-                    "{at}kb {k:?} differs from the knowledge base in the path ({kb})"
-                )));
-            }
+/// The entry an input writes, checked against the path (and, in a batch, named by its
+/// position in messages).
+fn entry_from(
+    input: EntryInput,
+    kb: &str,
+    path_id: Option<&str>,
+    index: Option<usize>,
+) -> ApiResult<NewEntry> {
+    let at = index.map(|i| format!("entry [{i}]: ")).unwrap_or_default();
+    if let Some(k) = &input.kb {
+        if k != kb {
+            return Err(ApiError::unprocessable(format!(
+                "{at}kb {k:?} differs from the knowledge base in the path ({kb})"
+            )));
         }
-        let id = match (path_id, self.id) {
-            (Some(p), Some(b)) if p != b => {
-                return Err(ApiError::unprocessable(format!(
-                    "{at}id {b:?} differs from the id in the path ({p:?})"
-                )))
-            }
-            (Some(p), _) => p.to_owned(),
-            (None, Some(b)) => b,
-            (None, None) => return Err(ApiError::unprocessable(format!("{at}missing field `id`"))),
-        };
-        let mut e = NewEntry::new(kb, id);
-        if let Some(t) = self.entry_type {
-            e.entry_type = t;
-        }
-        e.title = self.title;
-        e.summary = self.summary;
-        e.body = self.body;
-        e.tags = self.tags;
-        e.links = self.links;
-        e.sources = self.sources;
-        e.metadata = self.metadata;
-        e.date = self.date;
-        e.importance = self.importance;
-        e.status = self.status;
-        e.assignee = self.assignee;
-        e.lifecycle = self.lifecycle;
-        e.source_path = self.source_path;
-        // Validate here so the message can say which entry of a batch is wrong.
-        e.normalized()
-            .map_err(|err| ApiError::unprocessable(format!("{at}{}", strip_kind(&err))))?;
-        Ok(e)
     }
+    let id = match (path_id, input.id.clone()) {
+        (Some(p), Some(b)) if p != b => {
+            return Err(ApiError::unprocessable(format!(
+                "{at}id {b:?} differs from the id in the path ({p:?})"
+            )))
+        }
+        (Some(p), _) => p.to_owned(),
+        (None, Some(b)) => b,
+        (None, None) => return Err(ApiError::unprocessable(format!("{at}missing field `id`"))),
+    };
+    let e = input.into_entry(kb, id);
+    // Validate here so the message can say which entry of a batch is wrong.
+    e.normalized()
+        .map_err(|err| ApiError::unprocessable(format!("{at}{}", strip_kind(&err))))?;
+    Ok(e)
 }
 
 fn strip_kind(e: &storage_core::StorageError) -> String {
@@ -349,7 +298,7 @@ pub async fn upsert_batch(
     let entries = inputs
         .into_iter()
         .enumerate()
-        .map(|(i, e)| e.into_new(&kb, None, Some(i)))
+        .map(|(i, e)| entry_from(e, &kb, None, Some(i)))
         .collect::<ApiResult<Vec<_>>>()?;
     let stored = st.store.upsert_entries(&entries).await?;
     let written: Vec<Value> = stored
@@ -511,7 +460,7 @@ pub async fn entry_put(
     let EntryPath::Entry(id) = what else {
         return Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED));
     };
-    let entry = input.into_new(&kb, Some(&id), None)?;
+    let entry = entry_from(input, &kb, Some(&id), None)?;
     let stored = st.store.upsert_entry(&entry).await?;
     Ok(entry_response(StatusCode::OK, &stored))
 }
@@ -674,25 +623,7 @@ fn search_json(res: &SearchResponse, sp: &SearchParams) -> Value {
     let hits: Vec<Value> = res
         .hits
         .iter()
-        .map(|h| {
-            let mut v = json!({
-                "rank": h.rank,
-                "score": h.score,
-                "kb": h.entry.kb,
-                "id": h.entry.id,
-                "title": h.entry.title,
-                "type": h.entry.entry_type,
-                "tags": h.entry.tags,
-                "status": h.entry.status,
-                "path": h.entry.source_path,
-                "snippet": h.snippet.text,
-                "highlights": h.snippet.highlights,
-            });
-            if sp.explain {
-                v["explanation"] = serde_json::to_value(&h.explanation).unwrap_or_default();
-            }
-            v
-        })
+        .map(|h| kb_app::embedding::hit_json(h, sp.explain))
         .collect();
     json!({
         "query": sp.req.query,
