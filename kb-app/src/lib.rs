@@ -17,6 +17,7 @@ pub mod links;
 pub mod markdown;
 pub mod migrate;
 pub mod open;
+pub mod service;
 pub mod status;
 pub mod sync;
 pub mod watch;
@@ -24,6 +25,7 @@ pub mod watch;
 pub use config::{Config, ConfigOverrides, DatabaseConfig, EmbedderChoice};
 pub use error::{AppError, Result};
 pub use open::{OpenMode, OpenStore};
+pub use service::{join_workers, Services};
 
 /// Progress of long work, drawn by the front end (a bar, a log line, nothing).
 pub trait Progress: Send + Sync {

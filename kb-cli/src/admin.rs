@@ -141,6 +141,41 @@ pub(crate) async fn run(command: Command, g: &Globals, out: &Out) -> Result<Done
             kb_server::serve(config, opts, shutdown_signal()).await?;
             Ok(Done::Ok)
         }
+        Command::Mcp { read_only } => {
+            let config = Config::load(&ConfigOverrides {
+                db: db.map(str::to_owned),
+                config: g.config.clone(),
+                cwd: None,
+            })?;
+            // stdout carries the protocol: everything for people goes to the log (stderr).
+            let services = kb_app::Services::open(&config).await?;
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let workers = services
+                .start_workers(config.embed_workers, "mcp", stop_rx.clone())
+                .await;
+            let gc = services.start_gc(kb_app::service::GC_EVERY, stop_rx);
+            let access = if read_only {
+                kb_mcp::McpAccess::read_only()
+            } else {
+                kb_mcp::McpAccess::full()
+            };
+            let server = kb_mcp::KbMcp::new(
+                services,
+                kb_mcp::McpOptions {
+                    default_kb: config.default_kb.clone(),
+                    access,
+                },
+            );
+            let served = tokio::select! {
+                r = kb_mcp::serve_stdio(server) => r,
+                _ = shutdown_signal() => Ok(()),
+            };
+            let _ = stop_tx.send(true);
+            kb_app::join_workers(workers).await;
+            let _ = gc.await;
+            served?;
+            Ok(Done::Ok)
+        }
         Command::Token { command } => {
             let (_config, store) = open(db, g, OpenMode::Create).await?;
             let s = store.store();

@@ -169,6 +169,13 @@ pub(crate) enum Command {
         #[arg(long)]
         no_auth: bool,
     },
+    /// Serve the knowledge base to an agent over MCP on stdin/stdout (for desktop agents
+    /// that spawn it), with the background embedding workers, until stdin closes.
+    Mcp {
+        /// Offer only the tools that read: write tools are not even listed.
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Access tokens for `kb serve`.
     Token {
         #[command(subcommand)]

@@ -5,12 +5,14 @@
 //!   then it stops accepting, lets in-flight requests finish (bounded by
 //!   [`ServeOptions::shutdown_grace`]) and stops the workers after their current batch.
 //! - [`router`] is the whole HTTP surface over an [`AppState`], for in-process tests.
+//! - [`mcp`] mounts the MCP endpoint (`/mcp`, [`kb_mcp`]) behind the same tokens.
 //! - [`auth`] holds the bearer tokens (`kb token create`), [`error`] the one error shape.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod mcp;
 pub mod routes;
 pub mod state;
 
@@ -25,7 +27,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use embed::{EmbedWorker, WorkerConfig};
 use kb_app::{AppError, Config};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -119,8 +120,15 @@ pub async fn serve_listener(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let workers = start_workers(&state, stop_rx.clone()).await;
-    let app = router_with(state.clone(), &opts);
+    let workers = state
+        .services
+        .start_workers(state.embed_workers, "serve", stop_rx.clone())
+        .await;
+    let gc = state
+        .services
+        .start_gc(kb_app::service::GC_EVERY, stop_rx.clone());
+    let mcp_cancel = tokio_util::sync::CancellationToken::new();
+    let app = router_with(state.clone(), &opts, mcp_cancel.clone());
     tracing::info!(%addr, backend = state.open.backend(), workers = workers.len(), "kb serve listening");
     let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let mut server = tokio::spawn(async move { server.await });
@@ -128,6 +136,8 @@ pub async fn serve_listener(
         r = &mut server => Some(r),
         _ = stopped(stop_rx.clone()) => None,
     };
+    // Open MCP streams end now, so the graceful shutdown does not wait on them.
+    mcp_cancel.cancel();
     let result = match finished_alone {
         Some(r) => r,
         None => match tokio::time::timeout(opts.shutdown_grace, &mut server).await {
@@ -142,16 +152,8 @@ pub async fn serve_listener(
     // Stop the workers (each finishes its current batch) whether the server stopped on
     // request or failed.
     let _ = stop_tx.send(true);
-    for w in workers {
-        match tokio::time::timeout(Duration::from_secs(60), w).await {
-            Ok(Ok(Ok(stats))) => {
-                tracing::info!(embedded = stats.embedded, "embedding worker stopped")
-            }
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "embedding worker stopped with an error"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "embedding worker panicked"),
-            Err(_) => tracing::warn!("an embedding worker did not stop within 60 s"),
-        }
-    }
+    kb_app::join_workers(workers).await;
+    let _ = gc.await;
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(AppError::usage(format!("the HTTP server failed: {e}"))),
@@ -159,57 +161,13 @@ pub async fn serve_listener(
     }
 }
 
-type WorkerHandle = tokio::task::JoinHandle<storage_core::Result<embed::RunStats>>;
-
-/// Starts `embed_workers` background workers; none without an embedder (logged).
-async fn start_workers(
-    state: &AppState,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Vec<WorkerHandle> {
-    let n = state.embed_workers;
-    if n == 0 {
-        return Vec::new();
-    }
-    let Some(embedder) = state.embedder.clone() else {
-        tracing::warn!(
-            reason = state
-                .semantic_unavailable
-                .as_deref()
-                .unwrap_or("no embedder"),
-            "not starting the embedding workers"
-        );
-        return Vec::new();
-    };
-    let mut handles = Vec::new();
-    for i in 0..n {
-        let base = WorkerConfig::default();
-        let config = WorkerConfig {
-            worker_id: format!("{}-serve{i}", base.worker_id),
-            idle_poll: Duration::from_millis(500),
-            ..base
-        };
-        let worker = match EmbedWorker::new(state.store.clone(), embedder.clone(), config).await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "not starting the embedding workers");
-                break;
-            }
-        };
-        let mut rx = stop.clone();
-        handles.push(tokio::spawn(async move {
-            worker
-                .run(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await
-        }));
-    }
-    handles
-}
-
 /// The HTTP surface with the default limits.
 pub fn router(state: AppState) -> Router {
-    router_with(state, &ServeOptions::default())
+    router_with(
+        state,
+        &ServeOptions::default(),
+        tokio_util::sync::CancellationToken::new(),
+    )
 }
 
 /// Numbers requests for `x-request-id` when the client sends none.
@@ -225,7 +183,11 @@ impl MakeRequestId for Counter {
     }
 }
 
-fn router_with(state: AppState, opts: &ServeOptions) -> Router {
+fn router_with(
+    state: AppState,
+    opts: &ServeOptions,
+    mcp_cancel: tokio_util::sync::CancellationToken,
+) -> Router {
     use routes::*;
     let v1 = Router::new()
         .route("/v1/kbs", get(list_kbs).post(create_kb))
@@ -246,10 +208,26 @@ fn router_with(state: AppState, opts: &ServeOptions) -> Router {
             state.clone(),
             auth::authenticate,
         ));
+    let mcp = Router::new()
+        .nest_service(
+            "/mcp",
+            kb_mcp::http_service(
+                mcp::server(&state),
+                mcp_cancel,
+                opts.listen.ip().is_loopback(),
+                opts.body_limit,
+            ),
+        )
+        .layer(middleware::from_fn(mcp::attach_access))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(v1)
+        .merge(mcp)
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .with_state(state)
         .layer(DefaultBodyLimit::disable())

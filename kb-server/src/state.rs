@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use embed::Embedder;
-use kb_app::{embedding, AppError, Config, EmbedderChoice, OpenMode, OpenStore};
-use search_hybrid::{SearchConfig, SearchMode, Searcher};
+use kb_app::{AppError, Config, OpenStore, Services};
+use search_hybrid::Searcher;
 use storage_core::Store;
 
 use crate::auth::AuthPolicy;
@@ -21,6 +21,10 @@ pub struct AppState {
     pub semantic_unavailable: Option<String>,
     pub auth: Arc<AuthPolicy>,
     pub embed_workers: usize,
+    /// The same store, searcher and embedder, as the MCP endpoint takes them.
+    pub services: Services,
+    /// `default_kb` of the configuration: the KB an MCP tool uses when none is named.
+    pub default_kb: Option<String>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -33,66 +37,25 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Opens the store (creating a missing SQLite file: a server is a writer), the
-    /// embedder and the searcher. An embedder that cannot be opened — or a store embedded
-    /// by another model — is logged and leaves keyword search working.
+    /// Opens the store, the embedder and the searcher ([`Services::open`]).
     pub async fn open(config: &Config, no_auth: bool) -> Result<Self, AppError> {
-        let open = OpenStore::open(&config.database, OpenMode::Create).await?;
-        let store = open.store();
-        let (embedder, mut semantic_unavailable) = match &config.embedder {
-            EmbedderChoice::None => (
-                None,
-                Some("no embedder is configured (embedder.provider = \"none\")".to_owned()),
-            ),
-            choice => match embedding::open_embedder(choice).await {
-                Ok(e) => (e, None),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the embedder could not be opened: keyword search only");
-                    (
-                        None,
-                        Some("the server could not open its embedding model".to_owned()),
-                    )
-                }
-            },
-        };
-        let searcher = match &embedder {
-            Some(e) => {
-                // Fix the embedding space now, so a fresh store's semantic leg and the
-                // worker agree from the first request on.
-                match store.ensure_embedding_space(&e.space()).await {
-                    Ok(_) => {
-                        Some(Searcher::new(store.clone(), e.clone(), SearchConfig::default()).await)
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "keyword search only");
-                        semantic_unavailable = Some(err.to_string());
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
-        let (searcher, embedder) = match searcher {
-            Some(Ok(s)) => (s, embedder),
-            Some(Err(err)) => {
-                tracing::warn!(error = %err, "keyword search only");
-                semantic_unavailable = Some(err.to_string());
-                (keyword_only(store.clone()).await?, None)
-            }
-            None => (keyword_only(store.clone()).await?, None),
-        };
-        Ok(Self {
-            store,
-            open,
-            searcher,
-            embedder,
-            semantic_unavailable,
-            auth: Arc::new(AuthPolicy::new(no_auth)),
-            embed_workers: config.embed_workers,
-        })
+        let services = Services::open(config).await?;
+        let mut state = Self::from_services(services, no_auth, config.embed_workers);
+        state.default_kb = config.default_kb.clone();
+        Ok(state)
     }
-}
 
-async fn keyword_only(store: Arc<dyn Store>) -> Result<Searcher, AppError> {
-    embedding::searcher(store, &EmbedderChoice::None, SearchMode::Keyword).await
+    pub fn from_services(services: Services, no_auth: bool, embed_workers: usize) -> Self {
+        Self {
+            store: services.store.clone(),
+            open: services.open.clone(),
+            searcher: services.searcher.clone(),
+            embedder: services.embedder.clone(),
+            semantic_unavailable: services.semantic_unavailable.clone(),
+            auth: Arc::new(AuthPolicy::new(no_auth)),
+            embed_workers,
+            services,
+            default_kb: None,
+        }
+    }
 }

@@ -22,6 +22,10 @@ pub fn ci() -> Result<(), String> {
     let model = crate::model::fetch_model(&[])?;
     std::env::set_var("KB_MODEL_DIR", &model);
     std::env::set_var("KB_REQUIRE_MODEL", "1");
+    // The MCP client tests run the official Python SDK against `kb mcp` and `kb serve`.
+    let python = crate::mcp::python_sdk()?;
+    std::env::set_var("KB_MCP_PYTHON", &python);
+    std::env::set_var("KB_REQUIRE_MCP", "1");
     run(&cargo, &["test", "--workspace"])?;
     crate::postgres::test_postgres(&[])?;
     eprintln!("xtask ci: all checks passed");

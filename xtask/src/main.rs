@@ -5,6 +5,7 @@
 mod ci;
 mod demo;
 mod eval;
+mod mcp;
 mod model;
 mod postgres;
 mod util;
@@ -17,8 +18,9 @@ cargo xtask <task>
 tasks:
   demo            build kb, fetch the model, sync the sample knowledge base into a
                   fresh SQLite store and tour search, backlinks and claims
-  ci              format check, clippy (warnings are errors), fetch-model, the whole
-                  test suite (model tests required), then test-postgres
+  ci              format check, clippy (warnings are errors), fetch-model, the MCP
+                  Python SDK, the whole test suite (model and MCP client tests required),
+                  then test-postgres
   eval --collection DIR [--backend sqlite|postgres|both] [--mode keyword|semantic|hybrid|all] [--json]
                   nDCG@10, Recall@100, MRR@10 and p50 latency on a BEIR-layout judged
                   collection (e.g. ../shared/datasets/cranfield)
