@@ -49,6 +49,15 @@ macro_rules! conformance_tests {
                 gc_respects_the_given_now,
                 delete_kb_removes_vectors_from_semantic_search,
             }
+            expiry {
+                an_expired_entry_is_absent_from_every_read,
+                expiry_round_trips_and_a_live_entry_keeps_it,
+                expired_entries_leave_graph_walks,
+                semantic_search_and_similar_skip_expired_entries_before_top_k,
+                coordination_does_not_see_an_expired_entry,
+                stars_and_collections_hide_members_once_expired,
+                gc_removes_expired_entries_and_a_rewrite_starts_afresh,
+            }
             entries {
                 upsert_then_get_round_trips_every_field,
                 upsert_into_missing_kb_is_not_found,

@@ -103,6 +103,12 @@ pub fn render(entry: &Entry, rel: &str) -> String {
     if entry.lifecycle == Lifecycle::Archived {
         m.insert(key("lifecycle"), Yaml::String("archived".into()));
     }
+    if let Some(t) = entry.expires_at {
+        m.insert(
+            key("expires_at"),
+            Yaml::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
+    }
     // Links the body makes come back from the body; the others are written out exactly.
     let explicit: Vec<Value> = entry
         .links

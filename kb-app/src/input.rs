@@ -43,6 +43,12 @@ pub struct EntryInput {
     pub lifecycle: Lifecycle,
     #[serde(default)]
     pub source_path: Option<String>,
+    /// The entry fades at this instant (absent from every read, deleted by GC).
+    #[serde(default)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The same, as seconds from now; wins over `expires_at`.
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -77,6 +83,18 @@ impl EntryInput {
         e.assignee = self.assignee;
         e.lifecycle = self.lifecycle;
         e.source_path = self.source_path;
+        e.expires_at = self.expires_at;
+        if let Some(ttl) = self.ttl_seconds {
+            e = e.ttl(ttl_duration(ttl));
+        }
         e
     }
+}
+
+/// Seconds as a duration, saturating (a TTL past chrono's range means "far away").
+pub fn ttl_duration(secs: u64) -> chrono::Duration {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX)
 }

@@ -22,6 +22,7 @@ pub const FIELD_KEYS: &[&str] = &[
     "links",
     "sources",
     "lifecycle",
+    "expires_at",
 ];
 
 /// Relation of links written in the body as `[[wikilinks]]`.
@@ -191,6 +192,20 @@ pub fn parse_note(kb: &str, path: &str, text: &str) -> Result<ParsedNote, ParseE
                 format!("field `date`: expected YYYY-MM-DD, found {d:?}"),
             )
         })?);
+    }
+    if let Some(t) = take_string(&mut map, "expires_at")? {
+        entry.expires_at = Some(
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|_| {
+                    ParseError::at(
+                        line_of("expires_at"),
+                        format!(
+                            "field `expires_at`: expected a time like 2026-12-31T23:00:00Z, found {t:?}"
+                        ),
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        );
     }
     match map.remove("importance") {
         None | Some(Value::Null) => {}

@@ -162,7 +162,7 @@ pub async fn join_workers(workers: Vec<WorkerHandle>) {
 }
 
 impl Services {
-    /// Removes expired KBs every `every` until `stop` turns true, so scratch KBs vanish on
+    /// Removes expired KBs and entries every `every` until `stop` turns true, so scratch KBs vanish on
     /// their own while a server runs (`kb gc` does the same once). A failed pass is logged
     /// and retried at the next tick.
     pub fn start_gc(
@@ -180,9 +180,11 @@ impl Services {
                     _ = stop.wait_for(|s| *s) => return,
                 }
                 match store.gc_expired(chrono::Utc::now()).await {
-                    Ok(gone) if !gone.is_empty() => {
-                        tracing::info!(removed = gone.len(), "expired knowledge bases removed")
-                    }
+                    Ok(gone) if !gone.is_empty() => tracing::info!(
+                        kbs = gone.kbs.len(),
+                        entries = gone.entries,
+                        "expired knowledge bases and entries removed"
+                    ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "removing expired knowledge bases failed"),
                 }

@@ -29,12 +29,7 @@ pub(crate) async fn run(command: Command, g: &Globals, out: &Out) -> Result<Done
                     ttl,
                 } => {
                     let new = if ephemeral {
-                        let d = humantime::parse_duration(&ttl).map_err(|e| {
-                            AppError::usage(format!("--ttl {ttl:?}: {e} (write e.g. 30m, 1h, 7d)"))
-                        })?;
-                        let d = chrono::Duration::from_std(d)
-                            .map_err(|_| AppError::usage(format!("--ttl {ttl:?} is too long")))?;
-                        NewKnowledgeBase::ephemeral(&name, d)
+                        NewKnowledgeBase::ephemeral(&name, parse_ttl(&ttl)?)
                     } else {
                         NewKnowledgeBase::persistent(&name)
                     }
@@ -69,18 +64,24 @@ pub(crate) async fn run(command: Command, g: &Globals, out: &Out) -> Result<Done
         }
         Command::Gc => {
             let (_config, store) = open(db, g, OpenMode::Existing).await?;
-            let removed = store.store().gc_expired(chrono::Utc::now()).await?;
-            out.value(&serde_json::json!({"removed": removed}), || {
-                if removed.is_empty() {
-                    "nothing expired".to_owned()
-                } else {
-                    removed
+            let report = store.store().gc_expired(chrono::Utc::now()).await?;
+            out.value(
+                &serde_json::json!({"removed": report.kbs, "expired_entries": report.entries}),
+                || {
+                    if report.is_empty() {
+                        return "nothing expired".to_owned();
+                    }
+                    let mut lines: Vec<String> = report
+                        .kbs
                         .iter()
                         .map(|r| format!("removed {} ({} entries)", r.name, r.entries))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                }
-            });
+                        .collect();
+                    if report.entries > 0 {
+                        lines.push(format!("removed {} expired entries", report.entries));
+                    }
+                    lines.join("\n")
+                },
+            );
             Ok(Done::Ok)
         }
         Command::Migrate { from, to, verify } => {
@@ -255,6 +256,13 @@ pub(crate) async fn run(command: Command, g: &Globals, out: &Out) -> Result<Done
         }
         _ => unreachable!("entry commands are run by main"),
     }
+}
+
+/// A `--ttl` value (`30m`, `1h`, `7d`).
+pub(crate) fn parse_ttl(ttl: &str) -> Result<chrono::Duration, AppError> {
+    let d = humantime::parse_duration(ttl)
+        .map_err(|e| AppError::usage(format!("--ttl {ttl:?}: {e} (write e.g. 30m, 1h, 7d)")))?;
+    chrono::Duration::from_std(d).map_err(|_| AppError::usage(format!("--ttl {ttl:?} is too long")))
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM, whichever comes first.

@@ -82,6 +82,10 @@ pub(crate) enum Command {
         /// Id when the frontmatter has none (default: the file name).
         #[arg(long)]
         id: Option<String>,
+        /// The entry fades after this long (e.g. 30m, 12h, 7d): absent from every read,
+        /// then deleted by `kb gc`.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
     },
     /// Delete one entry.
     Rm {

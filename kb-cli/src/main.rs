@@ -333,7 +333,7 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
             out.entries(&entries, total);
             Ok(Done::Ok)
         }
-        Command::Put { file, kb, id } => {
+        Command::Put { file, kb, id, ttl } => {
             let (config, store) = open(db, &g, OpenMode::Create).await?;
             let s = store.store();
             let kb = choose_kb(s.as_ref(), kb.as_deref(), &config).await?;
@@ -352,13 +352,16 @@ async fn run(cli: Cli, out: &Out) -> Result<Done, AppError> {
                     "an entry read from stdin needs --id or an `id:` in its frontmatter",
                 ));
             }
-            let entry = kb_app::markdown::standalone_entry(&kb, &name, &text, id.as_deref())
+            let mut entry = kb_app::markdown::standalone_entry(&kb, &name, &text, id.as_deref())
                 .map_err(|e| {
                     AppError::usage(match e.line {
                         Some(l) => format!("{name}:{l}: {}", e.message),
                         None => format!("{name}: {}", e.message),
                     })
                 })?;
+            if let Some(ttl) = ttl {
+                entry = entry.ttl(admin::parse_ttl(&ttl)?);
+            }
             if s.get_kb(&kb).await?.is_none() {
                 return Err(AppError::NotFound {
                     what: format!("knowledge base {kb}"),

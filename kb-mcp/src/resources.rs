@@ -20,11 +20,7 @@ const PAGE: usize = 100;
 
 /// The resource URI of an entry.
 pub fn uri(kb: &str, id: &str) -> String {
-    let id: String = id
-        .split('/')
-        .map(encode)
-        .collect::<Vec<_>>()
-        .join("/");
+    let id: String = id.split('/').map(encode).collect::<Vec<_>>().join("/");
     format!("{SCHEME}{}/{id}", encode(kb))
 }
 

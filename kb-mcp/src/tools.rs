@@ -139,6 +139,10 @@ pub struct WriteArgs {
     /// Links to other entries (replace the entry's links when given).
     #[serde(default)]
     pub links: Option<Vec<LinkArg>>,
+    /// Forget the entry this many seconds from now (a memory that should fade); 0 makes
+    /// it permanent again. Expired entries vanish from every tool before they are deleted.
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -500,11 +504,17 @@ impl KbMcp {
                 })
                 .collect();
         }
+        match a.ttl_seconds {
+            None => {}
+            Some(0) => e.expires_at = None,
+            Some(secs) => e = e.ttl(kb_app::input::ttl_duration(secs)),
+        }
         e.normalized().map_err(invalid)?;
         let stored = self.services.store.upsert_entry(&e).await?;
         Ok(json!({
             "kb": stored.kb, "id": stored.id, "created": created,
-            "updated_at": stored.updated_at, "uri": crate::resources::uri(&stored.kb, &stored.id),
+            "updated_at": stored.updated_at, "expires_at": stored.expires_at,
+            "uri": crate::resources::uri(&stored.kb, &stored.id),
         }))
     }
 

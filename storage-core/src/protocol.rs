@@ -43,8 +43,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// queue items. `Ok(false)` if it did not exist.
     async fn delete_kb(&self, name: &str) -> Result<bool>;
     /// Deletes every ephemeral KB whose `expires_at` is at or before `now`, with
-    /// everything in it. Returns what was removed, ordered by name.
-    async fn gc_expired(&self, now: DateTime<Utc>) -> Result<Vec<RemovedKnowledgeBase>>;
+    /// everything in it, and every entry whose `expires_at` is at or before `now`, with
+    /// its links, vectors, queue item, stars and collection memberships (links pointing at
+    /// it are kept, as for `delete_entry`).
+    async fn gc_expired(&self, now: DateTime<Utc>) -> Result<GcReport>;
 
     // ------------------------------------------------------------ entries
 

@@ -80,11 +80,26 @@ fn expiry_after(now: DateTime<Utc>, ttl: chrono::Duration) -> DateTime<Utc> {
         })
 }
 
-/// What `gc_expired` removed.
+/// An expired KB `gc_expired` removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovedKnowledgeBase {
     pub name: String,
     pub entries: u64,
+}
+
+/// What `gc_expired` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Expired KBs, ordered by name, each with the number of entries it held.
+    pub kbs: Vec<RemovedKnowledgeBase>,
+    /// Expired entries of KBs that remain.
+    pub entries: u64,
+}
+
+impl GcReport {
+    pub fn is_empty(&self) -> bool {
+        self.kbs.is_empty() && self.entries == 0
+    }
 }
 
 // ---------------------------------------------------------------- entries
@@ -227,6 +242,12 @@ pub struct NewEntry {
     /// Path of the file this entry was read from, relative to its sync root, `/`-separated.
     #[serde(default)]
     pub source_path: Option<String>,
+    /// When set, the entry fades: once this instant has passed it is absent from every
+    /// read, list, count, search, graph walk and `similar`, and
+    /// [`gc_expired`](crate::Store::gc_expired) deletes it. Agent memories that should
+    /// not outlive a task carry one. Not part of the content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 fn default_entry_type() -> String {
@@ -252,6 +273,7 @@ impl NewEntry {
             assignee: None,
             lifecycle: Lifecycle::Active,
             source_path: None,
+            expires_at: None,
         }
     }
     pub fn key(&self) -> EntryKey {
@@ -315,6 +337,15 @@ impl NewEntry {
     }
     pub fn source_path(mut self, p: impl Into<String>) -> Self {
         self.source_path = Some(p.into());
+        self
+    }
+    pub fn expires_at(mut self, t: DateTime<Utc>) -> Self {
+        self.expires_at = Some(t);
+        self
+    }
+    /// Expires `ttl` from now (saturating, like an ephemeral KB's TTL).
+    pub fn ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.expires_at = Some(expiry_after(Utc::now(), ttl));
         self
     }
 
@@ -415,6 +446,10 @@ impl NewEntry {
             assignee: self.assignee,
             lifecycle: self.lifecycle,
             source_path: self.source_path,
+            // Stores keep microseconds; the returned entry equals the one read back.
+            expires_at: self
+                .expires_at
+                .map(|t| DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)),
             created_at,
             updated_at,
             content_hash,
@@ -512,6 +547,9 @@ pub struct Entry {
     pub assignee: Option<String>,
     pub lifecycle: Lifecycle,
     pub source_path: Option<String>,
+    /// See [`NewEntry::expires_at`]. A stored entry a read returns is never past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub content_hash: String,
@@ -540,6 +578,7 @@ impl Entry {
             assignee: self.assignee.clone(),
             lifecycle: self.lifecycle,
             source_path: self.source_path.clone(),
+            expires_at: self.expires_at,
         }
     }
 }

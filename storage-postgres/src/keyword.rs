@@ -188,7 +188,7 @@ pub(crate) fn search_sql(
             // term's postings are read by an index range scan (LATERAL with OFFSET 0, a
             // subquery the planner cannot flatten into a scan of all postings).
             format!(
-                "m AS MATERIALIZED (SELECT e.rowid, e.kb, e.id FROM entries e WHERE e.tsv @@ {q}{cond}), \
+                "m AS MATERIALIZED (SELECT e.rowid, e.kb, e.id FROM live_entries e WHERE e.tsv @@ {q}{cond}), \
                  {stats}, \
                  t AS (SELECT x.term FROM unnest({words}) w, \
                        unnest(tsvector_to_array(to_tsvector({TS_CONFIG}, w))) x(term){prefix_terms}), \
@@ -210,7 +210,7 @@ pub(crate) fn search_sql(
     // than the ranking.
     let sql = format!(
         "WITH {ranked} \
-         SELECT {ENTRY_COLUMNS}, hits.score FROM hits JOIN entries e ON e.rowid = hits.rowid \
+         SELECT {ENTRY_COLUMNS}, hits.score FROM hits JOIN live_entries e ON e.rowid = hits.rowid \
          ORDER BY hits.score DESC, e.kb, e.id"
     );
     let (mut words, mut prefixes) = (Vec::new(), Vec::new());
@@ -226,7 +226,7 @@ fn best_first(cond: &str, filter: &Filter) -> String {
     format!(
         "hits AS (SELECT s.entry AS rowid, s.score FROM (SELECT * FROM s ORDER BY s.score DESC) s \
              CROSS JOIN LATERAL \
-             (SELECT e.kb, e.id FROM entries e WHERE e.rowid = s.entry{cond} OFFSET 0) e \
+             (SELECT e.kb, e.id FROM live_entries e WHERE e.rowid = s.entry{cond} OFFSET 0) e \
              ORDER BY s.score DESC, e.kb, e.id LIMIT {} OFFSET {})",
         filter.effective_limit(),
         filter.offset

@@ -347,6 +347,15 @@ END $$;
 
 INSERT INTO term_df (term, shard, df) SELECT term, 0, count(*) FROM postings GROUP BY term;
 "#,
+    // v5: per-entry expiry. Reads go through `live_entries`, which leaves out entries whose
+    // `expires_at` has passed (the server's clock), so an expired entry is absent everywhere
+    // before `gc_expired` deletes it. The view is inlined by the planner: the indexes of
+    // `entries` serve it unchanged.
+    r#"
+ALTER TABLE entries ADD COLUMN expires_at timestamptz;
+CREATE INDEX entries_expires ON entries (expires_at) WHERE expires_at IS NOT NULL;
+CREATE VIEW live_entries AS SELECT * FROM entries WHERE expires_at IS NULL OR expires_at > now();
+"#,
 ];
 
 /// The default text search configuration: Porter stemming without stopwords and with

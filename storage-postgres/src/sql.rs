@@ -11,7 +11,9 @@ use tokio_postgres::types::{ToSql, Type};
 /// Columns of `entries e` in the order [`crate::store::read_entry`] expects.
 pub(crate) const ENTRY_COLUMNS: &str = "e.kb, e.id, e.entry_type, e.title, e.summary, e.body, \
     e.tags, e.links, e.sources, e.metadata, e.date, e.importance, e.status, e.assignee, \
-    e.lifecycle, e.source_path, e.created_at, e.updated_at, e.content_hash";
+    e.lifecycle, e.source_path, e.created_at, e.updated_at, e.content_hash, e.expires_at";
+/// Number of columns in [`ENTRY_COLUMNS`]: where a query's own columns start.
+pub(crate) const ENTRY_WIDTH: usize = 20;
 
 /// Text search configuration created by the migration.
 pub(crate) const TS_CONFIG: &str = "'kb_search'::regconfig";

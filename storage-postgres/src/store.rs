@@ -26,7 +26,7 @@ use crate::keyword::search_sql;
 use crate::pool::Manager;
 use crate::schema::{migrate, PORTER_CONFIG, SCHEMA_VERSION};
 use crate::snippet::Highlighter;
-use crate::sql::{filter_sql, order_by, Params, ENTRY_COLUMNS};
+use crate::sql::{filter_sql, order_by, Params, ENTRY_COLUMNS, ENTRY_WIDTH};
 
 struct Inner {
     pool: Pool<Manager>,
@@ -95,6 +95,7 @@ pub(crate) fn read_entry(r: &Row, at: usize) -> Entry {
         created_at: r.get(at + 16),
         updated_at: r.get(at + 17),
         content_hash: r.get(at + 18),
+        expires_at: r.get(at + 19),
     }
 }
 
@@ -381,10 +382,10 @@ impl PgStore {
             .enumerate()
             .map(|(i, r)| SemanticHit {
                 entry: read_entry(r, 0),
-                score: r.get::<_, f64>(19) as f32,
+                score: r.get::<_, f64>(ENTRY_WIDTH) as f32,
                 rank: i + 1,
-                passage: r.get::<_, i32>(20) as u32,
-                passage_text: r.get(21),
+                passage: r.get::<_, i32>(ENTRY_WIDTH + 1) as u32,
+                passage_text: r.get(ENTRY_WIDTH + 2),
             })
             .collect())
     }
@@ -502,14 +503,14 @@ fn semantic_sql(q: &SemanticQuery, plan: KnnPlan, fetch: usize) -> Result<(Strin
         ),
         KnnPlan::IndexFiltered => format!(
             "SELECT v.entry, v.passage, (v.embedding <=> {v}) AS dist FROM vectors v \
-             JOIN entries e ON e.rowid = v.entry \
+             JOIN live_entries e ON e.rowid = v.entry \
              WHERE TRUE{cond}{min} ORDER BY v.embedding <=> {v} LIMIT {}",
             p.push(fetch as i64)
         ),
         // Every qualifying passage; no ORDER BY on the distance, so no index walk.
         KnnPlan::Exact => format!(
             "SELECT v.entry, v.passage, (v.embedding <=> {v}) AS dist FROM vectors v \
-             JOIN entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
+             JOIN live_entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
         ),
     };
     let post = if plan == KnnPlan::IndexOverfetch {
@@ -522,7 +523,7 @@ fn semantic_sql(q: &SemanticQuery, plan: KnnPlan, fetch: usize) -> Result<(Strin
          b AS (SELECT DISTINCT ON (c.entry) c.entry, c.passage, c.dist FROM c \
                ORDER BY c.entry, c.dist, c.passage) \
          SELECT {ENTRY_COLUMNS}, 1 - b.dist, b.passage, pv.text FROM b \
-         JOIN entries e ON e.rowid = b.entry \
+         JOIN live_entries e ON e.rowid = b.entry \
          JOIN vectors pv ON pv.entry = b.entry AND pv.passage = b.passage \
          WHERE TRUE{post} ORDER BY b.dist, e.kb, e.id LIMIT {k}"
     );
@@ -543,7 +544,7 @@ fn semantic_count_sql(q: &SemanticQuery) -> Result<(String, Params)> {
         None => String::new(),
     };
     let sql = format!(
-        "SELECT count(DISTINCT v.entry) FROM vectors v JOIN entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
+        "SELECT count(DISTINCT v.entry) FROM vectors v JOIN live_entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
     );
     Ok((sql, p))
 }
@@ -651,7 +652,7 @@ impl Store for PgStore {
         Ok(n > 0)
     }
 
-    async fn gc_expired(&self, now: DateTime<Utc>) -> Result<Vec<RemovedKnowledgeBase>> {
+    async fn gc_expired(&self, now: DateTime<Utc>) -> Result<GcReport> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(self.pg())?;
         // One DELETE cascading to everything; the CTE's snapshot still sees the entries,
@@ -675,8 +676,18 @@ impl Store for PgStore {
         tx.execute("DELETE FROM settings WHERE kb = ANY($1)", &[&names])
             .await
             .map_err(self.pg())?;
+        // Expired entries of the KBs that remain, as `delete_entry` removes one (vectors,
+        // queue items, tags, links, stars and memberships cascade; the BM25 triggers keep
+        // the statistics).
+        let entries = tx
+            .execute("DELETE FROM entries WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(self.pg())?;
         tx.commit().await.map_err(self.pg())?;
-        Ok(removed)
+        Ok(GcReport {
+            kbs: removed,
+            entries,
+        })
     }
 
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>> {
@@ -734,7 +745,8 @@ impl Store for PgStore {
             "CREATE TEMP TABLE IF NOT EXISTS kb_staging (ord int, kb text, id text, entry_type text, \
              title text, summary text, body text, tags_text text, tags jsonb, links jsonb, sources jsonb, \
              metadata jsonb, date date, importance int, status text, assignee text, lifecycle text, \
-             source_path text, content_hash text, text_hash text) ON COMMIT DELETE ROWS",
+             source_path text, content_hash text, text_hash text, expires_at timestamptz) \
+             ON COMMIT DELETE ROWS",
         )
         .await
         .map_err(&pg)?;
@@ -745,7 +757,7 @@ impl Store for PgStore {
             .copy_in(
                 "COPY kb_staging (ord, kb, id, entry_type, title, summary, body, tags_text, tags, links, \
                  sources, metadata, date, importance, status, assignee, lifecycle, source_path, \
-                 content_hash, text_hash) FROM STDIN (FORMAT binary)",
+                 content_hash, text_hash, expires_at) FROM STDIN (FORMAT binary)",
             )
             .await
             .map_err(&pg)?;
@@ -770,6 +782,7 @@ impl Store for PgStore {
             Type::TEXT,
             Type::TEXT,
             Type::TEXT,
+            Type::TIMESTAMPTZ,
         ];
         let writer = BinaryCopyInWriter::new(sink, &types);
         futures_util::pin_mut!(writer);
@@ -801,6 +814,7 @@ impl Store for PgStore {
                     &e.source_path,
                     content_hash,
                     text_hash,
+                    &e.expires_at,
                 ])
                 .await
                 .map_err(&pg)?;
@@ -821,9 +835,9 @@ impl Store for PgStore {
             .query(
                 "INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
                  metadata, date, importance, status, assignee, lifecycle, source_path, created_at, updated_at, \
-                 content_hash, text_hash) \
+                 content_hash, text_hash, expires_at) \
                  SELECT kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, metadata, date, \
-                 importance, status, assignee, lifecycle, source_path, $1, $1, content_hash, text_hash \
+                 importance, status, assignee, lifecycle, source_path, $1, $1, content_hash, text_hash, expires_at \
                  FROM kb_staging ORDER BY kb COLLATE \"C\", id COLLATE \"C\" \
                  ON CONFLICT (kb, id) DO UPDATE SET entry_type = EXCLUDED.entry_type, title = EXCLUDED.title, \
                  summary = EXCLUDED.summary, body = EXCLUDED.body, tags_text = EXCLUDED.tags_text, \
@@ -831,7 +845,10 @@ impl Store for PgStore {
                  metadata = EXCLUDED.metadata, date = EXCLUDED.date, importance = EXCLUDED.importance, \
                  status = EXCLUDED.status, assignee = EXCLUDED.assignee, lifecycle = EXCLUDED.lifecycle, \
                  source_path = EXCLUDED.source_path, updated_at = EXCLUDED.updated_at, \
-                 content_hash = EXCLUDED.content_hash, text_hash = EXCLUDED.text_hash \
+                 content_hash = EXCLUDED.content_hash, text_hash = EXCLUDED.text_hash, \
+                 created_at = CASE WHEN entries.expires_at <= EXCLUDED.updated_at \
+                     THEN EXCLUDED.created_at ELSE entries.created_at END, \
+                 expires_at = EXCLUDED.expires_at \
                  RETURNING kb, id, rowid, created_at",
                 &[&ts],
             )
@@ -931,7 +948,9 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let row = conn
             .query_opt(
-                &format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.kb = $1 AND e.id = $2"),
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE e.kb = $1 AND e.id = $2"
+                ),
                 &[&key.kb, &key.id],
             )
             .await
@@ -947,7 +966,7 @@ impl Store for PgStore {
             .query(
                 &format!(
                     "SELECT {ENTRY_COLUMNS} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(kb, id, ord) \
-                     JOIN entries e ON e.kb = k.kb AND e.id = k.id ORDER BY k.ord"
+                     JOIN live_entries e ON e.kb = k.kb AND e.id = k.id ORDER BY k.ord"
                 ),
                 &[&kbs, &ids],
             )
@@ -972,7 +991,7 @@ impl Store for PgStore {
         let mut p = Params::default();
         let cond = filter_sql(filter, &mut p)?;
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE TRUE{cond} {} LIMIT {} OFFSET {}",
+            "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE TRUE{cond} {} LIMIT {} OFFSET {}",
             order_by(filter),
             filter.effective_limit(),
             filter.offset
@@ -986,7 +1005,7 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let n: i64 = conn
             .query_one(
-                &format!("SELECT count(*) FROM entries e WHERE TRUE{cond}"),
+                &format!("SELECT count(*) FROM live_entries e WHERE TRUE{cond}"),
                 &p.refs(),
             )
             .await
@@ -1001,7 +1020,7 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                &format!("SELECT e.entry_type, count(*) FROM entries e WHERE TRUE{cond} GROUP BY 1 ORDER BY 1"),
+                &format!("SELECT e.entry_type, count(*) FROM live_entries e WHERE TRUE{cond} GROUP BY 1 ORDER BY 1"),
                 &p.refs(),
             )
             .await
@@ -1016,7 +1035,7 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT t.tag, count(*) FROM entry_tags t JOIN entries e ON e.rowid = t.entry \
+                "SELECT t.tag, count(*) FROM entry_tags t JOIN live_entries e ON e.rowid = t.entry \
                  WHERE $1::text IS NULL OR e.kb = $1 GROUP BY t.tag ORDER BY count(*) DESC, t.tag",
                 &[&kb],
             )
@@ -1030,7 +1049,7 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT t.tag, count(*) FROM entry_tags t JOIN entries e ON e.rowid = t.entry \
+                "SELECT t.tag, count(*) FROM entry_tags t JOIN live_entries e ON e.rowid = t.entry \
                  WHERE ($1::text IS NULL OR e.kb = $1) AND (t.tag = $2 OR (t.tag >= $3 AND t.tag < $4)) \
                  GROUP BY t.tag ORDER BY t.tag",
                 &[&kb, &p, &format!("{p}/"), &format!("{p}0")],
@@ -1052,7 +1071,7 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT e.kb, e.id, l.relation, l.note FROM links l JOIN entries e ON e.rowid = l.source \
+                "SELECT e.kb, e.id, l.relation, l.note FROM links l JOIN live_entries e ON e.rowid = l.source \
                  WHERE l.target_kb = $1 AND l.target_id = $2 ORDER BY e.kb, e.id, l.position",
                 &[&key.kb, &key.id],
             )
@@ -1073,7 +1092,7 @@ impl Store for PgStore {
         let pg = self.pg();
         let start_title = conn
             .query_opt(
-                "SELECT title FROM entries WHERE kb = $1 AND id = $2",
+                "SELECT title FROM live_entries WHERE kb = $1 AND id = $2",
                 &[&q.start.kb, &q.start.id],
             )
             .await
@@ -1094,7 +1113,7 @@ impl Store for PgStore {
                 .query(
                     &format!(
                         "SELECT DISTINCT e.kb, e.id, l.target_kb, l.target_id, l.relation FROM links l \
-                         JOIN entries e ON e.rowid = l.source \
+                         JOIN live_entries e ON e.rowid = l.source \
                          JOIN unnest($1::text[], $2::text[]) AS f(kb, id) \
                            ON (e.kb = f.kb AND e.id = f.id) {direction}"
                     ),
@@ -1111,7 +1130,7 @@ impl Store for PgStore {
             let titles: HashMap<EntryKey, String> = conn
                 .query(
                     "SELECT e.kb, e.id, e.title FROM unnest($1::text[], $2::text[]) AS k(kb, id) \
-                     JOIN entries e ON e.kb = k.kb AND e.id = k.id",
+                     JOIN live_entries e ON e.kb = k.kb AND e.id = k.id",
                     &[&akbs, &aids],
                 )
                 .await
@@ -1129,7 +1148,8 @@ impl Store for PgStore {
         let rows = conn
             .query(
                 "SELECT t.kb, t.id, count(DISTINCT l.source) AS n FROM links l \
-                 JOIN entries t ON t.kb = l.target_kb AND t.id = l.target_id \
+                 JOIN live_entries t ON t.kb = l.target_kb AND t.id = l.target_id \
+                 JOIN live_entries s ON s.rowid = l.source \
                  WHERE l.source <> t.rowid AND ($1::text IS NULL OR t.kb = $1) \
                  GROUP BY t.rowid, t.kb, t.id ORDER BY n DESC, t.kb, t.id LIMIT $2",
                 // Clamped: `as i64` turned usize::MAX into -1, which LIMIT rejects.
@@ -1150,10 +1170,11 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT e.kb, e.id FROM entries e WHERE e.lifecycle = 'active' \
+                "SELECT e.kb, e.id FROM live_entries e WHERE e.lifecycle = 'active' \
                  AND ($1::text IS NULL OR e.kb = $1) \
                  AND NOT EXISTS (SELECT 1 FROM links l WHERE l.source = e.rowid) \
-                 AND NOT EXISTS (SELECT 1 FROM links l WHERE l.target_kb = e.kb AND l.target_id = e.id \
+                 AND NOT EXISTS (SELECT 1 FROM links l JOIN live_entries s ON s.rowid = l.source \
+                                 WHERE l.target_kb = e.kb AND l.target_id = e.id \
                                  AND l.source <> e.rowid) \
                  ORDER BY e.kb, e.id",
                 &[&kb],
@@ -1167,7 +1188,7 @@ impl Store for PgStore {
         let mut p = Params::default();
         let cond = filter_sql(filter, &mut p)?;
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.date IS NOT NULL{cond} \
+            "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE e.date IS NOT NULL{cond} \
              ORDER BY e.date ASC, e.kb ASC, e.id ASC LIMIT {} OFFSET {}",
             filter.effective_limit(),
             filter.offset
@@ -1192,7 +1213,7 @@ impl Store for PgStore {
                 SearchHit {
                     snippet: highlighter.snippet(&text),
                     entry,
-                    score: r.get::<_, f64>(19).max(0.0),
+                    score: r.get::<_, f64>(ENTRY_WIDTH).max(0.0),
                     rank: filter.offset + i + 1,
                 }
             })
@@ -1383,7 +1404,7 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT v.passage, v.text, v.embedding FROM vectors v JOIN entries e ON e.rowid = v.entry \
+                "SELECT v.passage, v.text, v.embedding FROM vectors v JOIN live_entries e ON e.rowid = v.entry \
                  WHERE e.kb = $1 AND e.id = $2 ORDER BY v.passage",
                 &[&key.kb, &key.id],
             )
@@ -1403,7 +1424,7 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let row = conn
             .query_opt(
-                "SELECT v.embedding FROM vectors v JOIN entries e ON e.rowid = v.entry \
+                "SELECT v.embedding FROM vectors v JOIN live_entries e ON e.rowid = v.entry \
                  WHERE e.kb = $1 AND e.id = $2 ORDER BY v.passage LIMIT 1",
                 &[&key.kb, &key.id],
             )
@@ -1461,7 +1482,7 @@ impl Store for PgStore {
                 &format!(
                     "SELECT count(*) FILTER (WHERE has), count(*) FILTER (WHERE NOT has) FROM ( \
                        SELECT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid) AS has \
-                       FROM entries e WHERE TRUE{cond}) AS x"
+                       FROM live_entries e WHERE TRUE{cond}) AS x"
                 ),
                 &p.refs(),
             )
@@ -1621,7 +1642,7 @@ impl Store for PgStore {
         };
         let sql = format!(
             "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
-             SELECT e.rowid, e.text_hash, {ts} FROM entries e \
+             SELECT e.rowid, e.text_hash, {ts} FROM live_entries e \
              WHERE (e.title <> '' OR e.summary <> '' OR e.body <> ''){cond}{missing} \
              ON CONFLICT (entry) DO UPDATE SET text_hash = EXCLUDED.text_hash, attempts = 0, \
              last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL"
@@ -1705,7 +1726,7 @@ impl Store for PgStore {
         let n = tx
             .execute(
                 "INSERT INTO stars (entry, position) \
-                 SELECT e.rowid, (SELECT COALESCE(max(position), 0) + 1 FROM stars) FROM entries e \
+                 SELECT e.rowid, (SELECT COALESCE(max(position), 0) + 1 FROM stars) FROM live_entries e \
                  WHERE e.kb = $1 AND e.id = $2 ON CONFLICT (entry) DO NOTHING",
                 &[&key.kb, &key.id],
             )
@@ -1714,7 +1735,7 @@ impl Store for PgStore {
         if n == 0 {
             let exists = tx
                 .query_opt(
-                    "SELECT 1 FROM entries WHERE kb = $1 AND id = $2",
+                    "SELECT 1 FROM live_entries WHERE kb = $1 AND id = $2",
                     &[&key.kb, &key.id],
                 )
                 .await
@@ -1742,7 +1763,7 @@ impl Store for PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT e.kb, e.id FROM stars s JOIN entries e ON e.rowid = s.entry \
+                "SELECT e.kb, e.id FROM stars s JOIN live_entries e ON e.rowid = s.entry \
                  WHERE $1::text IS NULL OR e.kb = $1 ORDER BY s.position",
                 &[&kb],
             )
@@ -1839,7 +1860,7 @@ impl Store for PgStore {
         let key = EntryKey::new(kb, id);
         let rowid: i64 = tx
             .query_opt(
-                "SELECT rowid FROM entries WHERE kb = $1 AND id = $2",
+                "SELECT rowid FROM live_entries WHERE kb = $1 AND id = $2",
                 &[&kb, &id],
             )
             .await
@@ -1895,7 +1916,7 @@ impl Store for PgStore {
         let coll = collection_rowid(&**conn, kb, name, "", &self.inner.endpoint).await?;
         let rows = conn
             .query(
-                "SELECT e.id FROM collection_members m JOIN entries e ON e.rowid = m.entry \
+                "SELECT e.id FROM collection_members m JOIN live_entries e ON e.rowid = m.entry \
                  WHERE m.collection = $1 ORDER BY m.position",
                 &[&coll],
             )
@@ -1920,6 +1941,7 @@ impl Store for PgStore {
                 &format!(
                     "UPDATE entries e SET status = $1, assignee = $2, updated_at = $3 \
                      WHERE e.kb = $4 AND e.id = $5 AND e.status IS NOT DISTINCT FROM $6::text \
+                     AND (e.expires_at IS NULL OR e.expires_at > now()) \
                      RETURNING {ENTRY_COLUMNS}"
                 ),
                 &[&new_status, &assignee, &now(), &key.kb, &key.id, &expected],
@@ -1931,7 +1953,7 @@ impl Store for PgStore {
         }
         let current = conn
             .query_opt(
-                "SELECT status, assignee FROM entries WHERE kb = $1 AND id = $2",
+                "SELECT status, assignee FROM live_entries WHERE kb = $1 AND id = $2",
                 &[&key.kb, &key.id],
             )
             .await
@@ -1959,7 +1981,7 @@ impl Store for PgStore {
         let tx = conn.transaction().await.map_err(&pg)?;
         let Some(row) = tx
             .query_opt(
-                &format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.kb = $1 AND e.id = $2 FOR UPDATE"),
+                &format!("SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE e.kb = $1 AND e.id = $2 FOR UPDATE"),
                 &[&key.kb, &key.id],
             )
             .await

@@ -272,7 +272,9 @@ async fn upgrading_a_populated_store_backfills_document_frequencies() {
     let schema = store.schema().to_owned();
     client
         .batch_execute(&format!(
-            "DROP TABLE {schema}.term_df CASCADE; DELETE FROM {schema}.schema_version WHERE version >= 4"
+            "DROP TABLE {schema}.term_df CASCADE; DROP VIEW {schema}.live_entries; \
+             ALTER TABLE {schema}.entries DROP COLUMN expires_at; \
+             DELETE FROM {schema}.schema_version WHERE version >= 4"
         ))
         .await
         .unwrap();

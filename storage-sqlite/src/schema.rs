@@ -142,6 +142,16 @@ INSERT INTO passage_vectors (entry, passage, text, vector) SELECT entry, 0, NULL
 DROP TABLE vectors;
 ALTER TABLE passage_vectors RENAME TO vectors;
 "#,
+    // v3: per-entry expiry. Reads go through `live_entries`, which leaves out entries whose
+    // `expires_at` has passed (SQLite's clock, the process's own), so an expired entry is
+    // absent everywhere before `gc_expired` deletes it. SQLite flattens the view into each
+    // query, so the indexes of `entries` serve it unchanged.
+    r#"
+ALTER TABLE entries ADD COLUMN expires_at INTEGER;   -- unix micros; NULL = never
+CREATE INDEX entries_expires ON entries(expires_at) WHERE expires_at IS NOT NULL;
+CREATE VIEW live_entries AS SELECT * FROM entries
+    WHERE expires_at IS NULL OR expires_at > CAST(unixepoch('subsec') * 1000000 AS INTEGER);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -9,7 +9,7 @@ use storage_core::{
 /// Columns of `entries e` in the order [`crate::store::read_entry`] expects.
 pub(crate) const ENTRY_COLUMNS: &str = "e.kb, e.id, e.entry_type, e.title, e.summary, e.body, \
     e.tags, e.links, e.sources, e.metadata, e.date, e.importance, e.status, e.assignee, \
-    e.lifecycle, e.source_path, e.created_at, e.updated_at, e.content_hash";
+    e.lifecycle, e.source_path, e.created_at, e.updated_at, e.content_hash, e.expires_at";
 
 /// BM25 column weights for (title, tags, summary, body): title > tags = summary > body.
 pub(crate) const BM25_WEIGHTS: &str = "2.0, 1.5, 1.5, 1.0";

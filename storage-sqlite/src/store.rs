@@ -191,6 +191,7 @@ pub(crate) fn read_entry(r: &Row<'_>, at: usize) -> rusqlite::Result<Entry> {
         created_at: from_micros(r.get(at + 16)?),
         updated_at: from_micros(r.get(at + 17)?),
         content_hash: r.get(at + 18)?,
+        expires_at: r.get::<_, Option<i64>>(at + 19)?.map(from_micros),
     })
 }
 
@@ -207,10 +208,17 @@ fn rowid_of(c: &Connection, key: &EntryKey) -> Result<Option<i64>> {
         .and_then(|mut s| s.query_row([&key.kb, &key.id], |r| r.get(0)).optional()))
 }
 
+/// The rowid of an entry that has not expired: what stars and collections may hold.
+fn live_rowid_of(c: &Connection, key: &EntryKey) -> Result<Option<i64>> {
+    sql(c
+        .prepare_cached("SELECT rowid FROM live_entries WHERE kb = ?1 AND id = ?2")
+        .and_then(|mut s| s.query_row([&key.kb, &key.id], |r| r.get(0)).optional()))
+}
+
 fn get_entry_by_key(c: &Connection, key: &EntryKey) -> Result<Option<Entry>> {
     sql(c
         .prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.kb = ?1 AND e.id = ?2"
+            "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE e.kb = ?1 AND e.id = ?2"
         ))
         .and_then(|mut s| {
             s.query_row([&key.kb, &key.id], |r| read_entry(r, 0))
@@ -221,7 +229,7 @@ fn get_entry_by_key(c: &Connection, key: &EntryKey) -> Result<Option<Entry>> {
 fn entries_by_rowids(c: &Connection, rowids: &[i64]) -> Result<HashMap<i64, Entry>> {
     let ids = serde_json::to_string(rowids).map_err(map_json)?;
     let mut stmt = sql(c.prepare_cached(&format!(
-        "SELECT e.rowid, {ENTRY_COLUMNS} FROM entries e \
+        "SELECT e.rowid, {ENTRY_COLUMNS} FROM live_entries e \
          WHERE e.rowid IN (SELECT value FROM json_each(?1))"
     )))?;
     let rows = sql(stmt.query_map([ids], |r| Ok((r.get::<_, i64>(0)?, read_entry(r, 1)?))))?;
@@ -278,9 +286,9 @@ fn upsert_in(
         .prepare_cached(
             "INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, \
              sources, metadata, date, importance, status, assignee, lifecycle, source_path, \
-             created_at, updated_at, content_hash, text_hash) \
+             created_at, updated_at, content_hash, text_hash, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-             ?18, ?18, ?19, ?20) \
+             ?18, ?18, ?19, ?20, ?21) \
              ON CONFLICT (kb, id) DO UPDATE SET entry_type = excluded.entry_type, \
              title = excluded.title, summary = excluded.summary, body = excluded.body, \
              tags_text = excluded.tags_text, tags = excluded.tags, links = excluded.links, \
@@ -288,7 +296,10 @@ fn upsert_in(
              importance = excluded.importance, status = excluded.status, \
              assignee = excluded.assignee, lifecycle = excluded.lifecycle, \
              source_path = excluded.source_path, updated_at = excluded.updated_at, \
-             content_hash = excluded.content_hash, text_hash = excluded.text_hash \
+             content_hash = excluded.content_hash, text_hash = excluded.text_hash, \
+             created_at = CASE WHEN entries.expires_at <= excluded.updated_at \
+                 THEN excluded.created_at ELSE entries.created_at END, \
+             expires_at = excluded.expires_at \
              RETURNING rowid, created_at",
         )
         .and_then(|mut s| {
@@ -314,6 +325,7 @@ fn upsert_in(
                     now,
                     content_hash,
                     text_hash,
+                    e.expires_at.map(|t| t.timestamp_micros()),
                 ],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -476,7 +488,7 @@ fn ensure_space(c: &mut Connection, space: &EmbeddingSpace) -> Result<EmbeddingS
 fn first_vector(c: &Connection, key: &EntryKey) -> Result<Option<Vec<f32>>> {
     let blob: Option<Vec<u8>> = sql(c
         .prepare_cached(
-            "SELECT v.vector FROM vectors v JOIN entries e ON e.rowid = v.entry \
+            "SELECT v.vector FROM vectors v JOIN live_entries e ON e.rowid = v.entry \
              WHERE e.kb = ?1 AND e.id = ?2 ORDER BY v.passage LIMIT 1",
         )
         .and_then(|mut s| s.query_row([&key.kb, &key.id], |r| r.get(0)).optional()))?;
@@ -523,7 +535,7 @@ fn semantic_in(c: &Connection, shared: &Shared, q: &SemanticQuery) -> Result<Vec
     let mut start = 0;
     let mut round = (q.k * 4).max(64);
     let check_sql = format!(
-        "SELECT e.rowid FROM entries e WHERE e.rowid IN (SELECT value FROM json_each(?)){}",
+        "SELECT e.rowid FROM live_entries e WHERE e.rowid IN (SELECT value FROM json_each(?)){}",
         where_.and_clause()
     );
     while start < cands.len() && hits.len() < q.k {
@@ -706,23 +718,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn gc_expired(&self, now: DateTime<Utc>) -> Result<Vec<RemovedKnowledgeBase>> {
+    async fn gc_expired(&self, now: DateTime<Utc>) -> Result<GcReport> {
         self.run(move |c, shared| {
             let mut vectors = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let now = now.timestamp_micros();
             let names: Vec<String> = {
                 let mut s = sql(tx.prepare(
                     "SELECT name FROM kbs WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY name",
                 ))?;
-                let rows = sql(s.query_map([now.timestamp_micros()], |r| r.get(0)))?;
+                let rows = sql(s.query_map([now], |r| r.get(0)))?;
                 rows.map(sql).collect::<Result<_>>()?
             };
-            let removed = delete_kbs_in(&tx, &names)?;
+            let kbs = delete_kbs_in(&tx, &names)?;
+            // Expired entries of the KBs that remain: index rows first, then the entries
+            // (vectors, queue items, tags, links, stars and memberships cascade).
+            fts_delete_where(&tx, "expires_at <= ?1", &now)?;
+            let entries = sql(tx.execute("DELETE FROM entries WHERE expires_at <= ?1", [now]))?;
             sql(tx.commit())?;
-            if !removed.is_empty() {
+            let report = GcReport {
+                kbs,
+                entries: entries as u64,
+            };
+            if !report.is_empty() {
                 *vectors = None;
             }
-            Ok(removed)
+            Ok(report)
         })
         .await
     }
@@ -795,7 +816,7 @@ impl Store for SqliteStore {
     async fn list_entries(&self, filter: &Filter) -> Result<Vec<Entry>> {
         let w = filter_where(filter)?;
         let text = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e {} {} LIMIT {} OFFSET {}",
+            "SELECT {ENTRY_COLUMNS} FROM live_entries e {} {} LIMIT {} OFFSET {}",
             w.clause(),
             order_by(filter),
             filter.effective_limit(),
@@ -807,7 +828,7 @@ impl Store for SqliteStore {
 
     async fn count_entries(&self, filter: &Filter) -> Result<u64> {
         let w = filter_where(filter)?;
-        let text = format!("SELECT COUNT(*) FROM entries e {}", w.clause());
+        let text = format!("SELECT COUNT(*) FROM live_entries e {}", w.clause());
         self.run(move |c, _| {
             sql(c.query_row(&text, params_from_iter(w.params.iter()), |r| {
                 r.get::<_, i64>(0)
@@ -820,7 +841,7 @@ impl Store for SqliteStore {
     async fn entry_types(&self, filter: &Filter) -> Result<Vec<(String, u64)>> {
         let w = filter_where(filter)?;
         let text = format!(
-            "SELECT e.entry_type, COUNT(*) FROM entries e {} GROUP BY e.entry_type ORDER BY e.entry_type",
+            "SELECT e.entry_type, COUNT(*) FROM live_entries e {} GROUP BY e.entry_type ORDER BY e.entry_type",
             w.clause()
         );
         self.run(move |c, _| {
@@ -837,7 +858,7 @@ impl Store for SqliteStore {
         let kb = kb.map(str::to_owned);
         self.run(move |c, _| {
             let mut s = sql(c.prepare_cached(
-                "SELECT t.tag, COUNT(*) FROM entry_tags t JOIN entries e ON e.rowid = t.entry \
+                "SELECT t.tag, COUNT(*) FROM entry_tags t JOIN live_entries e ON e.rowid = t.entry \
                  WHERE ?1 IS NULL OR e.kb = ?1 GROUP BY t.tag ORDER BY COUNT(*) DESC, t.tag",
             ))?;
             let rows = sql(s.query_map([kb], read_tag_count))?;
@@ -851,7 +872,7 @@ impl Store for SqliteStore {
         let p = prefix.trim().trim_end_matches('/').to_owned();
         self.run(move |c, _| {
             let mut s = sql(c.prepare_cached(
-                "SELECT t.tag, COUNT(*) FROM entry_tags t JOIN entries e ON e.rowid = t.entry \
+                "SELECT t.tag, COUNT(*) FROM entry_tags t JOIN live_entries e ON e.rowid = t.entry \
                  WHERE (?1 IS NULL OR e.kb = ?1) AND (t.tag = ?2 OR (t.tag >= ?3 AND t.tag < ?4)) \
                  GROUP BY t.tag ORDER BY t.tag",
             ))?;
@@ -878,7 +899,7 @@ impl Store for SqliteStore {
         let key = key.clone();
         self.run(move |c, _| {
             let mut s = sql(c.prepare_cached(
-                "SELECT e.kb, e.id, l.relation, l.note FROM links l JOIN entries e ON e.rowid = l.source \
+                "SELECT e.kb, e.id, l.relation, l.note FROM links l JOIN live_entries e ON e.rowid = l.source \
                  WHERE l.target_kb = ?1 AND l.target_id = ?2 ORDER BY e.kb, e.id, l.position",
             ))?;
             let rows = sql(s.query_map([&key.kb, &key.id], |r| {
@@ -903,7 +924,8 @@ impl Store for SqliteStore {
         self.run(move |c, _| {
             let mut s = sql(c.prepare_cached(
                 "SELECT t.kb, t.id, COUNT(DISTINCT l.source) AS n FROM links l \
-                 JOIN entries t ON t.kb = l.target_kb AND t.id = l.target_id \
+                 JOIN live_entries t ON t.kb = l.target_kb AND t.id = l.target_id \
+                 JOIN live_entries s ON s.rowid = l.source \
                  WHERE l.source <> t.rowid AND (?1 IS NULL OR t.kb = ?1) \
                  GROUP BY t.rowid ORDER BY n DESC, t.kb, t.id LIMIT ?2",
             ))?;
@@ -924,15 +946,19 @@ impl Store for SqliteStore {
         let kb = kb.map(str::to_owned);
         self.run(move |c, _| {
             let mut s = sql(c.prepare_cached(
-                "SELECT e.kb, e.id FROM entries e WHERE e.lifecycle = 'active' \
+                "SELECT e.kb, e.id FROM live_entries e WHERE e.lifecycle = 'active' \
                  AND (?1 IS NULL OR e.kb = ?1) \
                  AND NOT EXISTS (SELECT 1 FROM links l WHERE l.source = e.rowid) \
-                 AND NOT EXISTS (SELECT 1 FROM links l WHERE l.target_kb = e.kb AND l.target_id = e.id \
+                 AND NOT EXISTS (SELECT 1 FROM links l JOIN live_entries s ON s.rowid = l.source \
+                                 WHERE l.target_kb = e.kb AND l.target_id = e.id \
                                  AND l.source <> e.rowid) \
                  ORDER BY e.kb, e.id",
             ))?;
             let rows = sql(s.query_map([kb], |r| {
-                Ok(EntryKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                Ok(EntryKey::new(
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                ))
             }))?;
             rows.map(sql).collect()
         })
@@ -942,7 +968,7 @@ impl Store for SqliteStore {
     async fn timeline(&self, filter: &Filter) -> Result<Vec<Entry>> {
         let w = filter_where(filter)?;
         let text = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.date IS NOT NULL{} \
+            "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE e.date IS NOT NULL{} \
              ORDER BY e.date ASC, e.kb ASC, e.id ASC LIMIT {} OFFSET {}",
             w.and_clause(),
             filter.effective_limit(),
@@ -960,7 +986,7 @@ impl Store for SqliteStore {
         // snippet) through the sort, not only the page it returns.
         let text = format!(
             "SELECT e.rowid, -bm25(entries_fts, {BM25_WEIGHTS}) AS score \
-             FROM entries_fts JOIN entries e ON e.rowid = entries_fts.rowid \
+             FROM entries_fts JOIN live_entries e ON e.rowid = entries_fts.rowid \
              WHERE entries_fts MATCH ?{} \
              ORDER BY score DESC, e.kb ASC, e.id ASC LIMIT {} OFFSET {}",
             w.and_clause(),
@@ -1092,7 +1118,7 @@ impl Store for SqliteStore {
         let key = key.clone();
         self.run(move |c, _| {
             let mut stmt = sql(c.prepare_cached(
-                "SELECT v.passage, v.text, v.vector FROM vectors v JOIN entries e ON e.rowid = v.entry \
+                "SELECT v.passage, v.text, v.vector FROM vectors v JOIN live_entries e ON e.rowid = v.entry \
                  WHERE e.kb = ?1 AND e.id = ?2 ORDER BY v.passage",
             ))?;
             let rows = sql(stmt.query_map([&key.kb, &key.id], |r| {
@@ -1166,7 +1192,7 @@ impl Store for SqliteStore {
         let text = format!(
             "SELECT COALESCE(SUM(has), 0), COALESCE(SUM(NOT has), 0) FROM ( \
                SELECT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid) AS has \
-               FROM entries e {})",
+               FROM live_entries e {})",
             w.clause()
         );
         self.run(move |c, _| {
@@ -1211,7 +1237,7 @@ impl Store for SqliteStore {
             let mut out = Vec::with_capacity(items.len());
             for (rowid, attempts, text_hash) in items {
                 let (kb, id, enq): (String, String, i64) = sql(tx.query_row(
-                    "SELECT e.kb, e.id, q.enqueued_at FROM entries e JOIN embed_queue q ON q.entry = e.rowid \
+                    "SELECT e.kb, e.id, q.enqueued_at FROM live_entries e JOIN embed_queue q ON q.entry = e.rowid \
                      WHERE e.rowid = ?1",
                     [rowid],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -1327,7 +1353,7 @@ impl Store for SqliteStore {
         let w = filter_where(filter)?;
         let text = format!(
             "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
-             SELECT e.rowid, e.text_hash, ? FROM entries e {} {} \
+             SELECT e.rowid, e.text_hash, ? FROM live_entries e {} {} \
              (e.title <> '' OR e.summary <> '' OR e.body <> '') {} \
              ON CONFLICT (entry) DO UPDATE SET text_hash = excluded.text_hash, attempts = 0, \
              last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL",
@@ -1418,7 +1444,7 @@ impl Store for SqliteStore {
         let key = key.clone();
         self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
-            let rowid = rowid_of(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
+            let rowid = live_rowid_of(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
             sql(tx.execute(
                 "INSERT INTO stars (entry, position) \
                  VALUES (?1, (SELECT COALESCE(MAX(position), 0) + 1 FROM stars)) \
@@ -1445,7 +1471,7 @@ impl Store for SqliteStore {
         let kb = kb.map(str::to_owned);
         self.run(move |c, _| {
             let mut s = sql(c.prepare(
-                "SELECT e.kb, e.id FROM stars s JOIN entries e ON e.rowid = s.entry \
+                "SELECT e.kb, e.id FROM stars s JOIN live_entries e ON e.rowid = s.entry \
                  WHERE ?1 IS NULL OR e.kb = ?1 ORDER BY s.position",
             ))?;
             let rows = sql(s.query_map([kb], |r| {
@@ -1536,7 +1562,7 @@ impl Store for SqliteStore {
         self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let coll = collection_rowid(&tx, &kb, &name)?;
-            let rowid = rowid_of(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
+            let rowid = live_rowid_of(&tx, &key)?.ok_or_else(|| entry_missing(&key))?;
             let mut members: Vec<i64> = {
                 let mut s = sql(tx.prepare(
                     "SELECT entry FROM collection_members WHERE collection = ?1 ORDER BY position",
@@ -1581,7 +1607,7 @@ impl Store for SqliteStore {
         self.run(move |c, _| {
             let coll = collection_rowid(c, &kb, &name)?;
             let mut s = sql(c.prepare(
-                "SELECT e.id FROM collection_members m JOIN entries e ON e.rowid = m.entry \
+                "SELECT e.id FROM collection_members m JOIN live_entries e ON e.rowid = m.entry \
                  WHERE m.collection = ?1 ORDER BY m.position",
             ))?;
             let rows = sql(s.query_map([coll], |r| r.get(0)))?;
@@ -1605,7 +1631,8 @@ impl Store for SqliteStore {
             // One conditional UPDATE is the compare-and-set; `IS` also matches NULL.
             let n = sql(tx.execute(
                 "UPDATE entries SET status = ?1, assignee = ?2, updated_at = ?3 \
-                 WHERE kb = ?4 AND id = ?5 AND status IS ?6",
+                 WHERE rowid = (SELECT rowid FROM live_entries WHERE kb = ?4 AND id = ?5) \
+                 AND status IS ?6",
                 params![new_status, assignee, now_micros(), key.kb, key.id, expected],
             ))?;
             let outcome = if n == 1 {
@@ -1614,7 +1641,7 @@ impl Store for SqliteStore {
             } else {
                 match sql(tx
                     .query_row(
-                        "SELECT status, assignee FROM entries WHERE kb = ?1 AND id = ?2",
+                        "SELECT status, assignee FROM live_entries WHERE kb = ?1 AND id = ?2",
                         [&key.kb, &key.id],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
@@ -1716,7 +1743,7 @@ fn read_tag_count(r: &Row<'_>) -> rusqlite::Result<TagCount> {
 fn neighbourhood_in(c: &Connection, q: &GraphQuery) -> Result<Graph> {
     let title_of = |k: &EntryKey| -> Result<Option<String>> {
         sql(c
-            .prepare_cached("SELECT title FROM entries WHERE kb = ?1 AND id = ?2")
+            .prepare_cached("SELECT title FROM live_entries WHERE kb = ?1 AND id = ?2")
             .and_then(|mut s| s.query_row([&k.kb, &k.id], |r| r.get(0)).optional()))
     };
     let Some(start_title) = title_of(&q.start)? else {
@@ -1734,7 +1761,7 @@ fn neighbourhood_in(c: &Connection, q: &GraphQuery) -> Result<Graph> {
         for node in builder.frontier() {
             let mut out = sql(c.prepare_cached(
                 "SELECT l.target_kb, l.target_id, l.relation FROM links l \
-                 JOIN entries e ON e.rowid = l.source WHERE e.kb = ?1 AND e.id = ?2",
+                 JOIN live_entries e ON e.rowid = l.source WHERE e.kb = ?1 AND e.id = ?2",
             ))?;
             let rows = sql(out.query_map([&node.kb, &node.id], |r| {
                 Ok((node.clone(), key(r, 0)?, r.get(2)?))
@@ -1745,7 +1772,7 @@ fn neighbourhood_in(c: &Connection, q: &GraphQuery) -> Result<Graph> {
             if q.include_backlinks {
                 let mut inc = sql(c.prepare_cached(
                     "SELECT e.kb, e.id, l.relation FROM links l \
-                     JOIN entries e ON e.rowid = l.source WHERE l.target_kb = ?1 AND l.target_id = ?2",
+                     JOIN live_entries e ON e.rowid = l.source WHERE l.target_kb = ?1 AND l.target_id = ?2",
                 ))?;
                 let rows = sql(inc.query_map([&node.kb, &node.id], |r| {
                     Ok((key(r, 0)?, node.clone(), r.get(2)?))

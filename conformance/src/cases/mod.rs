@@ -2,6 +2,7 @@
 
 pub mod coordination;
 pub mod entries;
+pub mod expiry;
 pub mod filters;
 pub mod graph;
 pub mod health;

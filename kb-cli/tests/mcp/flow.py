@@ -107,7 +107,7 @@ async def check_tools(client: Client, expected: set[str]) -> None:
         check(prop in search["properties"], f"search lacks {prop}")
     if "write" in by_name:
         props = by_name["write"].input_schema["properties"]
-        for prop in ("title", "body", "tags", "type", "metadata", "importance"):
+        for prop in ("title", "body", "tags", "type", "metadata", "importance", "ttl_seconds"):
             check(prop in props, f"write lacks {prop}")
 
 
@@ -204,6 +204,10 @@ async def stdio_flow(args) -> None:
         task = (await call(client, "write", {"kb": kb, "id": "task-1", "title": "Compact the log", "type": "task", "status": "open"}))["id"]
         await malformed(client, kb)
 
+        fading = await call(client, "write", {"kb": kb, "title": "Fading thought", "body": "ephemeral kestrel", "ttl_seconds": 1})
+        check(fading["expires_at"] is not None, f"no expiry: {fading}")
+        res = await call(client, "search", {"query": "kestrel", "mode": "keyword", "kb": kb})
+        check([h["id"] for h in res["hits"]] == [fading["id"]], "the fading memory is not found while live")
         scratch = await call(client, "create_scratch_kb", {"ttl_seconds": 1})
         await call(client, "write", {"kb": scratch["kb"], "title": "temp", "body": "scratch thoughts"})
         listed = await call(client, "list_kbs", {})
@@ -217,7 +221,13 @@ async def stdio_flow(args) -> None:
         await tool_error(client, "update_task_status", {"kb": kb, "id": task, "assignee": "intruder", "status": "open"}, "a non-holder updating")
 
         await asyncio.sleep(1.5)
+        # Past its TTL the memory is gone from every tool, before any GC.
+        res = await call(client, "search", {"query": "kestrel", "mode": "keyword", "kb": kb})
+        check(res["hits"] == [], f"an expired memory was found: {res['hits']}")
+        got = await call(client, "get", {"kb": kb, "ids": [fading["id"]]})
+        check(got["missing"] == [fading["id"]], "an expired memory was readable")
         out = kb_cli(args, "gc")
+        check("1 expired entries" in out, f"kb gc did not remove the expired memory: {out}")
         check(scratch["kb"] in out, f"kb gc did not report the scratch KB: {out}")
         listed = await call(client, "list_kbs", {})
         check(scratch["kb"] not in [k["kb"] for k in listed["kbs"]], "the scratch KB survived gc")
