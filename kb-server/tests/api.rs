@@ -964,3 +964,50 @@ async fn first_token_closes_open_access_and_no_auth_keeps_it_open() {
         );
     }
 }
+
+#[tokio::test]
+async fn entries_written_with_a_ttl_fade_from_reads_and_lists() {
+    for b in backends("ttl") {
+        let (_state, app) = app_for(&b).await;
+        let n = b.name;
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/kbs",
+            None,
+            Some(json!({"name": "mem"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "[{n}] {}", r.json);
+        let r = call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/mem/entries/later",
+            None,
+            Some(json!({"title": "Later", "ttl_seconds": 3600})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "[{n}] {}", r.json);
+        let expires = r.json["expires_at"].as_str().expect("expires_at returned");
+        let at = chrono::DateTime::parse_from_rfc3339(expires).unwrap();
+        let left = at.signed_duration_since(chrono::Utc::now()).num_seconds();
+        assert!((3590..=3600).contains(&left), "[{n}] {left}");
+        let r = call(
+            &app,
+            Method::PUT,
+            "/v1/kbs/mem/entries/gone",
+            None,
+            Some(json!({"title": "Gone", "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "[{n}] {}", r.json);
+        assert_eq!(
+            get(&app, "/v1/kbs/mem/entries/gone").await.status,
+            StatusCode::NOT_FOUND,
+            "[{n}]"
+        );
+        let list = get(&app, "/v1/kbs/mem/entries").await;
+        assert_eq!(list.json["total"], 1, "[{n}] {}", list.json);
+        assert_eq!(list.json["entries"][0]["id"], "later", "[{n}]");
+    }
+}
