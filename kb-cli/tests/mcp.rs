@@ -109,9 +109,20 @@ fn flow(python: &str, db: &str, schema: &Option<String>, cwd: &Path, args: &[&st
 fn an_agent_remembers_recalls_links_and_claims_over_stdio() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
+    // One note comes from a synced folder: the agent may read it but not change it.
+    let folder = dir.path().join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("handbook.md"),
+        "---\ntitle: Team handbook\n---\nHow we work.\n",
+    )
+    .unwrap();
     for (db, schema) in stores(dir.path(), "stdio") {
         let mut c = kb(&db, &schema, dir.path());
         c.args(["kb", "create", "notes"]);
+        ok(c);
+        let mut c = kb(&db, &schema, dir.path());
+        c.args(["sync", "--kb", "notes", "--no-embed"]).arg(&folder);
         ok(c);
         flow(&py, &db, &schema, dir.path(), &["stdio"]);
     }

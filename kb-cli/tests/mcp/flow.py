@@ -201,6 +201,13 @@ async def stdio_flow(args) -> None:
         rel = await call(client, "related", {"kb": kb, "id": ids[2]})
         check(any(n["key"]["id"] == ids[0] for n in rel["graph"]["nodes"]), "related lacks the linked entry")
 
+        # An entry synced from a file is the file's: changing it here would be undone.
+        msg = await tool_error(client, "write", {"kb": kb, "id": "handbook", "title": "Edited"}, "editing a file-backed entry")
+        check("handbook.md" in msg, f"the refusal does not name the file: {msg}")
+        await tool_error(client, "delete", {"kb": kb, "id": "handbook"}, "deleting a file-backed entry")
+        hb = await call(client, "get", {"kb": kb, "ids": ["handbook"]})
+        check(hb["entries"][0]["title"] == "Team handbook", "a file-backed entry was changed")
+
         task = (await call(client, "write", {"kb": kb, "id": "task-1", "title": "Compact the log", "type": "task", "status": "open"}))["id"]
         await malformed(client, kb)
 
