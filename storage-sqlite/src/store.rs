@@ -496,15 +496,27 @@ fn first_vector(c: &Connection, key: &EntryKey) -> Result<Option<Vec<f32>>> {
 }
 
 /// Loads the vector index if it is not loaded yet.
-fn ensure_index(c: &Connection, shared: &Shared, dim: usize) -> Result<()> {
-    if shared.vectors.read().expect("vector lock").is_some() {
-        return Ok(());
+/// Scores `query` against every stored passage, loading the index first when it is not
+/// in memory. The scores are taken under the same lock that found (or loaded) the index:
+/// `delete_kb` and `gc_expired` drop it, and a query that released the lock between
+/// loading and reading would find it gone.
+fn index_scores(
+    c: &Connection,
+    shared: &Shared,
+    dim: usize,
+    query: &[f32],
+) -> Result<Vec<(f32, (i64, u32))>> {
+    if let Some(index) = shared.vectors.read().expect("vector lock").as_ref() {
+        return Ok(index.scores(query));
     }
     let mut w = shared.vectors.write().expect("vector lock");
-    if w.is_none() {
-        *w = Some(VectorIndex::load(c, dim)?);
-    }
-    Ok(())
+    let index = match w.take() {
+        Some(index) => index,
+        None => VectorIndex::load(c, dim)?,
+    };
+    let scores = index.scores(query);
+    *w = Some(index);
+    Ok(scores)
 }
 
 fn semantic_in(c: &Connection, shared: &Shared, q: &SemanticQuery) -> Result<Vec<SemanticHit>> {
@@ -517,11 +529,7 @@ fn semantic_in(c: &Connection, shared: &Shared, q: &SemanticQuery) -> Result<Vec
     }
     let where_ = filter_where(&q.filter)?;
     let query = normalized(&q.vector);
-    ensure_index(c, shared, space.dimension)?;
-    let guard = shared.vectors.read().expect("vector lock");
-    let index = guard.as_ref().expect("index loaded above");
-    let mut cands = index.scores(&query);
-    drop(guard);
+    let mut cands = index_scores(c, shared, space.dimension, &query)?;
     if let Some(min) = q.min_score {
         cands.retain(|(s, _)| *s >= min);
     }
