@@ -12,6 +12,7 @@
 //! as a crash, and never with driver text.
 
 mod access;
+mod args;
 mod resources;
 mod server;
 mod tools;

@@ -92,6 +92,22 @@ impl KbMcp {
         Ok(kb)
     }
 
+    /// [`kb_for`](Self::kb_for), for a tool that writes: a KB the caller may only read
+    /// is refused with a message saying so.
+    pub(crate) async fn writable_kb(
+        &self,
+        named: Option<&str>,
+        access: &McpAccess,
+    ) -> Result<String, ToolError> {
+        let kb = self.kb_for(named, access).await?;
+        if !access.can_write(&kb) {
+            return Err(ToolError::new(format!(
+                "this session may only read knowledge base {kb}"
+            )));
+        }
+        Ok(kb)
+    }
+
     async fn choose_kb(
         &self,
         named: Option<&str>,
