@@ -9,10 +9,11 @@
 //! interpreter in `KB_MCP_PYTHON` and are skipped without it, unless `KB_REQUIRE_MCP` is
 //! set (as CI does), when its absence is a failure.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -164,28 +165,7 @@ fn the_http_endpoint_keeps_to_each_tokens_scope() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let port: u16 = loop {
-            assert!(
-                Instant::now() < deadline,
-                "kb serve never said where it listens"
-            );
-            let line = lines.next().expect("kb serve exited").unwrap();
-            if let Some(rest) = line
-                .split("127.0.0.1:")
-                .nth(1)
-                .filter(|_| line.contains("kb serve listening"))
-            {
-                break rest
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-            }
-        };
-        let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+        let (port, drain) = common::listening_port(&mut server);
         let url = format!("http://127.0.0.1:{port}/mcp");
         let result = std::panic::catch_unwind(|| {
             flow(

@@ -2,7 +2,9 @@
 //! without their secret; the server refuses a public address without tokens, serves on
 //! loopback, requires the token once one exists, and exits 0 on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -123,26 +125,7 @@ fn tokens_and_serve_end_to_end() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let port: u16 = loop {
-            assert!(
-                Instant::now() < deadline,
-                "kb serve never said where it listens"
-            );
-            let line = lines.next().expect("kb serve exited").unwrap();
-            let listening = line.contains("kb serve listening");
-            if let Some(rest) = line.split("127.0.0.1:").nth(1).filter(|_| listening) {
-                break rest
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+        let (port, drain) = common::listening_port(&mut child);
 
         let (status, body) = http(port, "/readyz", None);
         assert_eq!(status, 200, "{body}");
