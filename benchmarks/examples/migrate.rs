@@ -5,6 +5,7 @@
 //! `KB_BENCH_PG_URL=postgres://… cargo run --release -p benchmarks --example migrate`
 
 use std::time::Instant;
+use storage_core::prelude::*;
 
 use kb_app::{migrate, DatabaseConfig, NoProgress, OpenMode, OpenStore};
 use storage_core::{EmbeddingSpace, EntryKey, NewKnowledgeBase};

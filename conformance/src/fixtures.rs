@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use storage_core::{EmbeddingSpace, Entry, NewEntry, NewKnowledgeBase, Result, Store};
+use storage_core::{EmbeddingSpace, Entry, NewEntry, NewKnowledgeBase, Result, Store, StoreExt};
 
 pub type S = Arc<dyn Store>;
 

@@ -15,6 +15,7 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use storage_core::prelude::*;
 
 use clap::Parser;
 use kb_app::{

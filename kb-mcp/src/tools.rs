@@ -8,6 +8,7 @@ use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, RoleServer};
 use search_hybrid::{SearchMode, SearchRequest};
 use serde_json::{json, Value};
+use storage_core::prelude::*;
 use storage_core::{
     ClaimOutcome, Entry, EntryKey, GraphQuery, Link, NewEntry, NewKnowledgeBase, SortField,
     SortOrder, StorageError,

@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use search_hybrid::{SearchMode, SearchRequest, SearchResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use storage_core::prelude::*;
 use storage_core::{
     ClaimOutcome, Entry, EntryKey, Filter, LifecycleFilter, NewEntry, NewKnowledgeBase, SortField,
     SortOrder,

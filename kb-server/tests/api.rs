@@ -4,6 +4,7 @@
 //! `hashing` embedder, so no model is needed.
 
 use std::time::{Duration, Instant};
+use storage_core::prelude::*;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};

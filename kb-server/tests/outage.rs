@@ -5,6 +5,7 @@
 #![cfg(feature = "postgres-tests")]
 
 use std::time::{Duration, Instant};
+use storage_core::prelude::*;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

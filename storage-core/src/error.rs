@@ -14,6 +14,19 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// Result alias used throughout the protocol.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// The kinds of integrity constraint an engine enforces, as both backends name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    /// A unique or primary key.
+    Unique,
+    /// A foreign key: the referenced row does not exist.
+    ForeignKey,
+    /// A NOT NULL column.
+    NotNull,
+    /// A CHECK constraint.
+    Check,
+}
+
 /// Every failure a storage backend can report.
 ///
 /// Match on the kind, never on the message: messages are for humans and may change.
@@ -22,24 +35,44 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 pub enum StorageError {
     /// The named thing does not exist (a knowledge base, an entry, a collection…).
     #[error("{what} not found")]
-    NotFound { what: String },
+    NotFound {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// Creating something that already exists.
     #[error("{what} already exists")]
-    AlreadyExists { what: String },
+    AlreadyExists {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The write raced with another writer or violates a constraint between records.
     #[error("conflict: {message}")]
-    Conflict { message: String },
+    Conflict {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The database aborted the transaction because of a concurrent one (a deadlock or a
     /// serialization failure); nothing was written, and the same call can simply be retried.
     #[error("the write was aborted by a concurrent one; nothing was written, retry it: {message}")]
-    Aborted { message: String },
+    Aborted {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The caller passed a value the protocol does not accept (bad id, oversized field…).
     #[error("invalid input: {message}")]
-    InvalidInput { message: String },
+    InvalidInput {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// A search query could not be parsed. `position` is a character offset into the query.
     #[error("invalid query at position {position}: {message}")]
@@ -94,19 +127,27 @@ pub enum StorageError {
 
 impl StorageError {
     pub fn not_found(what: impl Into<String>) -> Self {
-        Self::NotFound { what: what.into() }
+        Self::NotFound {
+            what: what.into(),
+            source: None,
+        }
     }
     pub fn already_exists(what: impl Into<String>) -> Self {
-        Self::AlreadyExists { what: what.into() }
+        Self::AlreadyExists {
+            what: what.into(),
+            source: None,
+        }
     }
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::InvalidInput {
             message: message.into(),
+            source: None,
         }
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict {
             message: message.into(),
+            source: None,
         }
     }
     pub fn invalid_query(message: impl Into<String>, position: usize) -> Self {
@@ -115,10 +156,55 @@ impl StorageError {
             position,
         }
     }
+    /// A missing knowledge base, worded the same on every backend.
+    pub fn kb_not_found(kb: &str) -> Self {
+        Self::not_found(format!("knowledge base {kb:?}"))
+    }
+    /// A missing entry.
+    pub fn entry_not_found(key: &crate::EntryKey) -> Self {
+        Self::not_found(format!("entry {key}"))
+    }
+    /// A missing collection.
+    pub fn collection_not_found(kb: &str, name: &str) -> Self {
+        Self::not_found(format!("collection {name:?} in knowledge base {kb:?}"))
+    }
+    /// Vectors written before any embedding space was fixed.
+    pub fn no_embedding_space() -> Self {
+        Self::invalid_input(
+            "no embedding space is set: call ensure_embedding_space (or configure the \
+             embedding model) before storing vectors",
+        )
+    }
     pub fn backend(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::Backend {
             message: message.into(),
             source: Some(source.into()),
+        }
+    }
+
+    /// The one mapping of an engine's constraint failure to a kind, by what the
+    /// constraint means, used by every backend: a duplicate key is `AlreadyExists`, a
+    /// reference to a missing row is `NotFound`, a missing or out-of-range value is
+    /// `InvalidInput`. The driver's error is kept as the source.
+    pub fn constraint(kind: ConstraintKind, source: impl Into<BoxError>) -> Self {
+        let source = Some(source.into());
+        match kind {
+            ConstraintKind::Unique => Self::AlreadyExists {
+                what: "a record with the same key".into(),
+                source,
+            },
+            ConstraintKind::ForeignKey => Self::NotFound {
+                what: "a record the write refers to".into(),
+                source,
+            },
+            ConstraintKind::NotNull => Self::InvalidInput {
+                message: "a required value is missing".into(),
+                source,
+            },
+            ConstraintKind::Check => Self::InvalidInput {
+                message: "a value is outside the range the store accepts".into(),
+                source,
+            },
         }
     }
 
@@ -139,6 +225,7 @@ mod tests {
     fn transient_failures_are_retryable_and_conflicts_are_not() {
         let aborted = StorageError::Aborted {
             message: "deadlock".into(),
+            source: None,
         };
         assert!(aborted.is_retryable());
         assert!(aborted.to_string().contains("retry"));

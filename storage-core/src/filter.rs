@@ -157,6 +157,13 @@ impl Filter {
         self.limit.unwrap_or(MAX_PAGE_SIZE)
     }
 
+    /// The bounds `[p/, p0)` that select everything strictly below `p` in a `/`
+    /// hierarchy with a range scan: `'0'` follows `'/'` in byte order, so the half-open
+    /// range is exactly "starts with `p/`" and an index on the column serves it.
+    pub fn hierarchy_bounds(prefix: &str) -> (String, String) {
+        (format!("{prefix}/"), format!("{prefix}0"))
+    }
+
     /// The tag prefix without a trailing `/`, if any.
     pub fn normalized_tag_prefix(&self) -> Option<&str> {
         self.tag_prefix

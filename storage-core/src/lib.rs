@@ -1,7 +1,8 @@
 //! The storage protocol for knowledge bases and agent memory.
 //!
-//! - [`Store`] (in [`protocol`]) is the one trait every backend implements; its doc holds
-//!   the contract.
+//! - [`Store`] (in [`protocol`]) is the protocol: nine area traits every backend
+//!   implements, and [`StoreExt`] with the conveniences built on them; its doc holds the
+//!   contract.
 //! - [`types`] and [`filter`] are the domain types; [`query`] is the search query language
 //!   every backend compiles to its own dialect.
 //! - [`StorageError`] is the one error type, with meaning-based kinds.
@@ -15,13 +16,25 @@ pub mod protocol;
 pub mod query;
 pub mod types;
 
-pub use error::{BoxError, Result, StorageError};
+pub use error::{BoxError, ConstraintKind, Result, StorageError};
 pub use filter::{
     metadata_get, metadata_path_segments, metadata_set, tag_matches_prefix, Filter,
     LifecycleFilter, MetadataEq, Sort, SortField, SortOrder, MAX_OFFSET, MAX_PAGE_SIZE,
 };
 pub use graph::{GraphBuilder, RawEdge};
-pub use protocol::Store;
+pub use protocol::{
+    CoordinationStore, EntryStore, GraphStore, HealthStore, KbStore, OrganiseStore, QueueStore,
+    SearchStore, Store, StoreExt, VectorStore,
+};
+/// Every protocol trait, for code that calls the protocol on a concrete backend type
+/// (`use storage_core::prelude::*;`); `dyn Store` needs no import.
+pub mod prelude {
+    pub use crate::protocol::{
+        CoordinationStore, EntryStore, GraphStore, HealthStore, KbStore, OrganiseStore, QueueStore,
+        SearchStore, Store, StoreExt, VectorStore,
+    };
+}
+
 pub use query::{any_words_query, parse_query, QueryNode};
 pub use types::*;
 

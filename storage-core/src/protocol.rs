@@ -1,4 +1,5 @@
-//! The storage protocol: the one trait every backend implements.
+//! The storage protocol: what every backend implements, by area, and the conveniences
+//! built on it.
 //!
 //! # Contract (every backend, checked by the `conformance` crate)
 //!
@@ -18,22 +19,63 @@
 //!   `timeline`, `search` and `semantic_search`.
 //! - **Errors.** Only [`StorageError`] kinds; driver text never reaches `Display`.
 //!
-//! The trait is object-safe: callers hold an `Arc<dyn Store>` chosen from configuration.
+//! # Shape
+//!
+//! The protocol is nine area traits, one per section of the contract and per module of
+//! the conformance suite: [`KbStore`], [`EntryStore`], [`GraphStore`], [`SearchStore`],
+//! [`VectorStore`], [`QueueStore`], [`OrganiseStore`], [`CoordinationStore`] and
+//! [`HealthStore`]. [`Store`] is all nine together, implemented for every type that
+//! implements them, so a backend writes one `impl` per area — each in the file named
+//! after it — and never an `impl Store`. Area traits (rather than one 50-method trait
+//! whose methods hand off to area files) keep each method's one implementation in its
+//! area's file, with no list of forwarding stubs to keep in step.
+//!
+//! [`StoreExt`] holds the conveniences that are pure compositions of the protocol
+//! (`upsert_entry`, `put_vector`, `similar`, …); a backend never implements them.
+//!
+//! [`Store`] is object-safe: callers hold an `Arc<dyn Store>` chosen from configuration,
+//! and call any area's method on it without importing the area trait.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 use crate::filter::Filter;
 use crate::types::*;
 
-/// One async storage protocol over knowledge bases, entries, links, search, vectors and
-/// coordination primitives.
-#[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
-    // ------------------------------------------------------------ knowledge bases
+/// The whole protocol: every area trait. Implemented for every type that implements all
+/// of them; backends implement the areas, never this trait.
+pub trait Store:
+    KbStore
+    + EntryStore
+    + GraphStore
+    + SearchStore
+    + VectorStore
+    + QueueStore
+    + OrganiseStore
+    + CoordinationStore
+    + HealthStore
+{
+}
 
+impl<T> Store for T where
+    T: KbStore
+        + EntryStore
+        + GraphStore
+        + SearchStore
+        + VectorStore
+        + QueueStore
+        + OrganiseStore
+        + CoordinationStore
+        + HealthStore
+        + ?Sized
+{
+}
+
+/// Knowledge bases: create, list, delete, and expiry.
+#[async_trait]
+pub trait KbStore: Send + Sync + std::fmt::Debug {
     /// Creates a KB. `AlreadyExists` if the name is taken.
     async fn create_kb(&self, kb: &NewKnowledgeBase) -> Result<KnowledgeBase>;
     async fn get_kb(&self, name: &str) -> Result<Option<KnowledgeBase>>;
@@ -47,14 +89,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// its links, vectors, queue item, stars and collection memberships (links pointing at
     /// it are kept, as for `delete_entry`).
     async fn gc_expired(&self, now: DateTime<Utc>) -> Result<GcReport>;
+}
 
-    // ------------------------------------------------------------ entries
-
-    /// Inserts or replaces one entry. `NotFound` if its KB does not exist.
-    async fn upsert_entry(&self, entry: &NewEntry) -> Result<Entry> {
-        let mut stored = self.upsert_entries(std::slice::from_ref(entry)).await?;
-        Ok(stored.remove(0))
-    }
+/// Entries: write, read, list with a [`Filter`], and the dated timeline.
+#[async_trait]
+pub trait EntryStore: Send + Sync + std::fmt::Debug {
     /// Inserts or replaces many entries in one transaction (all or nothing). Returns the
     /// stored entries in input order. A key that appears twice: the last one wins.
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>>;
@@ -72,17 +111,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// paging), ordered by type.
     async fn entry_types(&self, filter: &Filter) -> Result<Vec<(String, u64)>>;
 
-    // ------------------------------------------------------------ tags
+    /// Dated entries selected by `filter` (date range and minimum importance included),
+    /// ordered by date ascending then key.
+    async fn timeline(&self, filter: &Filter) -> Result<Vec<Entry>>;
+}
 
-    /// Every tag with the number of entries carrying it, in one KB or all, ordered by
-    /// count descending then tag.
-    async fn tags(&self, kb: Option<&str>) -> Result<Vec<TagCount>>;
-    /// Tags equal to `prefix` or below it in the hierarchy (`a` → `a`, `a/b`; not `ab`),
-    /// ordered by tag.
-    async fn tags_with_prefix(&self, kb: Option<&str>, prefix: &str) -> Result<Vec<TagCount>>;
-
-    // ------------------------------------------------------------ links and graph
-
+/// Links between entries and the graph they form.
+#[async_trait]
+pub trait GraphStore: Send + Sync + std::fmt::Debug {
     /// The entry's links in the order they were written. Empty if the entry is missing.
     async fn outlinks(&self, key: &EntryKey) -> Result<Vec<Link>>;
     /// Links pointing at `key` (which need not exist), ordered by source key.
@@ -95,23 +131,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Active entries with no outgoing links and no incoming links from existing entries,
     /// ordered by key.
     async fn orphans(&self, kb: Option<&str>) -> Result<Vec<EntryKey>>;
+}
 
-    // ------------------------------------------------------------ timeline
-
-    /// Dated entries selected by `filter` (date range and minimum importance included),
-    /// ordered by date ascending then key.
-    async fn timeline(&self, filter: &Filter) -> Result<Vec<Entry>>;
-
-    // ------------------------------------------------------------ full-text search
-
+/// Full-text (BM25) search.
+#[async_trait]
+pub trait SearchStore: Send + Sync + std::fmt::Debug {
     /// Full-text search with the project's query language ([`crate::parse_query`]) over
     /// title, tags, summary and body, weighted title > tags = summary > body. Results are
     /// the entries selected by `filter` that match, best first (ties by key); paged by
     /// `filter.limit`/`offset`.
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>>;
+}
 
-    // ------------------------------------------------------------ embeddings
-
+/// Embedding space, passage vectors and semantic search.
+#[async_trait]
+pub trait VectorStore: Send + Sync + std::fmt::Debug {
     /// The store's embedding space, if one has been fixed.
     async fn embedding_space(&self) -> Result<Option<EmbeddingSpace>>;
     /// Fixes the embedding space if none is set; otherwise checks it is the same.
@@ -123,30 +157,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `Conflict` while a worker holds a live lease: stop the workers first, since a worker
     /// that checked the old space would go on writing its model's vectors.
     async fn reset_embedding_space(&self) -> Result<u64>;
-    /// Stores (replaces) the entry's vector: one passage standing for the whole entry.
-    /// `DimensionMismatch` when its length is not the space's dimension; `InvalidInput`
-    /// when no space is fixed, the vector is zero or not finite; `NotFound` when the entry
-    /// is missing.
-    async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()> {
-        self.put_vectors(&[(key.clone(), vector.to_vec())]).await
-    }
-    /// Stores many single-passage vectors in one transaction (all or nothing), with the
-    /// same checks as [`put_vector`](Self::put_vector).
-    async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()> {
-        let items: Vec<EntryPassages> = items
-            .iter()
-            .map(|(key, vector)| EntryPassages {
-                key: key.clone(),
-                passages: vec![PassageVector {
-                    text: None,
-                    vector: vector.clone(),
-                }],
-            })
-            .collect();
-        self.put_passages(&items).await
-    }
     /// Replaces each entry's passages (text + vector each) in one transaction, all or
-    /// nothing. Every vector is checked as in [`put_vector`](Self::put_vector);
+    /// nothing. Every vector is checked as in [`StoreExt::put_vector`];
     /// `InvalidInput` for an empty passage list or more than
     /// [`MAX_PASSAGES_PER_ENTRY`](crate::MAX_PASSAGES_PER_ENTRY).
     async fn put_passages(&self, items: &[EntryPassages]) -> Result<()>;
@@ -161,14 +173,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// least k selected entries have vectors and pass `min_score`). An entry scores as its
     /// best passage, and appears once. Best first, ties by key.
     async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>>;
-    /// Nearest neighbours of the entry's first passage vector, excluding the entry itself.
-    /// `NotFound` when the entry has no vector.
-    async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>>;
     /// Entries selected by `filter` with and without a vector.
     async fn vector_coverage(&self, filter: &Filter) -> Result<VectorCoverage>;
+}
 
-    // ------------------------------------------------------------ embedding queue
-
+/// The embedding queue that background workers drain.
+#[async_trait]
+pub trait QueueStore: Send + Sync + std::fmt::Debug {
     /// Claims up to `limit` queued entries for `lease`, oldest first. Items whose lease
     /// expired (a crashed worker) are claimable again. Never hands one item to two
     /// workers whose leases overlap.
@@ -195,8 +206,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Puts every active entry of the filter without a vector (or all, with `all`) back in
     /// the queue, resetting attempts. Returns how many were queued.
     async fn requeue_embeddings(&self, filter: &Filter, all: bool) -> Result<u64>;
+}
 
-    // ------------------------------------------------------------ settings
+/// Ways to organise entries: tags, settings, stars and collections.
+#[async_trait]
+pub trait OrganiseStore: Send + Sync + std::fmt::Debug {
+    // ---- tags
+
+    /// Every tag with the number of entries carrying it, in one KB or all, ordered by
+    /// count descending then tag.
+    async fn tags(&self, kb: Option<&str>) -> Result<Vec<TagCount>>;
+    /// Tags equal to `prefix` or below it in the hierarchy (`a` → `a`, `a/b`; not `ab`),
+    /// ordered by tag.
+    async fn tags_with_prefix(&self, kb: Option<&str>, prefix: &str) -> Result<Vec<TagCount>>;
+
+    // ---- settings
 
     async fn get_setting(&self, scope: &SettingScope, key: &str) -> Result<Option<Value>>;
     /// `NotFound` when a KB scope names a missing KB.
@@ -205,7 +229,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// All settings of a scope, ordered by key.
     async fn list_settings(&self, scope: &SettingScope) -> Result<Vec<(String, Value)>>;
 
-    // ------------------------------------------------------------ stars
+    // ---- stars
 
     /// Stars an entry (appended last). Starring twice keeps the first position.
     async fn star(&self, key: &EntryKey) -> Result<()>;
@@ -213,7 +237,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Starred entries in starring order, optionally in one KB.
     async fn starred(&self, kb: Option<&str>) -> Result<Vec<EntryKey>>;
 
-    // ------------------------------------------------------------ collections
+    // ---- collections
 
     /// `AlreadyExists` when the KB already has a collection of this name.
     async fn create_collection(
@@ -237,9 +261,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn remove_from_collection(&self, kb: &str, name: &str, id: &str) -> Result<bool>;
     /// Member ids in collection order. `NotFound` when the collection is missing.
     async fn collection_entries(&self, kb: &str, name: &str) -> Result<Vec<String>>;
+}
 
-    // ------------------------------------------------------------ coordination
-
+/// Compare-and-set primitives for agents that share work.
+#[async_trait]
+pub trait CoordinationStore: Send + Sync + std::fmt::Debug {
     /// Atomically moves an entry from `expected_status` (`None` = no status) to
     /// `new_status` and sets `assignee`, only if it still has the expected status.
     async fn claim(
@@ -258,9 +284,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         expected: Option<&Value>,
         new: &Value,
     ) -> Result<CasOutcome>;
+}
 
-    // ------------------------------------------------------------ health
-
+/// Health and housekeeping.
+#[async_trait]
+pub trait HealthStore: Send + Sync + std::fmt::Debug {
     async fn health(&self) -> Result<HealthReport>;
 
     /// Refreshes the engine's planner statistics and index housekeeping after a bulk load
@@ -269,3 +297,63 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// right after a large import may run with poor plans meanwhile.
     async fn optimize(&self) -> Result<()>;
 }
+
+/// Conveniences composed from the protocol, for every [`Store`] (including
+/// `dyn Store`). Backends never implement them.
+#[async_trait]
+pub trait StoreExt: Store {
+    /// Inserts or replaces one entry. `NotFound` if its KB does not exist.
+    async fn upsert_entry(&self, entry: &NewEntry) -> Result<Entry> {
+        let mut stored = self.upsert_entries(std::slice::from_ref(entry)).await?;
+        Ok(stored.remove(0))
+    }
+    /// Stores (replaces) the entry's vector: one passage standing for the whole entry.
+    /// `DimensionMismatch` when its length is not the space's dimension; `InvalidInput`
+    /// when no space is fixed, the vector is zero or not finite; `NotFound` when the entry
+    /// is missing.
+    async fn put_vector(&self, key: &EntryKey, vector: &[f32]) -> Result<()> {
+        self.put_vectors(&[(key.clone(), vector.to_vec())]).await
+    }
+    /// Stores many single-passage vectors in one transaction (all or nothing), with the
+    /// same checks as [`put_vector`](Self::put_vector).
+    async fn put_vectors(&self, items: &[(EntryKey, Vec<f32>)]) -> Result<()> {
+        let items: Vec<EntryPassages> = items
+            .iter()
+            .map(|(key, vector)| EntryPassages {
+                key: key.clone(),
+                passages: vec![PassageVector {
+                    text: None,
+                    vector: vector.clone(),
+                }],
+            })
+            .collect();
+        self.put_passages(&items).await
+    }
+    /// Nearest neighbours of the entry's first passage vector, excluding the entry itself.
+    /// `NotFound` when the entry has no vector.
+    async fn similar(&self, key: &EntryKey, k: usize, filter: &Filter) -> Result<Vec<SemanticHit>> {
+        check_k(k)?;
+        filter.validate()?;
+        let vector = self
+            .get_vector(key)
+            .await?
+            .ok_or_else(|| StorageError::not_found(format!("vector of entry {key}")))?;
+        let query = SemanticQuery {
+            vector,
+            // One more than asked, since the entry finds itself (within MAX_K, so at
+            // k = MAX_K at most MAX_K - 1 neighbours come back).
+            k: (k + 1).min(MAX_K),
+            min_score: None,
+            filter: filter.clone(),
+        };
+        let mut hits = self.semantic_search(&query).await?;
+        hits.retain(|h| h.entry.kb != key.kb || h.entry.id != key.id);
+        hits.truncate(k);
+        for (i, h) in hits.iter_mut().enumerate() {
+            h.rank = i + 1;
+        }
+        Ok(hits)
+    }
+}
+
+impl<T: Store + ?Sized> StoreExt for T {}

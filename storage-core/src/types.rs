@@ -952,6 +952,30 @@ impl EmbeddingSpace {
             dimension,
         }
     }
+
+    /// Rejects a space no store can hold: no model id, or no dimensions.
+    pub fn validate(&self) -> Result<()> {
+        if self.dimension == 0 || self.model.trim().is_empty() {
+            return Err(StorageError::invalid_input(
+                "an embedding space needs a model id and a dimension above 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `self` is the stored space: `Ok` when `requested` is the same, `ModelMismatch`
+    /// otherwise (the rule `ensure_embedding_space` applies on every backend).
+    pub fn check_same(&self, requested: &EmbeddingSpace) -> Result<()> {
+        if self == requested {
+            return Ok(());
+        }
+        Err(StorageError::ModelMismatch {
+            stored_model: self.model.clone(),
+            stored_dimension: self.dimension,
+            requested_model: requested.model.clone(),
+            requested_dimension: requested.dimension,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1029,6 +1053,30 @@ pub struct FailedItem {
 pub enum SettingScope {
     Global,
     Kb(String),
+}
+
+impl SettingScope {
+    /// The KB column both backends store a setting under: `""` for global settings.
+    pub fn kb_key(&self) -> &str {
+        match self {
+            SettingScope::Global => "",
+            SettingScope::Kb(kb) => kb,
+        }
+    }
+}
+
+/// Longest setting key, in bytes.
+pub const MAX_SETTING_KEY_BYTES: usize = 256;
+
+/// Rejects a setting key that is empty, longer than [`MAX_SETTING_KEY_BYTES`] or holds
+/// control characters.
+pub fn validate_setting_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_SETTING_KEY_BYTES || key.chars().any(char::is_control) {
+        return Err(StorageError::invalid_input(
+            "setting keys are 1-256 characters without control characters",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

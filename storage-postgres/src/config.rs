@@ -4,6 +4,12 @@ use std::time::Duration;
 
 use storage_core::{EmbeddingSpace, Result, StorageError};
 
+/// The default text search configuration: Porter stemming without stopwords and with
+/// accents folded — the token stream of SQLite's FTS5 `porter unicode61
+/// remove_diacritics 2`, so both backends' BM25 sees the same terms. Not a Postgres
+/// configuration name: the store builds it from Postgres' snowball `porter` stemmer.
+pub const PORTER_CONFIG: &str = "porter";
+
 /// How to reach Postgres and how to lay out and tune the schema.
 ///
 /// `Debug` never shows the password of the URL.
@@ -173,7 +179,7 @@ impl PgConfig {
             connection_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(300)),
             statement_timeout: Duration::from_secs(30),
-            text_search_config: crate::schema::PORTER_CONFIG.into(),
+            text_search_config: PORTER_CONFIG.into(),
             bm25_k1: 1.2,
             bm25_b: 0.75,
             embedding: None,

@@ -1,7 +1,7 @@
 //! The one place where tokio-postgres and bb8 errors become [`StorageError`] kinds, by
 //! SQLSTATE. Driver text is kept only as the error's `source`, never in its message.
 
-use storage_core::StorageError;
+use storage_core::{ConstraintKind, StorageError};
 use tokio_postgres::error::SqlState;
 
 /// Maps a driver error; `endpoint` (`host:port`) names the server in connection errors.
@@ -20,9 +20,10 @@ pub(crate) fn map_pg(e: tokio_postgres::Error, endpoint: &str) -> StorageError {
     };
     let c = code.code();
     match code {
-        SqlState::UNIQUE_VIOLATION => StorageError::AlreadyExists {
-            what: "a record with the same key".into(),
-        },
+        SqlState::UNIQUE_VIOLATION => StorageError::constraint(ConstraintKind::Unique, e),
+        SqlState::FOREIGN_KEY_VIOLATION => StorageError::constraint(ConstraintKind::ForeignKey, e),
+        SqlState::NOT_NULL_VIOLATION => StorageError::constraint(ConstraintKind::NotNull, e),
+        SqlState::CHECK_VIOLATION => StorageError::constraint(ConstraintKind::Check, e),
         SqlState::QUERY_CANCELED => StorageError::Timeout {
             message: "the statement ran longer than statement_timeout".into(),
             source: Some(Box::new(e)),
@@ -38,11 +39,9 @@ pub(crate) fn map_pg(e: tokio_postgres::Error, endpoint: &str) -> StorageError {
                 } else {
                     "serialization failure".into()
                 },
+                source: Some(Box::new(e)),
             }
         }
-        SqlState::FOREIGN_KEY_VIOLATION => StorageError::NotFound {
-            what: "a referenced record".into(),
-        },
         SqlState::TOO_MANY_CONNECTIONS => StorageError::Unavailable {
             message: format!("Postgres at {endpoint} has no free connection slots"),
             hint: "lower pool_max_size or raise max_connections".into(),
@@ -66,6 +65,7 @@ pub(crate) fn map_pg(e: tokio_postgres::Error, endpoint: &str) -> StorageError {
         _ if c.starts_with("08") => unavailable(endpoint, Some(Box::new(e))),
         _ if c.starts_with("22") => StorageError::InvalidInput {
             message: "a value was rejected by Postgres (out of range or malformed)".into(),
+            source: Some(Box::new(e)),
         },
         _ => StorageError::backend(format!("Postgres operation failed (SQLSTATE {c})"), e),
     }

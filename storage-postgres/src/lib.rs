@@ -1,10 +1,13 @@
 //! PostgreSQL backend of the storage protocol.
 //!
-//! - [`PgStore`] (`store.rs`) implements [`storage_core::Store`] on tokio-postgres + bb8.
-//! - `schema.rs` holds the tables and migrations (tsvector + GIN, pgvector HNSW, BM25
-//!   postings and counters), `keyword.rs` the BM25 keyword-search statement, `snippet.rs`
-//!   its snippets, `sql.rs` the filter and `tsquery` SQL, `error.rs` the SQLSTATE
-//!   mapping, `config.rs` the settings, `pool.rs` the connection manager.
+//! - [`PgStore`] (`store.rs`: the pool, opening, query helpers) implements each area
+//!   trait of [`storage_core::Store`] in the file named after the area: `kb.rs`,
+//!   `entries.rs`, `graph.rs`, `search.rs` (with the BM25 statement in `search/bm25.rs`
+//!   and snippets in `search/snippet.rs`), `vectors.rs`, `queue.rs`, `organise.rs`,
+//!   `coordination.rs`, `health.rs`.
+//! - `rows.rs` decodes rows, `sql.rs` builds filter and `tsquery` SQL, `schema.rs` holds
+//!   the tables and migrations (BM25 postings and counters, pgvector HNSW), `error.rs`
+//!   maps SQLSTATEs, `config.rs` the settings, `pool.rs` the connection manager.
 //!
 //! ```no_run
 //! # async fn demo() -> storage_core::Result<()> {
@@ -14,13 +17,21 @@
 //! ```
 
 mod config;
+mod coordination;
+mod entries;
 mod error;
-mod keyword;
+mod graph;
+mod health;
+mod kb;
+mod organise;
 mod pool;
+mod queue;
+mod rows;
 mod schema;
-mod snippet;
+mod search;
 mod sql;
 mod store;
+mod vectors;
 
 pub use config::{redact, validate_identifier, PgConfig};
 pub use schema::SCHEMA_VERSION;

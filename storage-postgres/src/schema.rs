@@ -4,7 +4,7 @@
 use storage_core::{Result, StorageError};
 use tokio_postgres::Client;
 
-use crate::config::validate_identifier;
+use crate::config::{validate_identifier, PORTER_CONFIG};
 use crate::error::map_pg;
 
 /// Key of the advisory lock serialising migrations and `CREATE EXTENSION` (arbitrary,
@@ -357,12 +357,6 @@ CREATE INDEX entries_expires ON entries (expires_at) WHERE expires_at IS NOT NUL
 CREATE VIEW live_entries AS SELECT * FROM entries WHERE expires_at IS NULL OR expires_at > now();
 "#,
 ];
-
-/// The default text search configuration: Porter stemming without stopwords and with
-/// accents folded — the token stream of SQLite's FTS5 `porter unicode61
-/// remove_diacritics 2`, so both backends' BM25 sees the same terms. Not a Postgres
-/// configuration name: the store builds it from Postgres' snowball `porter` stemmer.
-pub const PORTER_CONFIG: &str = "porter";
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

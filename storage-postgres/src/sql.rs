@@ -8,13 +8,6 @@ use storage_core::{
 };
 use tokio_postgres::types::{ToSql, Type};
 
-/// Columns of `entries e` in the order [`crate::store::read_entry`] expects.
-pub(crate) const ENTRY_COLUMNS: &str = "e.kb, e.id, e.entry_type, e.title, e.summary, e.body, \
-    e.tags, e.links, e.sources, e.metadata, e.date, e.importance, e.status, e.assignee, \
-    e.lifecycle, e.source_path, e.created_at, e.updated_at, e.content_hash, e.expires_at";
-/// Number of columns in [`ENTRY_COLUMNS`]: where a query's own columns start.
-pub(crate) const ENTRY_WIDTH: usize = 20;
-
 /// Text search configuration created by the migration.
 pub(crate) const TS_CONFIG: &str = "'kb_search'::regconfig";
 
@@ -98,8 +91,8 @@ pub(crate) fn filter_sql(f: &Filter, p: &mut Params) -> Result<String> {
         // `pre` itself or the byte range [pre/, pre0): "starts with pre/" on the index.
         let (a, b, c) = (
             p.push(pre.to_owned()),
-            p.push(format!("{pre}/")),
-            p.push(format!("{pre}0")),
+            p.push(Filter::hierarchy_bounds(pre).0),
+            p.push(Filter::hierarchy_bounds(pre).1),
         );
         and(format!(
             "EXISTS (SELECT 1 FROM entry_tags t WHERE t.entry = e.rowid \
@@ -124,7 +117,8 @@ pub(crate) fn filter_sql(f: &Filter, p: &mut Params) -> Result<String> {
         and(format!("e.importance >= {}", p.push(i)));
     }
     if let Some(pre) = f.normalized_path_prefix() {
-        let (a, b) = (p.push(format!("{pre}/")), p.push(format!("{pre}0")));
+        let (below, end) = Filter::hierarchy_bounds(pre);
+        let (a, b) = (p.push(below), p.push(end));
         and(format!("(e.source_path >= {a} AND e.source_path < {b})"));
     }
     for m in &f.metadata {

@@ -5,7 +5,8 @@
 //! it; `cargo xtask test-postgres` sets it for the server it provisions and does not run
 //! this test against a server it did not start.
 
-use storage_core::{Filter, NewKnowledgeBase, Store};
+use storage_core::prelude::*;
+use storage_core::{Filter, NewKnowledgeBase};
 use storage_postgres::{PgConfig, PgStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use storage_core::prelude::*;
 
 use conformance::corpus::{Corpus, DIMENSION};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

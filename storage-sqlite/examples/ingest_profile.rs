@@ -1,7 +1,8 @@
 //! Loads the benchmark corpus through the SQLite backend; a target for profilers
 //! (`valgrind --tool=callgrind target/release/examples/ingest_profile 3000`).
 
-use storage_core::{NewKnowledgeBase, Store};
+use storage_core::prelude::*;
+use storage_core::NewKnowledgeBase;
 use storage_sqlite::{SqliteConfig, SqliteStore};
 
 #[tokio::main]

@@ -1,8 +1,12 @@
 //! SQLite backend of the storage protocol.
 //!
-//! - [`SqliteStore`] (`store.rs`) implements [`storage_core::Store`].
-//! - `schema.rs` holds the tables and migrations, `sql.rs` the filter and FTS5 SQL,
-//!   `vectors.rs` the in-memory vector index, `error.rs` the driver-error mapping.
+//! - [`SqliteStore`] (`store.rs`: the pool, the blocking bridge, query helpers) implements
+//!   each area trait of [`storage_core::Store`] in the file named after the area:
+//!   `kb.rs`, `entries.rs`, `graph.rs`, `search.rs`, `vectors.rs` (with the in-memory
+//!   index in `vectors/index.rs`), `queue.rs`, `organise.rs`, `coordination.rs`,
+//!   `health.rs`.
+//! - `rows.rs` decodes rows, `sql.rs` builds filter and FTS5 SQL, `schema.rs` holds the
+//!   tables and migrations, `error.rs` maps driver errors, `config.rs` the settings.
 //!
 //! ```no_run
 //! # async fn demo() -> storage_core::Result<()> {
@@ -12,8 +16,17 @@
 //! ```
 
 mod config;
+mod coordination;
+mod entries;
 mod error;
+mod graph;
+mod health;
+mod kb;
+mod organise;
+mod queue;
+mod rows;
 mod schema;
+mod search;
 mod sql;
 mod store;
 mod vectors;

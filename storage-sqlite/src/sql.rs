@@ -6,11 +6,6 @@ use storage_core::{
     metadata_path_segments, Filter, LifecycleFilter, QueryNode, Result, SortField, SortOrder,
 };
 
-/// Columns of `entries e` in the order [`crate::store::read_entry`] expects.
-pub(crate) const ENTRY_COLUMNS: &str = "e.kb, e.id, e.entry_type, e.title, e.summary, e.body, \
-    e.tags, e.links, e.sources, e.metadata, e.date, e.importance, e.status, e.assignee, \
-    e.lifecycle, e.source_path, e.created_at, e.updated_at, e.content_hash, e.expires_at";
-
 /// BM25 column weights for (title, tags, summary, body): title > tags = summary > body.
 pub(crate) const BM25_WEIGHTS: &str = "2.0, 1.5, 1.5, 1.0";
 
@@ -77,9 +72,10 @@ pub(crate) fn filter_where(f: &Filter) -> Result<Where> {
     if let Some(p) = f.normalized_tag_prefix() {
         // `p` itself, or anything in the half-open range [p/, p0): '0' follows '/' in
         // byte order, so this is "starts with p/" and can use the tag index.
+        let (below, end) = Filter::hierarchy_bounds(p);
         w.params.push(SqlValue::Text(p.to_owned()));
-        w.params.push(SqlValue::Text(format!("{p}/")));
-        w.params.push(SqlValue::Text(format!("{p}0")));
+        w.params.push(SqlValue::Text(below));
+        w.params.push(SqlValue::Text(end));
         w.and(
             "EXISTS (SELECT 1 FROM entry_tags t WHERE t.entry = e.rowid \
              AND (t.tag = ? OR (t.tag >= ? AND t.tag < ?)))",
@@ -107,8 +103,9 @@ pub(crate) fn filter_where(f: &Filter) -> Result<Where> {
         w.and("e.importance >= ?");
     }
     if let Some(p) = f.normalized_path_prefix() {
-        w.params.push(SqlValue::Text(format!("{p}/")));
-        w.params.push(SqlValue::Text(format!("{p}0")));
+        let (below, end) = Filter::hierarchy_bounds(p);
+        w.params.push(SqlValue::Text(below));
+        w.params.push(SqlValue::Text(end));
         w.and("(e.source_path >= ? AND e.source_path < ?)");
     }
     for m in &f.metadata {

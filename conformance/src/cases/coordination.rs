@@ -5,6 +5,21 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    coordination, __coordination_cases:
+    claim_from_expected_status_succeeds,
+    claim_from_other_status_reports_current,
+    claim_from_no_status,
+    claim_of_missing_entry_is_not_found,
+    claim_race_has_exactly_one_winner,
+    claim_keeps_content_and_hash,
+    cas_swaps_on_expected_value,
+    cas_mismatch_reports_current_value,
+    cas_missing_entry_and_bad_path,
+    concurrent_cas_increments_lose_nothing,
+    claim_rejects_an_assignee_an_upsert_would_reject,
+}
+
 fn key(id: &str) -> EntryKey {
     EntryKey::new("t", id)
 }
@@ -19,7 +34,7 @@ async fn task(s: &S, status: Option<&str>) -> Result<()> {
 }
 
 /// A claim from the expected status sets the new status and assignee.
-pub async fn claim_from_expected_status_succeeds(s: S) -> Result<()> {
+async fn claim_from_expected_status_succeeds(s: S) -> Result<()> {
     task(&s, Some("open")).await?;
     match s
         .claim(&key("task"), Some("open"), "in_progress", "ana")
@@ -40,7 +55,7 @@ pub async fn claim_from_expected_status_succeeds(s: S) -> Result<()> {
 }
 
 /// A claim from another status reports the current status and assignee and changes nothing.
-pub async fn claim_from_other_status_reports_current(s: S) -> Result<()> {
+async fn claim_from_other_status_reports_current(s: S) -> Result<()> {
     task(&s, Some("open")).await?;
     s.claim(&key("task"), Some("open"), "in_progress", "ana")
         .await?;
@@ -66,7 +81,7 @@ pub async fn claim_from_other_status_reports_current(s: S) -> Result<()> {
 }
 
 /// Expecting "no status" matches an entry without one.
-pub async fn claim_from_no_status(s: S) -> Result<()> {
+async fn claim_from_no_status(s: S) -> Result<()> {
     task(&s, None).await?;
     assert!(matches!(
         s.claim(&key("task"), Some("open"), "x", "a").await?,
@@ -83,7 +98,7 @@ pub async fn claim_from_no_status(s: S) -> Result<()> {
 }
 
 /// Claiming a missing entry reports `NotFound` as an outcome.
-pub async fn claim_of_missing_entry_is_not_found(s: S) -> Result<()> {
+async fn claim_of_missing_entry_is_not_found(s: S) -> Result<()> {
     kb(&s, "t").await?;
     assert_eq!(
         s.claim(&key("nope"), Some("open"), "x", "a").await?,
@@ -93,7 +108,7 @@ pub async fn claim_of_missing_entry_is_not_found(s: S) -> Result<()> {
 }
 
 /// 32 concurrent claims of one entry: exactly one wins, the rest see the winner.
-pub async fn claim_race_has_exactly_one_winner(s: S) -> Result<()> {
+async fn claim_race_has_exactly_one_winner(s: S) -> Result<()> {
     task(&s, Some("open")).await?;
     let mut tasks = Vec::new();
     for i in 0..32 {
@@ -134,7 +149,7 @@ pub async fn claim_race_has_exactly_one_winner(s: S) -> Result<()> {
 }
 
 /// A claim keeps the content hash (status and assignee are workflow state, not content).
-pub async fn claim_keeps_content_and_hash(s: S) -> Result<()> {
+async fn claim_keeps_content_and_hash(s: S) -> Result<()> {
     task(&s, Some("open")).await?;
     let before = s.get_entry(&key("task")).await?.unwrap();
     s.claim(&key("task"), Some("open"), "done", "ana").await?;
@@ -146,7 +161,7 @@ pub async fn claim_keeps_content_and_hash(s: S) -> Result<()> {
 }
 
 /// CAS swaps when the current value equals the expected one, creating nested paths.
-pub async fn cas_swaps_on_expected_value(s: S) -> Result<()> {
+async fn cas_swaps_on_expected_value(s: S) -> Result<()> {
     task(&s, None).await?;
     assert_eq!(
         s.cas_metadata(&key("task"), "lock.owner", None, &json!("ana"))
@@ -174,7 +189,7 @@ pub async fn cas_swaps_on_expected_value(s: S) -> Result<()> {
 }
 
 /// CAS with a wrong expectation reports the current value and changes nothing.
-pub async fn cas_mismatch_reports_current_value(s: S) -> Result<()> {
+async fn cas_mismatch_reports_current_value(s: S) -> Result<()> {
     task(&s, None).await?;
     s.cas_metadata(&key("task"), "v", None, &json!(1)).await?;
     assert_eq!(
@@ -203,7 +218,7 @@ pub async fn cas_mismatch_reports_current_value(s: S) -> Result<()> {
 }
 
 /// CAS on a missing entry is `NotFound`; a bad path is `InvalidInput`.
-pub async fn cas_missing_entry_and_bad_path(s: S) -> Result<()> {
+async fn cas_missing_entry_and_bad_path(s: S) -> Result<()> {
     task(&s, None).await?;
     assert_eq!(
         s.cas_metadata(&key("nope"), "v", None, &json!(1)).await?,
@@ -217,7 +232,7 @@ pub async fn cas_missing_entry_and_bad_path(s: S) -> Result<()> {
 }
 
 /// Concurrent CAS increments never lose an update.
-pub async fn concurrent_cas_increments_lose_nothing(s: S) -> Result<()> {
+async fn concurrent_cas_increments_lose_nothing(s: S) -> Result<()> {
     task(&s, None).await?;
     s.cas_metadata(&key("task"), "n", None, &json!(0)).await?;
     let mut tasks = Vec::new();
@@ -251,7 +266,7 @@ pub async fn concurrent_cas_increments_lose_nothing(s: S) -> Result<()> {
 
 /// `claim` rejects a status or assignee that an upsert would reject (too long, control
 /// characters), so a claimed entry can always be written back; nothing changes.
-pub async fn claim_rejects_an_assignee_an_upsert_would_reject(s: S) -> Result<()> {
+async fn claim_rejects_an_assignee_an_upsert_would_reject(s: S) -> Result<()> {
     task(&s, Some("open")).await?;
     let long = "a".repeat(MAX_SHORT_FIELD_BYTES + 1);
     for (status, assignee) in [

@@ -29,7 +29,7 @@ fn full_entry() -> NewEntry {
 }
 
 /// Every field written comes back unchanged, and the returned entry equals the stored one.
-pub async fn upsert_then_get_round_trips_every_field(s: S) -> Result<()> {
+async fn upsert_then_get_round_trips_every_field(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let input = full_entry();
     let stored = s.upsert_entry(&input).await?;
@@ -42,7 +42,7 @@ pub async fn upsert_then_get_round_trips_every_field(s: S) -> Result<()> {
 }
 
 /// Upserting into a missing KB is `NotFound` and writes nothing.
-pub async fn upsert_into_missing_kb_is_not_found(s: S) -> Result<()> {
+async fn upsert_into_missing_kb_is_not_found(s: S) -> Result<()> {
     let err = s
         .upsert_entry(&note("ghost", "1", "t", ""))
         .await
@@ -57,7 +57,7 @@ pub async fn upsert_into_missing_kb_is_not_found(s: S) -> Result<()> {
 }
 
 /// Re-upserting replaces tags, links and sources; it never merges them.
-pub async fn reupsert_replaces_tags_links_and_sources(s: S) -> Result<()> {
+async fn reupsert_replaces_tags_links_and_sources(s: S) -> Result<()> {
     kb(&s, "k").await?;
     s.upsert_entry(&full_entry()).await?;
     let second = NewEntry::new("k", "full")
@@ -91,7 +91,7 @@ pub async fn reupsert_replaces_tags_links_and_sources(s: S) -> Result<()> {
 }
 
 /// Re-upserting keeps `created_at` and moves `updated_at` forward.
-pub async fn reupsert_keeps_created_and_advances_updated(s: S) -> Result<()> {
+async fn reupsert_keeps_created_and_advances_updated(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let first = put(&s, note("k", "1", "v1", "")).await?;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -106,7 +106,7 @@ pub async fn reupsert_keeps_created_and_advances_updated(s: S) -> Result<()> {
 }
 
 /// Blank tags are dropped, tags are trimmed, and duplicates collapse in first-seen order.
-pub async fn empty_and_duplicate_tags_are_dropped(s: S) -> Result<()> {
+async fn empty_and_duplicate_tags_are_dropped(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let e = put(
         &s,
@@ -119,7 +119,7 @@ pub async fn empty_and_duplicate_tags_are_dropped(s: S) -> Result<()> {
 }
 
 /// Getting a missing entry is `Ok(None)`.
-pub async fn get_missing_entry_is_none(s: S) -> Result<()> {
+async fn get_missing_entry_is_none(s: S) -> Result<()> {
     kb(&s, "k").await?;
     assert!(s.get_entry(&EntryKey::new("k", "missing")).await?.is_none());
     assert!(s
@@ -130,7 +130,7 @@ pub async fn get_missing_entry_is_none(s: S) -> Result<()> {
 }
 
 /// `get_entries` returns existing entries in the order asked, skipping missing keys.
-pub async fn get_entries_keeps_order_and_skips_missing(s: S) -> Result<()> {
+async fn get_entries_keeps_order_and_skips_missing(s: S) -> Result<()> {
     kb(&s, "k").await?;
     for id in ["1", "2", "3"] {
         put(&s, note("k", id, id, "")).await?;
@@ -145,7 +145,7 @@ pub async fn get_entries_keeps_order_and_skips_missing(s: S) -> Result<()> {
 }
 
 /// Deleting reports true for an existing entry and false afterwards.
-pub async fn delete_entry_reports_whether_it_deleted(s: S) -> Result<()> {
+async fn delete_entry_reports_whether_it_deleted(s: S) -> Result<()> {
     kb(&s, "k").await?;
     put(&s, note("k", "1", "t", "")).await?;
     let key = EntryKey::new("k", "1");
@@ -156,7 +156,7 @@ pub async fn delete_entry_reports_whether_it_deleted(s: S) -> Result<()> {
 }
 
 /// A batch with one invalid entry writes nothing (one transaction).
-pub async fn upsert_many_is_all_or_nothing(s: S) -> Result<()> {
+async fn upsert_many_is_all_or_nothing(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let batch = vec![
         note("k", "1", "ok", ""),
@@ -175,7 +175,7 @@ pub async fn upsert_many_is_all_or_nothing(s: S) -> Result<()> {
 }
 
 /// A batch returns stored entries in input order; a repeated key ends with the last value.
-pub async fn upsert_many_returns_input_order_and_last_duplicate_wins(s: S) -> Result<()> {
+async fn upsert_many_returns_input_order_and_last_duplicate_wins(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let batch = vec![
         note("k", "b", "first", ""),
@@ -193,7 +193,7 @@ pub async fn upsert_many_returns_input_order_and_last_duplicate_wins(s: S) -> Re
 }
 
 /// The content hash is the same for the same content and changes with any content field.
-pub async fn content_hash_tracks_content_only(s: S) -> Result<()> {
+async fn content_hash_tracks_content_only(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let a = put(&s, note("k", "1", "t", "b").tags(["x"])).await?;
     let again = put(&s, note("k", "1", "t", "b").tags(["x"])).await?;
@@ -207,7 +207,7 @@ pub async fn content_hash_tracks_content_only(s: S) -> Result<()> {
 }
 
 /// Bodies over the size limit are rejected as `InvalidInput`, not truncated.
-pub async fn oversized_body_is_invalid_input(s: S) -> Result<()> {
+async fn oversized_body_is_invalid_input(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let big = "x".repeat(MAX_BODY_BYTES + 1);
     let err = s
@@ -221,7 +221,7 @@ pub async fn oversized_body_is_invalid_input(s: S) -> Result<()> {
 }
 
 /// Empty ids, ids with control characters or padding are `InvalidInput`.
-pub async fn malformed_ids_are_invalid_input(s: S) -> Result<()> {
+async fn malformed_ids_are_invalid_input(s: S) -> Result<()> {
     kb(&s, "k").await?;
     for bad in ["", " padded", "tab\there", "nul\0"] {
         let err = s.upsert_entry(&note("k", bad, "t", "")).await.unwrap_err();
@@ -234,7 +234,7 @@ pub async fn malformed_ids_are_invalid_input(s: S) -> Result<()> {
 }
 
 /// Ids may contain slashes, spaces, quotes and non-ASCII text.
-pub async fn unusual_ids_round_trip(s: S) -> Result<()> {
+async fn unusual_ids_round_trip(s: S) -> Result<()> {
     kb(&s, "k").await?;
     for id in [
         "a/b/c.md",
@@ -251,7 +251,7 @@ pub async fn unusual_ids_round_trip(s: S) -> Result<()> {
 }
 
 /// The same id in two KBs names two distinct entries.
-pub async fn same_id_in_two_kbs_is_two_entries(s: S) -> Result<()> {
+async fn same_id_in_two_kbs_is_two_entries(s: S) -> Result<()> {
     kb(&s, "a").await?;
     kb(&s, "b").await?;
     put(&s, note("a", "same", "in a", "")).await?;
@@ -276,7 +276,7 @@ pub async fn same_id_in_two_kbs_is_two_entries(s: S) -> Result<()> {
 }
 
 /// Distinct entry types come back ordered, with counts, under the filter.
-pub async fn entry_types_are_distinct_with_counts(s: S) -> Result<()> {
+async fn entry_types_are_distinct_with_counts(s: S) -> Result<()> {
     kb(&s, "k").await?;
     kb(&s, "other").await?;
     for (id, t) in [
@@ -302,7 +302,7 @@ pub async fn entry_types_are_distinct_with_counts(s: S) -> Result<()> {
 }
 
 /// Nested metadata of every JSON type round-trips exactly.
-pub async fn metadata_round_trips_nested_json(s: S) -> Result<()> {
+async fn metadata_round_trips_nested_json(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let m = json!({"s": "text", "n": 1.5, "i": -3, "b": false, "null": null, "arr": [1, "two", {"x": 3}], "o": {"deep": {"er": "yes"}}});
     let mut e = note("k", "1", "t", "");
@@ -315,8 +315,32 @@ pub async fn metadata_round_trips_nested_json(s: S) -> Result<()> {
 
 use serde_json::Value;
 
+crate::area! {
+    entries, __entries_cases:
+    upsert_then_get_round_trips_every_field,
+    upsert_into_missing_kb_is_not_found,
+    reupsert_replaces_tags_links_and_sources,
+    reupsert_keeps_created_and_advances_updated,
+    empty_and_duplicate_tags_are_dropped,
+    get_missing_entry_is_none,
+    get_entries_keeps_order_and_skips_missing,
+    delete_entry_reports_whether_it_deleted,
+    upsert_many_is_all_or_nothing,
+    upsert_many_returns_input_order_and_last_duplicate_wins,
+    content_hash_tracks_content_only,
+    oversized_body_is_invalid_input,
+    malformed_ids_are_invalid_input,
+    unusual_ids_round_trip,
+    same_id_in_two_kbs_is_two_entries,
+    entry_types_are_distinct_with_counts,
+    metadata_round_trips_nested_json,
+    source_paths_are_normalised,
+    text_with_a_nul_byte_is_rejected_on_every_backend,
+    writes_racing_the_deletion_of_their_kb_are_applied_or_not_found,
+}
+
 /// Source paths are normalised to forward slashes without a leading `./`.
-pub async fn source_paths_are_normalised(s: S) -> Result<()> {
+async fn source_paths_are_normalised(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let e = put(
         &s,
@@ -336,7 +360,7 @@ pub async fn source_paths_are_normalised(s: S) -> Result<()> {
 /// (title, summary, body, sources, link notes, metadata keys and strings at any depth,
 /// a metadata compare-and-set value), in passage text and in settings: Postgres cannot
 /// store it, so no backend does. Nothing is written.
-pub async fn text_with_a_nul_byte_is_rejected_on_every_backend(s: S) -> Result<()> {
+async fn text_with_a_nul_byte_is_rejected_on_every_backend(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let base = note("k", "1", "clean", "clean");
     put(&s, base.clone()).await?;
@@ -408,5 +432,40 @@ pub async fn text_with_a_nul_byte_is_rejected_on_every_backend(s: S) -> Result<(
         .unwrap_err();
     assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
     assert_eq!(s.get_setting(&SettingScope::Global, "theme").await?, None);
+    Ok(())
+}
+
+/// An upsert racing the deletion of its KB either lands before it (and goes with the
+/// KB) or is `NotFound` (a reference to a missing KB, whichever check catches it): never
+/// `Conflict`, `Backend`, or an entry left behind in a KB that no longer exists.
+async fn writes_racing_the_deletion_of_their_kb_are_applied_or_not_found(s: S) -> Result<()> {
+    for round in 0..4 {
+        let name = format!("doomed{round}");
+        kb(&s, &name).await?;
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let (s, name) = (s.clone(), name.clone());
+            writers.push(tokio::spawn(async move {
+                for i in 0..5 {
+                    let e = note(&name, &format!("w{w}-{i}"), "racing", "body");
+                    match s.upsert_entries(&[e]).await {
+                        Ok(_) => {}
+                        Err(StorageError::NotFound { .. }) => return,
+                        Err(other) => panic!("expected success or NotFound, got {other:?}"),
+                    }
+                }
+            }));
+        }
+        tokio::task::yield_now().await;
+        assert!(s.delete_kb(&name).await?);
+        for w in writers {
+            w.await.expect("writer");
+        }
+        let left = s.count_entries(&Filter::new().kb(name.as_str())).await?;
+        assert!(
+            s.get_kb(&name).await?.is_some() || left == 0,
+            "{left} entries outlived their KB"
+        );
+    }
     Ok(())
 }

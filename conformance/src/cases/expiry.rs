@@ -6,6 +6,17 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    expiry, __expiry_cases:
+    an_expired_entry_is_absent_from_every_read,
+    expiry_round_trips_and_a_live_entry_keeps_it,
+    expired_entries_leave_graph_walks,
+    semantic_search_and_similar_skip_expired_entries_before_top_k,
+    coordination_does_not_see_an_expired_entry,
+    stars_and_collections_hide_members_once_expired,
+    gc_removes_expired_entries_and_a_rewrite_starts_afresh,
+}
+
 fn key(id: &str) -> EntryKey {
     EntryKey::new("m", id)
 }
@@ -31,7 +42,7 @@ async fn three(s: &S) -> Result<()> {
 }
 
 /// Get, list, count, types, tags, search and timeline all leave an expired entry out.
-pub async fn an_expired_entry_is_absent_from_every_read(s: S) -> Result<()> {
+async fn an_expired_entry_is_absent_from_every_read(s: S) -> Result<()> {
     three(&s).await?;
     assert!(s.get_entry(&key("gone")).await?.is_none());
     let got = s.get_entries(&[key("gone"), key("live")]).await?;
@@ -49,7 +60,7 @@ pub async fn an_expired_entry_is_absent_from_every_read(s: S) -> Result<()> {
 }
 
 /// An entry that expires later is returned with its expiry, to the microsecond.
-pub async fn expiry_round_trips_and_a_live_entry_keeps_it(s: S) -> Result<()> {
+async fn expiry_round_trips_and_a_live_entry_keeps_it(s: S) -> Result<()> {
     kb(&s, "m").await?;
     let at = Utc::now() + Duration::days(3);
     let written = put(&s, note("m", "a", "A", "").expires_at(at)).await?;
@@ -65,7 +76,7 @@ pub async fn expiry_round_trips_and_a_live_entry_keeps_it(s: S) -> Result<()> {
 
 /// Backlinks, neighbourhoods, most-linked and orphans walk only live entries: an expired
 /// entry is like a deleted one (its links are not followed; a link to it leads nowhere).
-pub async fn expired_entries_leave_graph_walks(s: S) -> Result<()> {
+async fn expired_entries_leave_graph_walks(s: S) -> Result<()> {
     kb(&s, "m").await?;
     s.upsert_entries(&[
         note("m", "a", "A", "").link(Link::to("b")),
@@ -104,7 +115,7 @@ pub async fn expired_entries_leave_graph_walks(s: S) -> Result<()> {
 
 /// Semantic search and `similar` drop expired entries before the top-k cut: k live hits
 /// come back even when the nearest vectors belong to expired entries.
-pub async fn semantic_search_and_similar_skip_expired_entries_before_top_k(s: S) -> Result<()> {
+async fn semantic_search_and_similar_skip_expired_entries_before_top_k(s: S) -> Result<()> {
     kb(&s, "m").await?;
     s.ensure_embedding_space(&space(3)).await?;
     let ids_ = ["a", "b", "c", "d", "e"];
@@ -144,7 +155,7 @@ pub async fn semantic_search_and_similar_skip_expired_entries_before_top_k(s: S)
 }
 
 /// Claims, metadata compare-and-set, stars and collections find nothing to act on.
-pub async fn coordination_does_not_see_an_expired_entry(s: S) -> Result<()> {
+async fn coordination_does_not_see_an_expired_entry(s: S) -> Result<()> {
     three(&s).await?;
     assert!(matches!(
         s.claim(&key("gone"), Some("open"), "taken", "ann").await?,
@@ -168,7 +179,7 @@ pub async fn coordination_does_not_see_an_expired_entry(s: S) -> Result<()> {
 }
 
 /// Stars and collection memberships of an entry that expires later disappear with it.
-pub async fn stars_and_collections_hide_members_once_expired(s: S) -> Result<()> {
+async fn stars_and_collections_hide_members_once_expired(s: S) -> Result<()> {
     kb(&s, "m").await?;
     put(&s, note("m", "a", "A", "")).await?;
     put(&s, note("m", "b", "B", "")).await?;
@@ -195,7 +206,7 @@ pub async fn stars_and_collections_hide_members_once_expired(s: S) -> Result<()>
 
 /// `gc_expired` deletes expired entries (counted in its report) with their vectors and
 /// queue items, keeps the others, and a later write of the same id starts afresh.
-pub async fn gc_removes_expired_entries_and_a_rewrite_starts_afresh(s: S) -> Result<()> {
+async fn gc_removes_expired_entries_and_a_rewrite_starts_afresh(s: S) -> Result<()> {
     three(&s).await?;
     s.ensure_embedding_space(&space(2)).await?;
     let before = s.queue_stats().await?;

@@ -7,6 +7,29 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    filters, __filters_cases:
+    filter_by_kb,
+    filter_by_entry_type,
+    filter_by_tags_requires_all,
+    tag_prefix_respects_hierarchy_boundaries,
+    filter_by_status,
+    archived_entries_are_excluded_by_default,
+    date_range_is_inclusive,
+    inverted_date_range_is_invalid_input,
+    filter_by_min_importance,
+    path_prefix_matches_folders_only,
+    metadata_equality_on_json_paths,
+    invalid_metadata_path_is_invalid_input,
+    combined_conditions_all_apply,
+    every_sort_field_and_direction_orders_as_documented,
+    undated_entries_sort_last,
+    pagination_is_disjoint_and_complete,
+    page_limits_are_enforced,
+    list_and_count_agree_for_random_filters,
+    offsets_beyond_the_maximum_are_invalid_input,
+}
+
 const FOLDERS: [Option<&str>; 5] = [
     Some("notes"),
     Some("notes/sub"),
@@ -131,7 +154,7 @@ async fn check(s: &S, all: &[Entry], f: Filter) -> Result<()> {
 }
 
 /// A KB filter selects only that KB's entries (list and count agree).
-pub async fn filter_by_kb(s: S) -> Result<()> {
+async fn filter_by_kb(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     check(&s, &all, Filter::new().kb("a")).await?;
     check(&s, &all, Filter::new().kb("a").kb("b")).await?;
@@ -139,7 +162,7 @@ pub async fn filter_by_kb(s: S) -> Result<()> {
 }
 
 /// An entry-type filter selects any of the listed types.
-pub async fn filter_by_entry_type(s: S) -> Result<()> {
+async fn filter_by_entry_type(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     check(&s, &all, Filter::new().entry_type("task")).await?;
     check(
@@ -151,7 +174,7 @@ pub async fn filter_by_entry_type(s: S) -> Result<()> {
 }
 
 /// Several tags mean "all of them".
-pub async fn filter_by_tags_requires_all(s: S) -> Result<()> {
+async fn filter_by_tags_requires_all(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     check(&s, &all, Filter::new().tag("all")).await?;
     check(&s, &all, Filter::new().tag("all").tag("topic")).await?;
@@ -168,7 +191,7 @@ pub async fn filter_by_tags_requires_all(s: S) -> Result<()> {
 }
 
 /// A tag prefix matches the tag and its descendants, never a longer word (`topic` ≠ `topical`).
-pub async fn tag_prefix_respects_hierarchy_boundaries(s: S) -> Result<()> {
+async fn tag_prefix_respects_hierarchy_boundaries(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     for p in [
         "topic",
@@ -210,14 +233,14 @@ pub async fn tag_prefix_respects_hierarchy_boundaries(s: S) -> Result<()> {
 }
 
 /// A status filter selects any of the listed statuses; entries without status never match.
-pub async fn filter_by_status(s: S) -> Result<()> {
+async fn filter_by_status(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     check(&s, &all, Filter::new().status("open")).await?;
     check(&s, &all, Filter::new().status("open").status("done")).await
 }
 
 /// Archived entries are excluded by default and selectable explicitly.
-pub async fn archived_entries_are_excluded_by_default(s: S) -> Result<()> {
+async fn archived_entries_are_excluded_by_default(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     assert_eq!(s.count_entries(&Filter::new()).await?, 25);
     assert_eq!(
@@ -234,7 +257,7 @@ pub async fn archived_entries_are_excluded_by_default(s: S) -> Result<()> {
 }
 
 /// Date bounds are inclusive at both ends; undated entries never match a bound.
-pub async fn date_range_is_inclusive(s: S) -> Result<()> {
+async fn date_range_is_inclusive(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     let f = Filter::new()
         .date_range(Some(date(2024, 1, 3)), Some(date(2024, 1, 6)))
@@ -259,7 +282,7 @@ pub async fn date_range_is_inclusive(s: S) -> Result<()> {
 }
 
 /// An inverted date range is `InvalidInput`.
-pub async fn inverted_date_range_is_invalid_input(s: S) -> Result<()> {
+async fn inverted_date_range_is_invalid_input(s: S) -> Result<()> {
     let f = Filter::new().date_range(Some(date(2024, 2, 1)), Some(date(2024, 1, 1)));
     assert!(matches!(
         s.list_entries(&f).await,
@@ -273,7 +296,7 @@ pub async fn inverted_date_range_is_invalid_input(s: S) -> Result<()> {
 }
 
 /// Minimum importance is inclusive.
-pub async fn filter_by_min_importance(s: S) -> Result<()> {
+async fn filter_by_min_importance(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     check(&s, &all, Filter::new().min_importance(7)).await?;
     check(&s, &all, Filter::new().min_importance(0)).await?;
@@ -281,7 +304,7 @@ pub async fn filter_by_min_importance(s: S) -> Result<()> {
 }
 
 /// A folder prefix selects files inside the folder, not sibling folders sharing a prefix.
-pub async fn path_prefix_matches_folders_only(s: S) -> Result<()> {
+async fn path_prefix_matches_folders_only(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     let any = LifecycleFilter::Any;
     // notes/ contains notes/*.md and notes/sub/*.md, never notes-old/.
@@ -309,7 +332,7 @@ pub async fn path_prefix_matches_folders_only(s: S) -> Result<()> {
 }
 
 /// Metadata equality compares JSON values at a dotted path, type included.
-pub async fn metadata_equality_on_json_paths(s: S) -> Result<()> {
+async fn metadata_equality_on_json_paths(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     check(&s, &all, Filter::new().metadata_eq("owner", json!("ana"))).await?;
     check(&s, &all, Filter::new().metadata_eq("n", json!(2))).await?;
@@ -329,7 +352,7 @@ pub async fn metadata_equality_on_json_paths(s: S) -> Result<()> {
 }
 
 /// Metadata paths outside `[A-Za-z0-9_.]` are rejected before reaching SQL.
-pub async fn invalid_metadata_path_is_invalid_input(s: S) -> Result<()> {
+async fn invalid_metadata_path_is_invalid_input(s: S) -> Result<()> {
     for bad in ["", "a..b", "a.b'", "$.x", "a b", "x') OR 1=1 --"] {
         let f = Filter::new().metadata_eq(bad, json!(1));
         assert!(
@@ -344,7 +367,7 @@ pub async fn invalid_metadata_path_is_invalid_input(s: S) -> Result<()> {
 }
 
 /// Several conditions combine with AND.
-pub async fn combined_conditions_all_apply(s: S) -> Result<()> {
+async fn combined_conditions_all_apply(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     let f = Filter::new()
         .kb("a")
@@ -357,7 +380,7 @@ pub async fn combined_conditions_all_apply(s: S) -> Result<()> {
 }
 
 /// Each sort field orders as documented, ascending and descending, with the key tiebreak.
-pub async fn every_sort_field_and_direction_orders_as_documented(s: S) -> Result<()> {
+async fn every_sort_field_and_direction_orders_as_documented(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     for field in [
         SortField::Title,
@@ -381,7 +404,7 @@ pub async fn every_sort_field_and_direction_orders_as_documented(s: S) -> Result
 }
 
 /// Entries without a date sort after dated ones, in both directions.
-pub async fn undated_entries_sort_last(s: S) -> Result<()> {
+async fn undated_entries_sort_last(s: S) -> Result<()> {
     filter_corpus(&s).await?;
     for order in [SortOrder::Asc, SortOrder::Desc] {
         let got = s
@@ -402,7 +425,7 @@ pub async fn undated_entries_sort_last(s: S) -> Result<()> {
 }
 
 /// Pages of any size are disjoint and together give the whole sorted list.
-pub async fn pagination_is_disjoint_and_complete(s: S) -> Result<()> {
+async fn pagination_is_disjoint_and_complete(s: S) -> Result<()> {
     filter_corpus(&s).await?;
     for field in [SortField::Title, SortField::Updated, SortField::Date] {
         let base = Filter::new()
@@ -431,7 +454,7 @@ pub async fn pagination_is_disjoint_and_complete(s: S) -> Result<()> {
 }
 
 /// A page larger than the maximum is `InvalidInput`; an offset past the end is empty.
-pub async fn page_limits_are_enforced(s: S) -> Result<()> {
+async fn page_limits_are_enforced(s: S) -> Result<()> {
     filter_corpus(&s).await?;
     let err = s
         .list_entries(&Filter::new().limit(MAX_PAGE_SIZE + 1))
@@ -447,7 +470,7 @@ pub async fn page_limits_are_enforced(s: S) -> Result<()> {
 }
 
 /// For random filters, list, count and the reference definition agree.
-pub async fn list_and_count_agree_for_random_filters(s: S) -> Result<()> {
+async fn list_and_count_agree_for_random_filters(s: S) -> Result<()> {
     let all = filter_corpus(&s).await?;
     let strategy = (
         proptest::option::of(proptest::sample::select(vec!["a", "b"])),
@@ -510,7 +533,7 @@ pub async fn list_and_count_agree_for_random_filters(s: S) -> Result<()> {
 
 /// An offset above `MAX_OFFSET` is `InvalidInput` naming the offset in every paged call,
 /// never an engine error or an overflow; `MAX_OFFSET` itself is an empty page.
-pub async fn offsets_beyond_the_maximum_are_invalid_input(s: S) -> Result<()> {
+async fn offsets_beyond_the_maximum_are_invalid_input(s: S) -> Result<()> {
     filter_corpus(&s).await?;
     // Every entry's body has this word, so a search has hits to rank.
     let word = "entry";

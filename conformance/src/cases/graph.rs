@@ -4,6 +4,23 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    graph, __graph_cases:
+    outlinks_keep_written_order,
+    links_to_missing_targets_are_kept,
+    backlinks_carry_relation_and_note,
+    cross_kb_links_resolve,
+    deleting_entries_updates_links,
+    neighbourhood_depth_one_and_zero,
+    neighbourhood_depth_two_includes_missing_targets,
+    neighbourhood_node_limit_truncates,
+    neighbourhood_kb_filter,
+    neighbourhood_of_missing_entry_is_not_found,
+    most_linked_counts_distinct_sources,
+    orphans_have_no_links,
+    most_linked_with_a_huge_limit_returns_all,
+}
+
 fn key(id: &str) -> EntryKey {
     EntryKey::new("g", id)
 }
@@ -35,7 +52,7 @@ fn node_ids(g: &Graph) -> Vec<(String, u32)> {
 }
 
 /// Outlinks come back in written order with relation and note.
-pub async fn outlinks_keep_written_order(s: S) -> Result<()> {
+async fn outlinks_keep_written_order(s: S) -> Result<()> {
     chain(&s).await?;
     let out = s.outlinks(&key("a")).await?;
     assert_eq!(out, vec![Link::to("b"), Link::to("e").relation("see_also")]);
@@ -44,7 +61,7 @@ pub async fn outlinks_keep_written_order(s: S) -> Result<()> {
 }
 
 /// A link may point at an entry that does not exist yet; it resolves once the entry exists.
-pub async fn links_to_missing_targets_are_kept(s: S) -> Result<()> {
+async fn links_to_missing_targets_are_kept(s: S) -> Result<()> {
     chain(&s).await?;
     let back = s.backlinks(&key("missing")).await?;
     assert_eq!(back.len(), 1);
@@ -55,7 +72,7 @@ pub async fn links_to_missing_targets_are_kept(s: S) -> Result<()> {
 }
 
 /// Backlinks list sources with relation and note, ordered by source key.
-pub async fn backlinks_carry_relation_and_note(s: S) -> Result<()> {
+async fn backlinks_carry_relation_and_note(s: S) -> Result<()> {
     chain(&s).await?;
     put(&s, note("g", "z", "Z", "").link(Link::to("a"))).await?;
     let back = s.backlinks(&key("a")).await?;
@@ -78,7 +95,7 @@ pub async fn backlinks_carry_relation_and_note(s: S) -> Result<()> {
 }
 
 /// Links across KBs resolve to the target KB's entry.
-pub async fn cross_kb_links_resolve(s: S) -> Result<()> {
+async fn cross_kb_links_resolve(s: S) -> Result<()> {
     kb(&s, "one").await?;
     kb(&s, "two").await?;
     put(&s, note("two", "t", "target", "")).await?;
@@ -104,7 +121,7 @@ pub async fn cross_kb_links_resolve(s: S) -> Result<()> {
 }
 
 /// Deleting the source removes its links; deleting a target leaves incoming links dangling.
-pub async fn deleting_entries_updates_links(s: S) -> Result<()> {
+async fn deleting_entries_updates_links(s: S) -> Result<()> {
     chain(&s).await?;
     s.delete_entry(&key("f")).await?;
     assert!(s.backlinks(&key("a")).await?.is_empty());
@@ -114,7 +131,7 @@ pub async fn deleting_entries_updates_links(s: S) -> Result<()> {
 }
 
 /// Depth 1 returns the start and its direct neighbours both ways; depth 0 only the start.
-pub async fn neighbourhood_depth_one_and_zero(s: S) -> Result<()> {
+async fn neighbourhood_depth_one_and_zero(s: S) -> Result<()> {
     chain(&s).await?;
     let g = s.neighbourhood(&GraphQuery::new(key("a"), 1)).await?;
     assert_eq!(
@@ -135,7 +152,7 @@ pub async fn neighbourhood_depth_one_and_zero(s: S) -> Result<()> {
 }
 
 /// Deeper BFS reaches further nodes; missing targets appear with no title.
-pub async fn neighbourhood_depth_two_includes_missing_targets(s: S) -> Result<()> {
+async fn neighbourhood_depth_two_includes_missing_targets(s: S) -> Result<()> {
     chain(&s).await?;
     let mut q = GraphQuery::new(key("a"), 2);
     q.include_backlinks = false;
@@ -171,7 +188,7 @@ pub async fn neighbourhood_depth_two_includes_missing_targets(s: S) -> Result<()
 }
 
 /// The node limit truncates the neighbourhood and says so; edges only join returned nodes.
-pub async fn neighbourhood_node_limit_truncates(s: S) -> Result<()> {
+async fn neighbourhood_node_limit_truncates(s: S) -> Result<()> {
     chain(&s).await?;
     let mut q = GraphQuery::new(key("a"), 5);
     q.max_nodes = 3;
@@ -187,7 +204,7 @@ pub async fn neighbourhood_node_limit_truncates(s: S) -> Result<()> {
 }
 
 /// A KB filter keeps the walk inside the listed KBs.
-pub async fn neighbourhood_kb_filter(s: S) -> Result<()> {
+async fn neighbourhood_kb_filter(s: S) -> Result<()> {
     kb(&s, "one").await?;
     kb(&s, "two").await?;
     put(&s, note("two", "t", "T", "")).await?;
@@ -215,7 +232,7 @@ pub async fn neighbourhood_kb_filter(s: S) -> Result<()> {
 }
 
 /// A neighbourhood around a missing entry is `NotFound`.
-pub async fn neighbourhood_of_missing_entry_is_not_found(s: S) -> Result<()> {
+async fn neighbourhood_of_missing_entry_is_not_found(s: S) -> Result<()> {
     kb(&s, "g").await?;
     let err = s
         .neighbourhood(&GraphQuery::new(key("nope"), 1))
@@ -226,7 +243,7 @@ pub async fn neighbourhood_of_missing_entry_is_not_found(s: S) -> Result<()> {
 }
 
 /// Most-linked counts distinct linking entries, ignores self-links and missing targets.
-pub async fn most_linked_counts_distinct_sources(s: S) -> Result<()> {
+async fn most_linked_counts_distinct_sources(s: S) -> Result<()> {
     chain(&s).await?;
     put(
         &s,
@@ -255,7 +272,7 @@ pub async fn most_linked_counts_distinct_sources(s: S) -> Result<()> {
 }
 
 /// Orphans are active entries with no links in or out.
-pub async fn orphans_have_no_links(s: S) -> Result<()> {
+async fn orphans_have_no_links(s: S) -> Result<()> {
     chain(&s).await?;
     put(
         &s,
@@ -271,7 +288,7 @@ pub async fn orphans_have_no_links(s: S) -> Result<()> {
 
 /// `most_linked` with `limit = usize::MAX` returns every linked entry (clamped, not
 /// wrapped to a negative LIMIT).
-pub async fn most_linked_with_a_huge_limit_returns_all(s: S) -> Result<()> {
+async fn most_linked_with_a_huge_limit_returns_all(s: S) -> Result<()> {
     kb(&s, "g").await?;
     put(&s, note("g", "a", "a", "").link(Link::to("b"))).await?;
     put(&s, note("g", "b", "b", "").link(Link::to("c"))).await?;

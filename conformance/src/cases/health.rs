@@ -4,8 +4,17 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    health, __health_cases:
+    health_reports_counts_and_space,
+    error_messages_hide_driver_text,
+    only_transient_errors_are_retryable,
+    concurrent_writers_and_readers_succeed,
+    optimize_changes_no_result,
+}
+
 /// Health names the backend, schema version, counts and embedding space.
-pub async fn health_reports_counts_and_space(s: S) -> Result<()> {
+async fn health_reports_counts_and_space(s: S) -> Result<()> {
     kb(&s, "a").await?;
     kb(&s, "b").await?;
     put(&s, note("a", "1", "t", "")).await?;
@@ -23,7 +32,7 @@ pub async fn health_reports_counts_and_space(s: S) -> Result<()> {
 }
 
 /// Error messages are the layer's own words: no SQL, SQLSTATE or driver text.
-pub async fn error_messages_hide_driver_text(s: S) -> Result<()> {
+async fn error_messages_hide_driver_text(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let errors = vec![
         s.create_kb(&NewKnowledgeBase::persistent("k"))
@@ -58,7 +67,7 @@ pub async fn error_messages_hide_driver_text(s: S) -> Result<()> {
 }
 
 /// Only timeouts and unavailability are retryable.
-pub async fn only_transient_errors_are_retryable(s: S) -> Result<()> {
+async fn only_transient_errors_are_retryable(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let e = s
         .create_kb(&NewKnowledgeBase::persistent("k"))
@@ -71,7 +80,7 @@ pub async fn only_transient_errors_are_retryable(s: S) -> Result<()> {
 }
 
 /// Many concurrent writers and readers all succeed.
-pub async fn concurrent_writers_and_readers_succeed(s: S) -> Result<()> {
+async fn concurrent_writers_and_readers_succeed(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let mut tasks = Vec::new();
     for w in 0..8 {
@@ -94,7 +103,7 @@ pub async fn concurrent_writers_and_readers_succeed(s: S) -> Result<()> {
 }
 
 /// `optimize` after a bulk load changes no result.
-pub async fn optimize_changes_no_result(s: S) -> Result<()> {
+async fn optimize_changes_no_result(s: S) -> Result<()> {
     crate::fixtures::food_corpus(&s).await?;
     let before_search = s.search("apple OR pie", &Filter::new()).await?;
     let before_list = s.list_entries(&Filter::new()).await?;

@@ -5,8 +5,24 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    kb, __kb_cases:
+    create_then_get_returns_it,
+    create_duplicate_is_already_exists,
+    get_missing_kb_is_none,
+    list_kbs_is_ordered_by_name,
+    invalid_kb_name_is_invalid_input,
+    delete_kb_removes_its_entries,
+    delete_kb_removes_settings_collections_and_stars,
+    ephemeral_kb_records_expiry,
+    gc_removes_exactly_expired_kbs_and_their_entries,
+    gc_respects_the_given_now,
+    delete_kb_removes_vectors_from_semantic_search,
+    concurrent_creates_of_one_name_have_one_winner_and_the_rest_already_exist,
+}
+
 /// A created KB can be read back with its description and no expiry.
-pub async fn create_then_get_returns_it(s: S) -> Result<()> {
+async fn create_then_get_returns_it(s: S) -> Result<()> {
     let made = s
         .create_kb(&NewKnowledgeBase::persistent("notes").description("my notes"))
         .await?;
@@ -18,7 +34,7 @@ pub async fn create_then_get_returns_it(s: S) -> Result<()> {
 }
 
 /// Creating a KB whose name is taken is `AlreadyExists`.
-pub async fn create_duplicate_is_already_exists(s: S) -> Result<()> {
+async fn create_duplicate_is_already_exists(s: S) -> Result<()> {
     kb(&s, "dup").await?;
     let err = s
         .create_kb(&NewKnowledgeBase::persistent("dup"))
@@ -29,13 +45,13 @@ pub async fn create_duplicate_is_already_exists(s: S) -> Result<()> {
 }
 
 /// Getting a missing KB is `Ok(None)`, not an error.
-pub async fn get_missing_kb_is_none(s: S) -> Result<()> {
+async fn get_missing_kb_is_none(s: S) -> Result<()> {
     assert!(s.get_kb("nope").await?.is_none());
     Ok(())
 }
 
 /// KBs are listed ordered by name.
-pub async fn list_kbs_is_ordered_by_name(s: S) -> Result<()> {
+async fn list_kbs_is_ordered_by_name(s: S) -> Result<()> {
     for n in ["zeta", "alpha", "mid"] {
         kb(&s, n).await?;
     }
@@ -45,7 +61,7 @@ pub async fn list_kbs_is_ordered_by_name(s: S) -> Result<()> {
 }
 
 /// Names outside `[A-Za-z0-9_.-]` are rejected as `InvalidInput`.
-pub async fn invalid_kb_name_is_invalid_input(s: S) -> Result<()> {
+async fn invalid_kb_name_is_invalid_input(s: S) -> Result<()> {
     for bad in [
         "",
         "has space",
@@ -67,7 +83,7 @@ pub async fn invalid_kb_name_is_invalid_input(s: S) -> Result<()> {
 }
 
 /// Deleting a KB reports true once, removes its entries, and then reports false.
-pub async fn delete_kb_removes_its_entries(s: S) -> Result<()> {
+async fn delete_kb_removes_its_entries(s: S) -> Result<()> {
     kb(&s, "gone").await?;
     kb(&s, "kept").await?;
     put(&s, note("gone", "1", "doomed apple", "")).await?;
@@ -87,7 +103,7 @@ pub async fn delete_kb_removes_its_entries(s: S) -> Result<()> {
 }
 
 /// Deleting a KB removes its settings, collections and stars too.
-pub async fn delete_kb_removes_settings_collections_and_stars(s: S) -> Result<()> {
+async fn delete_kb_removes_settings_collections_and_stars(s: S) -> Result<()> {
     kb(&s, "k").await?;
     put(&s, note("k", "1", "t", "")).await?;
     s.set_setting(
@@ -112,7 +128,7 @@ pub async fn delete_kb_removes_settings_collections_and_stars(s: S) -> Result<()
 }
 
 /// An ephemeral KB records its expiry.
-pub async fn ephemeral_kb_records_expiry(s: S) -> Result<()> {
+async fn ephemeral_kb_records_expiry(s: S) -> Result<()> {
     let k = s
         .create_kb(&NewKnowledgeBase::ephemeral("tmp", Duration::hours(1)))
         .await?;
@@ -127,7 +143,7 @@ pub async fn ephemeral_kb_records_expiry(s: S) -> Result<()> {
 }
 
 /// `gc_expired` removes exactly the KBs expired at `now`, with their entries, and reports them.
-pub async fn gc_removes_exactly_expired_kbs_and_their_entries(s: S) -> Result<()> {
+async fn gc_removes_exactly_expired_kbs_and_their_entries(s: S) -> Result<()> {
     let now = Utc::now();
     let mk = |name: &str, exp: Option<chrono::DateTime<Utc>>| NewKnowledgeBase {
         name: name.into(),
@@ -167,7 +183,7 @@ pub async fn gc_removes_exactly_expired_kbs_and_their_entries(s: S) -> Result<()
 }
 
 /// `gc_expired` with nothing expired removes nothing; later it removes the KB.
-pub async fn gc_respects_the_given_now(s: S) -> Result<()> {
+async fn gc_respects_the_given_now(s: S) -> Result<()> {
     let k = s
         .create_kb(&NewKnowledgeBase::ephemeral("soon", Duration::minutes(10)))
         .await?;
@@ -180,7 +196,7 @@ pub async fn gc_respects_the_given_now(s: S) -> Result<()> {
 }
 
 /// Deleting a KB removes its entries' vectors from semantic search.
-pub async fn delete_kb_removes_vectors_from_semantic_search(s: S) -> Result<()> {
+async fn delete_kb_removes_vectors_from_semantic_search(s: S) -> Result<()> {
     s.ensure_embedding_space(&space(2)).await?;
     kb(&s, "a").await?;
     kb(&s, "b").await?;
@@ -200,5 +216,30 @@ pub async fn delete_kb_removes_vectors_from_semantic_search(s: S) -> Result<()> 
         .await?;
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].entry.kb, "b");
+    Ok(())
+}
+
+/// Of many concurrent creates of one KB name, exactly one succeeds and every other is
+/// `AlreadyExists` (a duplicate key, whichever check catches it: never `Conflict` or
+/// `Backend`).
+async fn concurrent_creates_of_one_name_have_one_winner_and_the_rest_already_exist(
+    s: S,
+) -> Result<()> {
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_kb(&NewKnowledgeBase::persistent("race")).await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => won += 1,
+            Err(StorageError::AlreadyExists { .. }) => {}
+            Err(other) => panic!("a losing create must be AlreadyExists, got {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
     Ok(())
 }

@@ -5,6 +5,20 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    organise, __organise_cases:
+    settings_scopes_are_separate,
+    settings_overwrite_and_delete,
+    settings_list_by_key,
+    setting_for_missing_kb_is_not_found,
+    stars_keep_starring_order,
+    starring_missing_entry_is_not_found,
+    collections_keep_order_and_insert_at_position,
+    collections_list_and_reject_duplicates,
+    collection_errors_are_not_found,
+    deleting_an_entry_removes_its_stars_and_memberships,
+}
+
 fn key(id: &str) -> EntryKey {
     EntryKey::new("k", id)
 }
@@ -18,7 +32,7 @@ async fn some(s: &S) -> Result<()> {
 }
 
 /// Global and per-KB settings are separate namespaces; values are any JSON.
-pub async fn settings_scopes_are_separate(s: S) -> Result<()> {
+async fn settings_scopes_are_separate(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let kb_scope = SettingScope::Kb("k".into());
     s.set_setting(&SettingScope::Global, "theme", &json!("dark"))
@@ -38,7 +52,7 @@ pub async fn settings_scopes_are_separate(s: S) -> Result<()> {
 }
 
 /// Setting a key again overwrites it; deleting reports whether it existed.
-pub async fn settings_overwrite_and_delete(s: S) -> Result<()> {
+async fn settings_overwrite_and_delete(s: S) -> Result<()> {
     s.set_setting(&SettingScope::Global, "n", &json!(1)).await?;
     s.set_setting(&SettingScope::Global, "n", &json!(2)).await?;
     assert_eq!(
@@ -52,7 +66,7 @@ pub async fn settings_overwrite_and_delete(s: S) -> Result<()> {
 }
 
 /// Settings of a scope are listed ordered by key.
-pub async fn settings_list_by_key(s: S) -> Result<()> {
+async fn settings_list_by_key(s: S) -> Result<()> {
     for k in ["b", "a", "c"] {
         s.set_setting(&SettingScope::Global, k, &json!(k)).await?;
     }
@@ -67,7 +81,7 @@ pub async fn settings_list_by_key(s: S) -> Result<()> {
 }
 
 /// A setting for a missing KB is `NotFound`.
-pub async fn setting_for_missing_kb_is_not_found(s: S) -> Result<()> {
+async fn setting_for_missing_kb_is_not_found(s: S) -> Result<()> {
     let err = s
         .set_setting(&SettingScope::Kb("nope".into()), "x", &json!(1))
         .await
@@ -77,7 +91,7 @@ pub async fn setting_for_missing_kb_is_not_found(s: S) -> Result<()> {
 }
 
 /// Stars keep starring order; starring twice keeps the first position.
-pub async fn stars_keep_starring_order(s: S) -> Result<()> {
+async fn stars_keep_starring_order(s: S) -> Result<()> {
     some(&s).await?;
     for id in ["3", "1", "2", "3"] {
         s.star(&key(id)).await?;
@@ -95,7 +109,7 @@ pub async fn stars_keep_starring_order(s: S) -> Result<()> {
 }
 
 /// Starring a missing entry is `NotFound`.
-pub async fn starring_missing_entry_is_not_found(s: S) -> Result<()> {
+async fn starring_missing_entry_is_not_found(s: S) -> Result<()> {
     some(&s).await?;
     assert!(matches!(
         s.star(&key("nope")).await,
@@ -105,7 +119,7 @@ pub async fn starring_missing_entry_is_not_found(s: S) -> Result<()> {
 }
 
 /// Collections keep member order; inserting at a position shifts the rest.
-pub async fn collections_keep_order_and_insert_at_position(s: S) -> Result<()> {
+async fn collections_keep_order_and_insert_at_position(s: S) -> Result<()> {
     some(&s).await?;
     s.create_collection("k", "reading", "to read").await?;
     s.add_to_collection("k", "reading", "1", None).await?;
@@ -133,7 +147,7 @@ pub async fn collections_keep_order_and_insert_at_position(s: S) -> Result<()> {
 }
 
 /// Collections are listed by name with sizes; duplicates are `AlreadyExists`.
-pub async fn collections_list_and_reject_duplicates(s: S) -> Result<()> {
+async fn collections_list_and_reject_duplicates(s: S) -> Result<()> {
     some(&s).await?;
     s.create_collection("k", "zeta", "").await?;
     s.create_collection("k", "alpha", "first").await?;
@@ -153,7 +167,7 @@ pub async fn collections_list_and_reject_duplicates(s: S) -> Result<()> {
 }
 
 /// Missing collections, KBs and entries are `NotFound`.
-pub async fn collection_errors_are_not_found(s: S) -> Result<()> {
+async fn collection_errors_are_not_found(s: S) -> Result<()> {
     some(&s).await?;
     s.create_collection("k", "c", "").await?;
     assert!(matches!(
@@ -176,7 +190,7 @@ pub async fn collection_errors_are_not_found(s: S) -> Result<()> {
 }
 
 /// Deleting an entry removes it from stars and every collection.
-pub async fn deleting_an_entry_removes_its_stars_and_memberships(s: S) -> Result<()> {
+async fn deleting_an_entry_removes_its_stars_and_memberships(s: S) -> Result<()> {
     some(&s).await?;
     s.create_collection("k", "a", "").await?;
     s.create_collection("k", "b", "").await?;

@@ -5,6 +5,16 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    passages, __passages_cases:
+    passages_round_trip_in_order,
+    entry_scores_as_its_best_passage,
+    many_passages_of_one_entry_do_not_crowd_out_k,
+    putting_passages_replaces_earlier_ones,
+    bad_passage_batches_store_nothing,
+    delete_vector_removes_every_passage,
+}
+
 fn key(id: &str) -> EntryKey {
     EntryKey::new("p", id)
 }
@@ -49,7 +59,7 @@ async fn setup(s: &S) -> Result<()> {
 }
 
 /// Passages come back in order with their text and vectors.
-pub async fn passages_round_trip_in_order(s: S) -> Result<()> {
+async fn passages_round_trip_in_order(s: S) -> Result<()> {
     setup(&s).await?;
     let got = s.get_passages(&key("long")).await?;
     assert_eq!(got.len(), 3);
@@ -70,7 +80,7 @@ pub async fn passages_round_trip_in_order(s: S) -> Result<()> {
 }
 
 /// An entry scores as its best passage, appears once, and the hit names that passage.
-pub async fn entry_scores_as_its_best_passage(s: S) -> Result<()> {
+async fn entry_scores_as_its_best_passage(s: S) -> Result<()> {
     setup(&s).await?;
     let hits = s
         .semantic_search(&SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], 10))
@@ -96,7 +106,7 @@ pub async fn entry_scores_as_its_best_passage(s: S) -> Result<()> {
 }
 
 /// k counts entries: many close passages of one entry do not crowd others out.
-pub async fn many_passages_of_one_entry_do_not_crowd_out_k(s: S) -> Result<()> {
+async fn many_passages_of_one_entry_do_not_crowd_out_k(s: S) -> Result<()> {
     kb(&s, "p").await?;
     s.ensure_embedding_space(&space(4)).await?;
     put(&s, note("p", "big", "big", "")).await?;
@@ -125,7 +135,7 @@ pub async fn many_passages_of_one_entry_do_not_crowd_out_k(s: S) -> Result<()> {
 }
 
 /// Writing passages replaces all earlier ones: fewer passages leave no stale tail.
-pub async fn putting_passages_replaces_earlier_ones(s: S) -> Result<()> {
+async fn putting_passages_replaces_earlier_ones(s: S) -> Result<()> {
     setup(&s).await?;
     s.put_passages(&[EntryPassages {
         key: key("long"),
@@ -155,7 +165,7 @@ pub async fn putting_passages_replaces_earlier_ones(s: S) -> Result<()> {
 
 /// Bad passage batches (empty list, duplicate entry, wrong dimension, missing entry)
 /// are rejected and store nothing.
-pub async fn bad_passage_batches_store_nothing(s: S) -> Result<()> {
+async fn bad_passage_batches_store_nothing(s: S) -> Result<()> {
     setup(&s).await?;
     let before = s.get_passages(&key("a")).await?;
     let good = EntryPassages {
@@ -206,7 +216,7 @@ pub async fn bad_passage_batches_store_nothing(s: S) -> Result<()> {
 }
 
 /// Deleting an entry's vectors removes every passage; coverage counts entries, not passages.
-pub async fn delete_vector_removes_every_passage(s: S) -> Result<()> {
+async fn delete_vector_removes_every_passage(s: S) -> Result<()> {
     setup(&s).await?;
     assert_eq!(
         s.vector_coverage(&Filter::new()).await?,

@@ -7,6 +7,22 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    queue, __queue_cases:
+    new_entries_are_queued_in_order,
+    only_text_changes_requeue,
+    claims_respect_limit_and_leases,
+    expired_leases_are_claimable_again,
+    completing_with_stale_text_keeps_the_item,
+    failures_retry_then_give_up,
+    editing_a_failed_entry_requeues_it,
+    concurrent_workers_claim_disjoint_batches,
+    deleting_an_entry_drops_its_queue_item,
+    requeue_covers_missing_vectors_or_all,
+    a_huge_lease_is_rejected,
+    huge_limits_and_attempt_counts_are_clamped,
+}
+
 const LEASE: Duration = Duration::from_secs(60);
 
 fn keys(items: &[QueueItem]) -> Vec<String> {
@@ -22,7 +38,7 @@ async fn three(s: &S) -> Result<()> {
 }
 
 /// New entries with text are queued, oldest first; entries without text are not.
-pub async fn new_entries_are_queued_in_order(s: S) -> Result<()> {
+async fn new_entries_are_queued_in_order(s: S) -> Result<()> {
     three(&s).await?;
     put(&s, NewEntry::new("q", "empty")).await?;
     assert_eq!(
@@ -42,7 +58,7 @@ pub async fn new_entries_are_queued_in_order(s: S) -> Result<()> {
 }
 
 /// Re-upserting unchanged text does not queue again; changing it does.
-pub async fn only_text_changes_requeue(s: S) -> Result<()> {
+async fn only_text_changes_requeue(s: S) -> Result<()> {
     three(&s).await?;
     let items = s.claim_embedding_batch("w", 10, LEASE).await?;
     assert_eq!(s.complete_embedding(&items).await?, 3);
@@ -60,7 +76,7 @@ pub async fn only_text_changes_requeue(s: S) -> Result<()> {
 }
 
 /// A claim takes at most `limit` items and never hands out items already leased.
-pub async fn claims_respect_limit_and_leases(s: S) -> Result<()> {
+async fn claims_respect_limit_and_leases(s: S) -> Result<()> {
     three(&s).await?;
     let a = s.claim_embedding_batch("w1", 2, LEASE).await?;
     let b = s.claim_embedding_batch("w2", 2, LEASE).await?;
@@ -79,7 +95,7 @@ pub async fn claims_respect_limit_and_leases(s: S) -> Result<()> {
 }
 
 /// An expired lease (a crashed worker) makes the item claimable again.
-pub async fn expired_leases_are_claimable_again(s: S) -> Result<()> {
+async fn expired_leases_are_claimable_again(s: S) -> Result<()> {
     three(&s).await?;
     let first = s
         .claim_embedding_batch("crashed", 3, Duration::from_millis(1))
@@ -92,7 +108,7 @@ pub async fn expired_leases_are_claimable_again(s: S) -> Result<()> {
 }
 
 /// Completing removes items; an item whose text changed meanwhile stays queued.
-pub async fn completing_with_stale_text_keeps_the_item(s: S) -> Result<()> {
+async fn completing_with_stale_text_keeps_the_item(s: S) -> Result<()> {
     three(&s).await?;
     let items = s.claim_embedding_batch("w", 3, LEASE).await?;
     put(&s, note("q", "2", "edited while embedding", "body")).await?;
@@ -106,7 +122,7 @@ pub async fn completing_with_stale_text_keeps_the_item(s: S) -> Result<()> {
 }
 
 /// Failures count attempts; at the limit the item gives up and keeps its last error.
-pub async fn failures_retry_then_give_up(s: S) -> Result<()> {
+async fn failures_retry_then_give_up(s: S) -> Result<()> {
     kb(&s, "q").await?;
     put(&s, note("q", "1", "t", "")).await?;
     for attempt in 1..=2 {
@@ -148,7 +164,7 @@ pub async fn failures_retry_then_give_up(s: S) -> Result<()> {
 }
 
 /// Editing a given-up entry's text queues it afresh with zero attempts.
-pub async fn editing_a_failed_entry_requeues_it(s: S) -> Result<()> {
+async fn editing_a_failed_entry_requeues_it(s: S) -> Result<()> {
     kb(&s, "q").await?;
     put(&s, note("q", "1", "t", "")).await?;
     let item = s.claim_embedding_batch("w", 1, LEASE).await?.remove(0);
@@ -161,7 +177,7 @@ pub async fn editing_a_failed_entry_requeues_it(s: S) -> Result<()> {
 }
 
 /// Concurrent workers never receive the same item.
-pub async fn concurrent_workers_claim_disjoint_batches(s: S) -> Result<()> {
+async fn concurrent_workers_claim_disjoint_batches(s: S) -> Result<()> {
     kb(&s, "q").await?;
     let batch: Vec<NewEntry> = (0..60)
         .map(|i| note("q", &format!("{i:02}"), "t", "b"))
@@ -192,7 +208,7 @@ pub async fn concurrent_workers_claim_disjoint_batches(s: S) -> Result<()> {
 }
 
 /// Deleting an entry drops its queue item.
-pub async fn deleting_an_entry_drops_its_queue_item(s: S) -> Result<()> {
+async fn deleting_an_entry_drops_its_queue_item(s: S) -> Result<()> {
     three(&s).await?;
     s.delete_entry(&EntryKey::new("q", "2")).await?;
     assert_eq!(
@@ -203,7 +219,7 @@ pub async fn deleting_an_entry_drops_its_queue_item(s: S) -> Result<()> {
 }
 
 /// Requeue puts entries without vectors (or all, when asked) back in the queue.
-pub async fn requeue_covers_missing_vectors_or_all(s: S) -> Result<()> {
+async fn requeue_covers_missing_vectors_or_all(s: S) -> Result<()> {
     three(&s).await?;
     s.ensure_embedding_space(&space(2)).await?;
     let items = s.claim_embedding_batch("w", 10, LEASE).await?;
@@ -221,7 +237,7 @@ pub async fn requeue_covers_missing_vectors_or_all(s: S) -> Result<()> {
 
 /// A lease above `MAX_LEASE` (24 h) is `InvalidInput` and claims nothing; a lease of
 /// exactly `MAX_LEASE` holds its items.
-pub async fn a_huge_lease_is_rejected(s: S) -> Result<()> {
+async fn a_huge_lease_is_rejected(s: S) -> Result<()> {
     three(&s).await?;
     for lease in [
         MAX_LEASE + Duration::from_secs(1),
@@ -250,7 +266,7 @@ pub async fn a_huge_lease_is_rejected(s: S) -> Result<()> {
 
 /// Counts beyond the engines' integer types are clamped, not wrapped: `limit =
 /// usize::MAX` claims everything and `max_attempts = u32::MAX` never gives up early.
-pub async fn huge_limits_and_attempt_counts_are_clamped(s: S) -> Result<()> {
+async fn huge_limits_and_attempt_counts_are_clamped(s: S) -> Result<()> {
     three(&s).await?;
     let items = s.claim_embedding_batch("w", usize::MAX, LEASE).await?;
     assert_eq!(keys(&items), ["1", "2", "3"]);

@@ -4,8 +4,36 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    search, __search_cases:
+    single_term_matches_title_and_body,
+    terms_are_anded_by_default,
+    or_widens,
+    not_and_minus_exclude,
+    phrase_requires_adjacency,
+    prefix_matches_word_starts,
+    parentheses_group,
+    matching_folds_case_accents_and_word_forms,
+    tags_are_searchable,
+    title_outweighs_body,
+    scores_descend_and_ranks_count_across_pages,
+    search_pages_are_disjoint_and_complete,
+    snippet_highlights_matches,
+    filters_apply_to_search,
+    index_follows_rewrites_and_deletes,
+    malformed_queries_are_invalid_query,
+    engine_syntax_is_plain_text,
+    no_match_is_empty,
+    terms_match_whole_words,
+    slashed_words_search_as_phrase,
+    keyword_scores_are_bm25,
+    keyword_scores_follow_edits_and_deletes,
+    and_scores_sum_each_words_score,
+    rare_terms_and_short_entries_rank_higher,
+}
+
 /// A single term finds every entry containing it, in title or body.
-pub async fn single_term_matches_title_and_body(s: S) -> Result<()> {
+async fn single_term_matches_title_and_body(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert_eq!(found(&s, "apple").await?, ["a", "c"]);
     assert_eq!(found(&s, "yogurt").await?, ["c"]);
@@ -13,7 +41,7 @@ pub async fn single_term_matches_title_and_body(s: S) -> Result<()> {
 }
 
 /// Terms are ANDed by default, and `AND` spells the same.
-pub async fn terms_are_anded_by_default(s: S) -> Result<()> {
+async fn terms_are_anded_by_default(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert_eq!(found(&s, "apple banana").await?, ["c"]);
     assert_eq!(found(&s, "apple AND banana").await?, ["c"]);
@@ -22,14 +50,14 @@ pub async fn terms_are_anded_by_default(s: S) -> Result<()> {
 }
 
 /// `OR` widens the result.
-pub async fn or_widens(s: S) -> Result<()> {
+async fn or_widens(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert_eq!(found(&s, "apple OR cherry").await?, ["a", "c", "d"]);
     Ok(())
 }
 
 /// `-term` and `NOT term` exclude entries containing the term.
-pub async fn not_and_minus_exclude(s: S) -> Result<()> {
+async fn not_and_minus_exclude(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert_eq!(found(&s, "apple -banana").await?, ["a"]);
     assert_eq!(found(&s, "apple NOT banana").await?, ["a"]);
@@ -41,7 +69,7 @@ pub async fn not_and_minus_exclude(s: S) -> Result<()> {
 }
 
 /// A quoted phrase needs its words adjacent and in order.
-pub async fn phrase_requires_adjacency(s: S) -> Result<()> {
+async fn phrase_requires_adjacency(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert_eq!(found(&s, "\"banana bread\"").await?, ["b"]);
     assert_eq!(found(&s, "\"bread banana\"").await?, Vec::<String>::new());
@@ -50,7 +78,7 @@ pub async fn phrase_requires_adjacency(s: S) -> Result<()> {
 }
 
 /// `prefix*` matches words starting with the prefix.
-pub async fn prefix_matches_word_starts(s: S) -> Result<()> {
+async fn prefix_matches_word_starts(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert_eq!(found(&s, "walnu*").await?, ["b", "e"]);
     assert_eq!(found(&s, "smoo*").await?, ["c"]);
@@ -58,7 +86,7 @@ pub async fn prefix_matches_word_starts(s: S) -> Result<()> {
 }
 
 /// Parentheses group operators.
-pub async fn parentheses_group(s: S) -> Result<()> {
+async fn parentheses_group(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert_eq!(found(&s, "(apple OR cherry) -pie").await?, ["c", "d"]);
     assert_eq!(found(&s, "cinnamon (apple OR banana)").await?, ["a", "b"]);
@@ -67,7 +95,7 @@ pub async fn parentheses_group(s: S) -> Result<()> {
 }
 
 /// Matching ignores case and diacritics, and word forms meet through stemming.
-pub async fn matching_folds_case_accents_and_word_forms(s: S) -> Result<()> {
+async fn matching_folds_case_accents_and_word_forms(s: S) -> Result<()> {
     food_corpus(&s).await?;
     put(
         &s,
@@ -82,7 +110,7 @@ pub async fn matching_folds_case_accents_and_word_forms(s: S) -> Result<()> {
 }
 
 /// Tags are searchable text.
-pub async fn tags_are_searchable(s: S) -> Result<()> {
+async fn tags_are_searchable(s: S) -> Result<()> {
     kb(&s, "k").await?;
     put(
         &s,
@@ -95,7 +123,7 @@ pub async fn tags_are_searchable(s: S) -> Result<()> {
 }
 
 /// A title match outranks the same word in the body.
-pub async fn title_outweighs_body(s: S) -> Result<()> {
+async fn title_outweighs_body(s: S) -> Result<()> {
     kb(&s, "k").await?;
     put(
         &s,
@@ -136,7 +164,7 @@ pub async fn title_outweighs_body(s: S) -> Result<()> {
 }
 
 /// Scores are positive and non-increasing; ranks count from 1 and continue across pages.
-pub async fn scores_descend_and_ranks_count_across_pages(s: S) -> Result<()> {
+async fn scores_descend_and_ranks_count_across_pages(s: S) -> Result<()> {
     food_corpus(&s).await?;
     let all = s
         .search("apple OR banana OR walnut", &Filter::new())
@@ -157,7 +185,7 @@ pub async fn scores_descend_and_ranks_count_across_pages(s: S) -> Result<()> {
 }
 
 /// Result pages are disjoint and together equal the full ranking.
-pub async fn search_pages_are_disjoint_and_complete(s: S) -> Result<()> {
+async fn search_pages_are_disjoint_and_complete(s: S) -> Result<()> {
     kb(&s, "k").await?;
     let batch: Vec<NewEntry> = (0..23)
         .map(|i| {
@@ -189,7 +217,7 @@ pub async fn search_pages_are_disjoint_and_complete(s: S) -> Result<()> {
 }
 
 /// The snippet contains the matched word, highlighted.
-pub async fn snippet_highlights_matches(s: S) -> Result<()> {
+async fn snippet_highlights_matches(s: S) -> Result<()> {
     food_corpus(&s).await?;
     let hits = s.search("cinnamon", &Filter::new()).await?;
     assert_eq!(hits.len(), 2);
@@ -206,7 +234,7 @@ pub async fn snippet_highlights_matches(s: S) -> Result<()> {
 }
 
 /// Filters restrict search results exactly as they restrict lists.
-pub async fn filters_apply_to_search(s: S) -> Result<()> {
+async fn filters_apply_to_search(s: S) -> Result<()> {
     food_corpus(&s).await?;
     kb(&s, "other").await?;
     put(
@@ -255,7 +283,7 @@ pub async fn filters_apply_to_search(s: S) -> Result<()> {
 }
 
 /// Rewritten and deleted entries are found by their new text only.
-pub async fn index_follows_rewrites_and_deletes(s: S) -> Result<()> {
+async fn index_follows_rewrites_and_deletes(s: S) -> Result<()> {
     food_corpus(&s).await?;
     put(&s, note("food", "a", "Pear pie", "Bake the pear pie.")).await?;
     assert_eq!(found(&s, "apple").await?, ["c"]);
@@ -270,7 +298,7 @@ pub async fn index_follows_rewrites_and_deletes(s: S) -> Result<()> {
 }
 
 /// Malformed queries are `InvalidQuery` with a position, never an engine error.
-pub async fn malformed_queries_are_invalid_query(s: S) -> Result<()> {
+async fn malformed_queries_are_invalid_query(s: S) -> Result<()> {
     food_corpus(&s).await?;
     for q in [
         "\"unclosed phrase",
@@ -297,7 +325,7 @@ pub async fn malformed_queries_are_invalid_query(s: S) -> Result<()> {
 }
 
 /// Engine syntax in user text is treated as plain words, never as engine operators.
-pub async fn engine_syntax_is_plain_text(s: S) -> Result<()> {
+async fn engine_syntax_is_plain_text(s: S) -> Result<()> {
     food_corpus(&s).await?;
     for q in [
         "apple:pie",
@@ -331,14 +359,14 @@ pub async fn engine_syntax_is_plain_text(s: S) -> Result<()> {
 }
 
 /// A search with no matches is an empty list, not an error.
-pub async fn no_match_is_empty(s: S) -> Result<()> {
+async fn no_match_is_empty(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert!(s.search("xylophone", &Filter::new()).await?.is_empty());
     Ok(())
 }
 
 /// A term matches whole (stemmed) words only, not substrings.
-pub async fn terms_match_whole_words(s: S) -> Result<()> {
+async fn terms_match_whole_words(s: S) -> Result<()> {
     food_corpus(&s).await?;
     assert!(found(&s, "app").await?.is_empty());
     assert!(found(&s, "nana").await?.is_empty());
@@ -346,7 +374,7 @@ pub async fn terms_match_whole_words(s: S) -> Result<()> {
 }
 
 /// Slash-separated words (as in hierarchical tags) search as a phrase.
-pub async fn slashed_words_search_as_phrase(s: S) -> Result<()> {
+async fn slashed_words_search_as_phrase(s: S) -> Result<()> {
     kb(&s, "k").await?;
     put(&s, note("k", "1", "t", "").tags(["topic/ai"])).await?;
     put(&s, note("k", "2", "ai topic", "")).await?;
@@ -396,7 +424,7 @@ async fn assert_scores(s: &S, q: &str, want: &[(&str, f64)]) -> Result<()> {
 
 /// Keyword scores are BM25 with the documented parameters, on every backend: the values,
 /// not only the order, match a hand computation.
-pub async fn keyword_scores_are_bm25(s: S) -> Result<()> {
+async fn keyword_scores_are_bm25(s: S) -> Result<()> {
     kb(&s, "b").await?;
     for (id, title, body) in FRUIT {
         put(&s, note("b", id, title, body)).await?;
@@ -415,7 +443,7 @@ pub async fn keyword_scores_are_bm25(s: S) -> Result<()> {
 /// The statistics behind the scores follow edits and deletes: after an entry loses a term
 /// and another is deleted, one-word, OR and AND queries score with the new N, df and
 /// average length.
-pub async fn keyword_scores_follow_edits_and_deletes(s: S) -> Result<()> {
+async fn keyword_scores_follow_edits_and_deletes(s: S) -> Result<()> {
     kb(&s, "b").await?;
     for (id, title, body) in FRUIT {
         put(&s, note("b", id, title, body)).await?;
@@ -444,7 +472,7 @@ pub async fn keyword_scores_follow_edits_and_deletes(s: S) -> Result<()> {
 /// An AND of words matches the entries having every word and scores each with the sum of
 /// the words' one-word scores, whatever the words' frequencies (rare with common, three
 /// words of different frequencies: backends may intersect such lists differently).
-pub async fn and_scores_sum_each_words_score(s: S) -> Result<()> {
+async fn and_scores_sum_each_words_score(s: S) -> Result<()> {
     kb(&s, "b").await?;
     let fillers = [
         "lorem",
@@ -510,7 +538,7 @@ pub async fn and_scores_sum_each_words_score(s: S) -> Result<()> {
 
 /// A rare term weighs more than a common one (idf), and a shorter entry with the same
 /// match outranks a longer one (length normalisation).
-pub async fn rare_terms_and_short_entries_rank_higher(s: S) -> Result<()> {
+async fn rare_terms_and_short_entries_rank_higher(s: S) -> Result<()> {
     kb(&s, "b").await?;
     let filler = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do";
     for i in 0..8 {

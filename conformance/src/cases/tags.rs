@@ -4,6 +4,15 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    tags, __tags_cases:
+    tags_with_counts_across_all_kbs,
+    tags_of_one_kb,
+    tags_with_prefix_follow_the_hierarchy,
+    tag_counts_follow_rewrites_and_deletes,
+    tags_are_kept_verbatim,
+}
+
 async fn tagged(s: &S) -> Result<()> {
     kb(s, "a").await?;
     kb(s, "b").await?;
@@ -19,7 +28,7 @@ fn pairs(v: &[TagCount]) -> Vec<(&str, u64)> {
 }
 
 /// All tags with counts, ordered by count descending then tag.
-pub async fn tags_with_counts_across_all_kbs(s: S) -> Result<()> {
+async fn tags_with_counts_across_all_kbs(s: S) -> Result<()> {
     tagged(&s).await?;
     let t = s.tags(None).await?;
     assert_eq!(
@@ -36,7 +45,7 @@ pub async fn tags_with_counts_across_all_kbs(s: S) -> Result<()> {
 }
 
 /// Tag counts can be restricted to one KB.
-pub async fn tags_of_one_kb(s: S) -> Result<()> {
+async fn tags_of_one_kb(s: S) -> Result<()> {
     tagged(&s).await?;
     assert_eq!(
         pairs(&s.tags(Some("b")).await?),
@@ -47,7 +56,7 @@ pub async fn tags_of_one_kb(s: S) -> Result<()> {
 }
 
 /// A tag prefix lists the tag and its descendants, not longer words.
-pub async fn tags_with_prefix_follow_the_hierarchy(s: S) -> Result<()> {
+async fn tags_with_prefix_follow_the_hierarchy(s: S) -> Result<()> {
     tagged(&s).await?;
     assert_eq!(
         pairs(&s.tags_with_prefix(None, "topic").await?),
@@ -62,7 +71,7 @@ pub async fn tags_with_prefix_follow_the_hierarchy(s: S) -> Result<()> {
 }
 
 /// Tag counts follow re-upserts and deletes.
-pub async fn tag_counts_follow_rewrites_and_deletes(s: S) -> Result<()> {
+async fn tag_counts_follow_rewrites_and_deletes(s: S) -> Result<()> {
     tagged(&s).await?;
     put(&s, note("a", "1", "t", "").tags(["go"])).await?;
     s.delete_entry(&EntryKey::new("b", "1")).await?;
@@ -74,7 +83,7 @@ pub async fn tag_counts_follow_rewrites_and_deletes(s: S) -> Result<()> {
 }
 
 /// Tags are matched exactly as written: case and inner characters are kept.
-pub async fn tags_are_kept_verbatim(s: S) -> Result<()> {
+async fn tags_are_kept_verbatim(s: S) -> Result<()> {
     kb(&s, "k").await?;
     put(&s, note("k", "1", "t", "").tags(["Rust", "c++", "a b"])).await?;
     assert_eq!(

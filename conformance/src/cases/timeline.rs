@@ -4,6 +4,13 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    timeline, __timeline_cases:
+    timeline_orders_by_date_then_key,
+    timeline_range_and_importance,
+    timeline_pages,
+}
+
 async fn dated(s: &S) -> Result<()> {
     kb(s, "t").await?;
     kb(s, "u").await?;
@@ -41,7 +48,7 @@ async fn dated(s: &S) -> Result<()> {
 }
 
 /// The timeline lists dated entries only, ascending by date, ties by key.
-pub async fn timeline_orders_by_date_then_key(s: S) -> Result<()> {
+async fn timeline_orders_by_date_then_key(s: S) -> Result<()> {
     dated(&s).await?;
     let t = s.timeline(&Filter::new().kb("t")).await?;
     assert_eq!(ids(&t), ["jan", "feb-a", "feb-b", "mar"]);
@@ -49,7 +56,7 @@ pub async fn timeline_orders_by_date_then_key(s: S) -> Result<()> {
 }
 
 /// The range is inclusive and the importance floor applies.
-pub async fn timeline_range_and_importance(s: S) -> Result<()> {
+async fn timeline_range_and_importance(s: S) -> Result<()> {
     dated(&s).await?;
     let f = Filter::new().date_range(Some(date(2024, 2, 1)), Some(date(2024, 3, 1)));
     assert_eq!(
@@ -64,7 +71,7 @@ pub async fn timeline_range_and_importance(s: S) -> Result<()> {
 }
 
 /// The timeline pages like any list.
-pub async fn timeline_pages(s: S) -> Result<()> {
+async fn timeline_pages(s: S) -> Result<()> {
     dated(&s).await?;
     let page2 = s
         .timeline(&Filter::new().kb("t").limit(2).offset(2))

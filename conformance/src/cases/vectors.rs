@@ -4,6 +4,32 @@ use storage_core::*;
 
 use crate::fixtures::*;
 
+crate::area! {
+    vectors, __vectors_cases:
+    embedding_space_is_fixed_on_first_use,
+    other_model_or_dimension_is_model_mismatch,
+    reset_embedding_space_lets_another_model_embed_the_store,
+    wrong_dimension_is_dimension_mismatch,
+    vector_without_space_is_invalid_input,
+    degenerate_vectors_are_invalid_input,
+    vector_for_missing_entry_is_not_found,
+    vectors_round_trip,
+    knn_returns_known_neighbours_in_order,
+    knn_is_scale_invariant_and_bounded_by_k,
+    min_score_drops_weak_hits,
+    filters_apply_before_top_k,
+    selective_filter_still_returns_k,
+    archived_entries_are_excluded_from_semantic_search,
+    replacing_a_vector_moves_the_entry,
+    similar_excludes_the_entry_itself,
+    deleted_vectors_leave_search,
+    coverage_counts_entries_with_and_without_vectors,
+    semantic_search_without_vectors_is_empty,
+    vector_batches_are_all_or_nothing,
+    semantic_search_rejects_a_huge_k,
+    vectors_whose_norm_underflows_are_invalid_input,
+}
+
 fn key(id: &str) -> EntryKey {
     EntryKey::new("v", id)
 }
@@ -41,7 +67,7 @@ fn hit_ids(h: &[SemanticHit]) -> Vec<&str> {
 }
 
 /// The first `ensure_embedding_space` fixes the space; the same space is accepted again.
-pub async fn embedding_space_is_fixed_on_first_use(s: S) -> Result<()> {
+async fn embedding_space_is_fixed_on_first_use(s: S) -> Result<()> {
     assert_eq!(s.embedding_space().await?, None);
     let sp = EmbeddingSpace::new("mini", 384);
     assert_eq!(s.ensure_embedding_space(&sp).await?, sp);
@@ -51,7 +77,7 @@ pub async fn embedding_space_is_fixed_on_first_use(s: S) -> Result<()> {
 }
 
 /// Another model or dimension is `ModelMismatch`, naming both spaces.
-pub async fn other_model_or_dimension_is_model_mismatch(s: S) -> Result<()> {
+async fn other_model_or_dimension_is_model_mismatch(s: S) -> Result<()> {
     s.ensure_embedding_space(&EmbeddingSpace::new("mini", 384))
         .await?;
     for other in [
@@ -72,7 +98,7 @@ pub async fn other_model_or_dimension_is_model_mismatch(s: S) -> Result<()> {
 }
 
 /// A vector of the wrong length is `DimensionMismatch` naming both lengths, and is not stored.
-pub async fn wrong_dimension_is_dimension_mismatch(s: S) -> Result<()> {
+async fn wrong_dimension_is_dimension_mismatch(s: S) -> Result<()> {
     known(&s).await?;
     let err = s
         .put_vector(&key("v1"), &[1.0, 2.0, 3.0])
@@ -99,7 +125,7 @@ pub async fn wrong_dimension_is_dimension_mismatch(s: S) -> Result<()> {
 }
 
 /// Storing a vector before any embedding space exists is `InvalidInput`.
-pub async fn vector_without_space_is_invalid_input(s: S) -> Result<()> {
+async fn vector_without_space_is_invalid_input(s: S) -> Result<()> {
     kb(&s, "v").await?;
     put(&s, note("v", "1", "t", "")).await?;
     let err = s.put_vector(&key("1"), &[1.0, 0.0]).await.unwrap_err();
@@ -108,7 +134,7 @@ pub async fn vector_without_space_is_invalid_input(s: S) -> Result<()> {
 }
 
 /// Zero, NaN and infinite vectors are rejected.
-pub async fn degenerate_vectors_are_invalid_input(s: S) -> Result<()> {
+async fn degenerate_vectors_are_invalid_input(s: S) -> Result<()> {
     known(&s).await?;
     for bad in [
         [0.0f32; 4],
@@ -125,7 +151,7 @@ pub async fn degenerate_vectors_are_invalid_input(s: S) -> Result<()> {
 }
 
 /// A vector for a missing entry is `NotFound`.
-pub async fn vector_for_missing_entry_is_not_found(s: S) -> Result<()> {
+async fn vector_for_missing_entry_is_not_found(s: S) -> Result<()> {
     known(&s).await?;
     let err = s
         .put_vector(&key("ghost"), &[1.0, 0.0, 0.0, 0.0])
@@ -136,7 +162,7 @@ pub async fn vector_for_missing_entry_is_not_found(s: S) -> Result<()> {
 }
 
 /// Vectors round-trip exactly as given (not normalised).
-pub async fn vectors_round_trip(s: S) -> Result<()> {
+async fn vectors_round_trip(s: S) -> Result<()> {
     known(&s).await?;
     assert_eq!(
         s.get_vector(&key("v3")).await?.unwrap(),
@@ -147,7 +173,7 @@ pub async fn vectors_round_trip(s: S) -> Result<()> {
 }
 
 /// k-NN returns the known nearest neighbours, best first, with cosine scores.
-pub async fn knn_returns_known_neighbours_in_order(s: S) -> Result<()> {
+async fn knn_returns_known_neighbours_in_order(s: S) -> Result<()> {
     known(&s).await?;
     let hits = s
         .semantic_search(&SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], 5))
@@ -166,7 +192,7 @@ pub async fn knn_returns_known_neighbours_in_order(s: S) -> Result<()> {
 }
 
 /// The query vector's length does not matter (cosine), and k bounds the result.
-pub async fn knn_is_scale_invariant_and_bounded_by_k(s: S) -> Result<()> {
+async fn knn_is_scale_invariant_and_bounded_by_k(s: S) -> Result<()> {
     known(&s).await?;
     let hits = s
         .semantic_search(&SemanticQuery::new(vec![0.0, 10.0, 0.0, 0.0], 2))
@@ -186,7 +212,7 @@ pub async fn knn_is_scale_invariant_and_bounded_by_k(s: S) -> Result<()> {
 }
 
 /// `min_score` drops hits below it.
-pub async fn min_score_drops_weak_hits(s: S) -> Result<()> {
+async fn min_score_drops_weak_hits(s: S) -> Result<()> {
     known(&s).await?;
     let q = SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], 5).min_score(0.4);
     assert_eq!(hit_ids(&s.semantic_search(&q).await?), ["v1", "v2", "v3"]);
@@ -194,7 +220,7 @@ pub async fn min_score_drops_weak_hits(s: S) -> Result<()> {
 }
 
 /// Filters apply before the top-k cut.
-pub async fn filters_apply_before_top_k(s: S) -> Result<()> {
+async fn filters_apply_before_top_k(s: S) -> Result<()> {
     known(&s).await?;
     let q = SemanticQuery::new(vec![1.0, 0.0, 0.0, 0.0], 2).filter(Filter::new().tag("even"));
     assert_eq!(hit_ids(&s.semantic_search(&q).await?), ["v1", "v3"]);
@@ -204,7 +230,7 @@ pub async fn filters_apply_before_top_k(s: S) -> Result<()> {
 }
 
 /// A selective filter still yields k hits when at least k entries match it.
-pub async fn selective_filter_still_returns_k(s: S) -> Result<()> {
+async fn selective_filter_still_returns_k(s: S) -> Result<()> {
     kb(&s, "v").await?;
     s.ensure_embedding_space(&space(8)).await?;
     let mut batch = Vec::new();
@@ -242,7 +268,7 @@ pub async fn selective_filter_still_returns_k(s: S) -> Result<()> {
 }
 
 /// Archived entries are excluded from semantic search by default.
-pub async fn archived_entries_are_excluded_from_semantic_search(s: S) -> Result<()> {
+async fn archived_entries_are_excluded_from_semantic_search(s: S) -> Result<()> {
     known(&s).await?;
     put(&s, note("v", "v1", "v1", "").lifecycle(Lifecycle::Archived)).await?;
     let hits = s
@@ -256,7 +282,7 @@ pub async fn archived_entries_are_excluded_from_semantic_search(s: S) -> Result<
 }
 
 /// Replacing a vector changes the entry's neighbours.
-pub async fn replacing_a_vector_moves_the_entry(s: S) -> Result<()> {
+async fn replacing_a_vector_moves_the_entry(s: S) -> Result<()> {
     known(&s).await?;
     s.put_vector(&key("v5"), &[1.0, 0.0, 0.0, 0.0]).await?;
     let hits = s
@@ -267,7 +293,7 @@ pub async fn replacing_a_vector_moves_the_entry(s: S) -> Result<()> {
 }
 
 /// `similar` finds an entry's neighbours, excluding the entry itself.
-pub async fn similar_excludes_the_entry_itself(s: S) -> Result<()> {
+async fn similar_excludes_the_entry_itself(s: S) -> Result<()> {
     known(&s).await?;
     let hits = s.similar(&key("v1"), 2, &Filter::new()).await?;
     assert_eq!(hit_ids(&hits), ["v2", "v3"]);
@@ -281,7 +307,7 @@ pub async fn similar_excludes_the_entry_itself(s: S) -> Result<()> {
 }
 
 /// Deleting a vector or its entry removes it from search and coverage.
-pub async fn deleted_vectors_leave_search(s: S) -> Result<()> {
+async fn deleted_vectors_leave_search(s: S) -> Result<()> {
     known(&s).await?;
     assert!(s.delete_vector(&key("v1")).await?);
     assert!(!s.delete_vector(&key("v1")).await?);
@@ -295,7 +321,7 @@ pub async fn deleted_vectors_leave_search(s: S) -> Result<()> {
 }
 
 /// Coverage counts selected entries with and without vectors.
-pub async fn coverage_counts_entries_with_and_without_vectors(s: S) -> Result<()> {
+async fn coverage_counts_entries_with_and_without_vectors(s: S) -> Result<()> {
     known(&s).await?;
     put(&s, note("v", "novec", "t", "")).await?;
     let c = s.vector_coverage(&Filter::new()).await?;
@@ -318,7 +344,7 @@ pub async fn coverage_counts_entries_with_and_without_vectors(s: S) -> Result<()
 }
 
 /// Semantic search on a store with no vectors is empty, not an error.
-pub async fn semantic_search_without_vectors_is_empty(s: S) -> Result<()> {
+async fn semantic_search_without_vectors_is_empty(s: S) -> Result<()> {
     kb(&s, "v").await?;
     put(&s, note("v", "1", "t", "")).await?;
     assert!(s
@@ -334,7 +360,7 @@ pub async fn semantic_search_without_vectors_is_empty(s: S) -> Result<()> {
 }
 
 /// A vector batch is stored all or nothing.
-pub async fn vector_batches_are_all_or_nothing(s: S) -> Result<()> {
+async fn vector_batches_are_all_or_nothing(s: S) -> Result<()> {
     known(&s).await?;
     put(&s, note("v", "new", "t", "")).await?;
     let bad = vec![
@@ -369,7 +395,7 @@ pub async fn vector_batches_are_all_or_nothing(s: S) -> Result<()> {
 
 /// A `k` above `MAX_K` (in `semantic_search` and `similar`) is `InvalidInput` naming k,
 /// never a crash; `MAX_K` itself is accepted.
-pub async fn semantic_search_rejects_a_huge_k(s: S) -> Result<()> {
+async fn semantic_search_rejects_a_huge_k(s: S) -> Result<()> {
     known(&s).await?;
     for k in [MAX_K + 1, usize::MAX / 2, usize::MAX] {
         let err = s
@@ -401,7 +427,7 @@ pub async fn semantic_search_rejects_a_huge_k(s: S) -> Result<()> {
 /// Vectors whose squared norm underflows (`[1e-23; d]`) or overflows (`[1e20; d]`) in
 /// 32-bit floats cannot be normalised: storing or querying with one is `InvalidInput`,
 /// and nothing is stored.
-pub async fn vectors_whose_norm_underflows_are_invalid_input(s: S) -> Result<()> {
+async fn vectors_whose_norm_underflows_are_invalid_input(s: S) -> Result<()> {
     known(&s).await?;
     for bad in [[1e-23f32; 4], [1e-30, 0.0, 0.0, 0.0], [1e20f32; 4]] {
         let err = s.put_vector(&key("v1"), &bad).await.unwrap_err();
@@ -457,7 +483,7 @@ pub async fn vectors_whose_norm_underflows_are_invalid_input(s: S) -> Result<()>
 /// `reset_embedding_space` forgets the model and every vector and queues every entry with
 /// text again, so another model (of another dimension) can embed the store; it is refused
 /// while a worker holds a live lease.
-pub async fn reset_embedding_space_lets_another_model_embed_the_store(s: S) -> Result<()> {
+async fn reset_embedding_space_lets_another_model_embed_the_store(s: S) -> Result<()> {
     known(&s).await?;
     let leased = s
         .claim_embedding_batch("w", 1, std::time::Duration::from_secs(600))

@@ -23,8 +23,9 @@
 
 use storage_core::{parse_query, Filter, QueryNode, Result, StorageError};
 
-use crate::snippet::Highlighter;
-use crate::sql::{filter_sql, tsquery, Params, ENTRY_COLUMNS, TS_CONFIG};
+use super::snippet::Highlighter;
+use crate::rows::ENTRY_COLUMNS;
+use crate::sql::{filter_sql, tsquery, Params, TS_CONFIG};
 
 /// Most words an AND query may have to be answered by joining postings; longer ones use
 /// the GIN index (each join adds planning time, and long conjunctions match little).

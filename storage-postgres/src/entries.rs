@@ -1,0 +1,439 @@
+//! Entries: write, read, list, count and the timeline (`EntryStore`).
+//!
+//! A batch upsert is four steps in one transaction — stage (binary COPY into a temporary
+//! table), merge (one `INSERT … ON CONFLICT` from it, in key order), children (tags and
+//! links), enqueue (the embedding queue) — each its own function below.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use storage_core::*;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Transaction;
+
+use crate::error::map_json;
+use crate::rows::{read_entries, read_entry, ENTRY_COLUMNS};
+use crate::sql::{filter_sql, order_by, Params};
+use crate::store::{now, PgStore};
+
+#[async_trait]
+impl EntryStore for PgStore {
+    async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>> {
+        let entries: Vec<NewEntry> = entries
+            .iter()
+            .map(NewEntry::normalized)
+            .collect::<Result<_>>()?;
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let staged = Staged::batch(&entries)?;
+        let ts = now();
+        let pg = self.pg();
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(&pg)?;
+        check_kbs(&tx, &entries).await.map_err(&pg)??;
+        stage(&tx, &staged).await.map_err(&pg)?;
+        let merged = merge(&tx, ts).await.map_err(&pg)?;
+        write_children(&tx, &staged, &merged).await.map_err(&pg)?;
+        enqueue(&tx, &staged, &merged, ts).await.map_err(&pg)?;
+        tx.commit().await.map_err(&pg)?;
+
+        // Hashes were computed once per written row; an earlier duplicate of a key (not
+        // written) still reports its own content.
+        let mut hashes: HashMap<usize, String> = staged
+            .into_iter()
+            .map(|s| (s.ord, s.content_hash))
+            .collect();
+        Ok(entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let (_, created) = merged.written[&(e.kb.clone(), e.id.clone())];
+                let hash = hashes.remove(&i).unwrap_or_else(|| e.content_hash());
+                e.clone().into_stored(created, ts, hash)
+            })
+            .collect())
+    }
+
+    async fn get_entry(&self, key: &EntryKey) -> Result<Option<Entry>> {
+        let row = self
+            .query_opt(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE e.kb = $1 AND e.id = $2"
+                ),
+                &[&key.kb, &key.id],
+            )
+            .await?;
+        row.map(|r| read_entry(&r, 0)).transpose()
+    }
+
+    async fn get_entries(&self, keys: &[EntryKey]) -> Result<Vec<Entry>> {
+        let kbs: Vec<&str> = keys.iter().map(|k| k.kb.as_str()).collect();
+        let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        let rows = self.query(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(kb, id, ord) \
+                     JOIN live_entries e ON e.kb = k.kb AND e.id = k.id ORDER BY k.ord"
+                ),
+                &[&kbs, &ids],
+            ).await?;
+        read_entries(&rows)
+    }
+
+    async fn delete_entry(&self, key: &EntryKey) -> Result<bool> {
+        let n = self
+            .execute(
+                "DELETE FROM entries WHERE kb = $1 AND id = $2",
+                &[&key.kb, &key.id],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn list_entries(&self, filter: &Filter) -> Result<Vec<Entry>> {
+        let mut p = Params::default();
+        let cond = filter_sql(filter, &mut p)?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE TRUE{cond} {} LIMIT {} OFFSET {}",
+            order_by(filter),
+            filter.effective_limit(),
+            filter.offset
+        );
+        self.entries_where(&sql, &p).await
+    }
+
+    async fn count_entries(&self, filter: &Filter) -> Result<u64> {
+        let mut p = Params::default();
+        let cond = filter_sql(filter, &mut p)?;
+        let n: i64 = self
+            .query_one(
+                &format!("SELECT count(*) FROM live_entries e WHERE TRUE{cond}"),
+                &p.refs(),
+            )
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn entry_types(&self, filter: &Filter) -> Result<Vec<(String, u64)>> {
+        let mut p = Params::default();
+        let cond = filter_sql(filter, &mut p)?;
+        let rows = self.query(
+                &format!("SELECT e.entry_type, count(*) FROM live_entries e WHERE TRUE{cond} GROUP BY 1 ORDER BY 1"),
+                &p.refs(),
+            ).await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect())
+    }
+
+    async fn timeline(&self, filter: &Filter) -> Result<Vec<Entry>> {
+        let mut p = Params::default();
+        let cond = filter_sql(filter, &mut p)?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE e.date IS NOT NULL{cond} \
+             ORDER BY e.date ASC, e.kb ASC, e.id ASC LIMIT {} OFFSET {}",
+            filter.effective_limit(),
+            filter.offset
+        );
+        self.entries_where(&sql, &p).await
+    }
+}
+
+impl PgStore {
+    pub(crate) async fn entries_where(&self, sql: &str, params: &Params) -> Result<Vec<Entry>> {
+        let rows = self.query(sql, &params.refs()).await?;
+        read_entries(&rows)
+    }
+}
+
+/// One row of a batch upsert, with what is computed once per row.
+struct Staged<'a> {
+    /// Position in the caller's batch.
+    ord: usize,
+    entry: &'a NewEntry,
+    content_hash: String,
+    text_hash: String,
+    tags: Value,
+    links: Value,
+    sources: Value,
+}
+
+impl<'a> Staged<'a> {
+    /// One row per key, the last one winning (ON CONFLICT cannot touch a row twice), in
+    /// input order.
+    fn batch(entries: &'a [NewEntry]) -> Result<Vec<Staged<'a>>> {
+        let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            last.insert((&e.kb, &e.id), i);
+        }
+        let mut unique: Vec<usize> = last.values().copied().collect();
+        unique.sort_unstable();
+        unique
+            .into_iter()
+            .map(|ord| {
+                let e = &entries[ord];
+                Ok(Staged {
+                    ord,
+                    entry: e,
+                    content_hash: e.content_hash(),
+                    text_hash: e.text_hash(),
+                    tags: serde_json::to_value(&e.tags).map_err(map_json)?,
+                    links: serde_json::to_value(&e.links).map_err(map_json)?,
+                    sources: serde_json::to_value(&e.sources).map_err(map_json)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// What the merge step did: the replaced rows' previous text hashes (by `ord`) and every
+/// written key's row id and `created_at`.
+struct Merged {
+    old: HashMap<i32, (i64, String)>,
+    written: HashMap<(String, String), (i64, DateTime<Utc>)>,
+}
+
+type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
+
+/// `NotFound` for the first entry whose KB does not exist (the outer error is the
+/// driver's, the inner one the caller's).
+async fn check_kbs(tx: &Transaction<'_>, entries: &[NewEntry]) -> PgResult<Result<()>> {
+    let kbs: Vec<String> = entries
+        .iter()
+        .map(|e| e.kb.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let found: HashSet<String> = tx
+        .query("SELECT name FROM kbs WHERE name = ANY($1)", &[&kbs])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(match entries.iter().find(|e| !found.contains(&e.kb)) {
+        Some(missing) => Err(StorageError::kb_not_found(&missing.kb)),
+        None => Ok(()),
+    })
+}
+
+/// Step 1: binary COPY of the batch into a session-local staging table (emptied at
+/// commit).
+async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>]) -> PgResult<()> {
+    tx.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS kb_staging (ord int, kb text, id text, entry_type text, \
+         title text, summary text, body text, tags_text text, tags jsonb, links jsonb, sources jsonb, \
+         metadata jsonb, date date, importance int, status text, assignee text, lifecycle text, \
+         source_path text, content_hash text, text_hash text, expires_at timestamptz) \
+         ON COMMIT DELETE ROWS",
+    )
+    .await?;
+    let sink = tx
+        .copy_in(
+            "COPY kb_staging (ord, kb, id, entry_type, title, summary, body, tags_text, tags, links, \
+             sources, metadata, date, importance, status, assignee, lifecycle, source_path, \
+             content_hash, text_hash, expires_at) FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    const T: Type = Type::TEXT;
+    const J: Type = Type::JSONB;
+    let types = [
+        Type::INT4,
+        T,
+        T,
+        T,
+        T,
+        T,
+        T,
+        T,
+        J,
+        J,
+        J,
+        J,
+        Type::DATE,
+        Type::INT4,
+        T,
+        T,
+        T,
+        T,
+        T,
+        T,
+        Type::TIMESTAMPTZ,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures_util::pin_mut!(writer);
+    for s in staged {
+        let e = s.entry;
+        let ord = s.ord as i32;
+        let tags_text = e.tags.join(" ");
+        let metadata = Value::Object(e.metadata.clone());
+        writer
+            .as_mut()
+            .write(&[
+                &ord,
+                &e.kb,
+                &e.id,
+                &e.entry_type,
+                &e.title,
+                &e.summary,
+                &e.body,
+                &tags_text,
+                &s.tags,
+                &s.links,
+                &s.sources,
+                &metadata,
+                &e.date,
+                &e.importance,
+                &e.status,
+                &e.assignee,
+                &e.lifecycle.as_str(),
+                &e.source_path,
+                &s.content_hash,
+                &s.text_hash,
+                &e.expires_at,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// Step 2: one `INSERT … ON CONFLICT` from the staging table, in key order: rows are
+/// locked in the order they are inserted, so two batches holding the same keys in
+/// opposite orders would otherwise deadlock.
+async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
+    let old = tx
+        .query(
+            "SELECT s.ord, e.rowid, e.text_hash FROM kb_staging s JOIN entries e ON e.kb = s.kb AND e.id = s.id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
+    let written = tx
+        .query(
+            "INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
+             metadata, date, importance, status, assignee, lifecycle, source_path, created_at, updated_at, \
+             content_hash, text_hash, expires_at) \
+             SELECT kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, metadata, date, \
+             importance, status, assignee, lifecycle, source_path, $1, $1, content_hash, text_hash, expires_at \
+             FROM kb_staging ORDER BY kb COLLATE \"C\", id COLLATE \"C\" \
+             ON CONFLICT (kb, id) DO UPDATE SET entry_type = EXCLUDED.entry_type, title = EXCLUDED.title, \
+             summary = EXCLUDED.summary, body = EXCLUDED.body, tags_text = EXCLUDED.tags_text, \
+             tags = EXCLUDED.tags, links = EXCLUDED.links, sources = EXCLUDED.sources, \
+             metadata = EXCLUDED.metadata, date = EXCLUDED.date, importance = EXCLUDED.importance, \
+             status = EXCLUDED.status, assignee = EXCLUDED.assignee, lifecycle = EXCLUDED.lifecycle, \
+             source_path = EXCLUDED.source_path, updated_at = EXCLUDED.updated_at, \
+             content_hash = EXCLUDED.content_hash, text_hash = EXCLUDED.text_hash, \
+             created_at = CASE WHEN entries.expires_at <= EXCLUDED.updated_at \
+                 THEN EXCLUDED.created_at ELSE entries.created_at END, \
+             expires_at = EXCLUDED.expires_at \
+             RETURNING kb, id, rowid, created_at",
+            &[&ts],
+        )
+        .await?
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+        .collect();
+    Ok(Merged { old, written })
+}
+
+fn rowid_of(merged: &Merged, e: &NewEntry) -> i64 {
+    merged.written[&(e.kb.clone(), e.id.clone())].0
+}
+
+/// Step 3: the replaced rows' tags and links are deleted, then every row's are inserted
+/// with one `unnest` statement each.
+async fn write_children(
+    tx: &Transaction<'_>,
+    staged: &[Staged<'_>],
+    merged: &Merged,
+) -> PgResult<()> {
+    let replaced: Vec<i64> = merged.old.values().map(|(rowid, _)| *rowid).collect();
+    if !replaced.is_empty() {
+        let p: [&(dyn ToSql + Sync); 1] = [&replaced];
+        let del_tags = tx.execute("DELETE FROM entry_tags WHERE entry = ANY($1)", &p);
+        let del_links = tx.execute("DELETE FROM links WHERE source = ANY($1)", &p);
+        futures_util::try_join!(del_tags, del_links)?;
+    }
+    let (mut tag_rows, mut tag_vals) = (Vec::new(), Vec::new());
+    let (mut l_src, mut l_pos, mut l_kb) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut l_id, mut l_rel, mut l_note) = (Vec::new(), Vec::new(), Vec::new());
+    for s in staged {
+        let e = s.entry;
+        let rowid = rowid_of(merged, e);
+        for t in &e.tags {
+            tag_rows.push(rowid);
+            tag_vals.push(t.clone());
+        }
+        for (pos, l) in e.links.iter().enumerate() {
+            l_src.push(rowid);
+            l_pos.push(pos as i32);
+            l_kb.push(l.target_kb.clone().unwrap_or_else(|| e.kb.clone()));
+            l_id.push(l.target.clone());
+            l_rel.push(l.relation.clone());
+            l_note.push(l.note.clone());
+        }
+    }
+    let tag_params: [&(dyn ToSql + Sync); 2] = [&tag_rows, &tag_vals];
+    let link_params: [&(dyn ToSql + Sync); 6] = [&l_src, &l_pos, &l_kb, &l_id, &l_rel, &l_note];
+    // Issued together: tokio-postgres pipelines them over the one connection.
+    let ins_tags = tx.execute(
+        "INSERT INTO entry_tags (entry, tag) SELECT * FROM unnest($1::bigint[], $2::text[])",
+        &tag_params,
+    );
+    let ins_links = tx.execute(
+        "INSERT INTO links (source, position, target_kb, target_id, relation, note) \
+         SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])",
+        &link_params,
+    );
+    futures_util::try_join!(ins_tags, ins_links)?;
+    Ok(())
+}
+
+/// Step 4: rows whose text changed (or is new) are queued for embedding; rows without
+/// text leave the queue.
+async fn enqueue(
+    tx: &Transaction<'_>,
+    staged: &[Staged<'_>],
+    merged: &Merged,
+    ts: DateTime<Utc>,
+) -> PgResult<()> {
+    let (mut q_rows, mut q_hash, mut unqueue) = (Vec::new(), Vec::new(), Vec::new());
+    for s in staged {
+        let e = s.entry;
+        let rowid = rowid_of(merged, e);
+        let has_text = !(e.title.is_empty() && e.summary.is_empty() && e.body.is_empty());
+        if !has_text {
+            unqueue.push(rowid);
+        } else if merged
+            .old
+            .get(&(s.ord as i32))
+            .is_none_or(|(_, h)| *h != s.text_hash)
+        {
+            q_rows.push(rowid);
+            q_hash.push(s.text_hash.clone());
+        }
+    }
+    let queue_params: [&(dyn ToSql + Sync); 3] = [&q_rows, &q_hash, &ts];
+    let unqueue_params: [&(dyn ToSql + Sync); 1] = [&unqueue];
+    // A claimed item keeps its lease; its stale hash makes `complete` leave it queued.
+    let enqueue = tx.execute(
+        "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
+         SELECT u.entry, u.hash, $3 FROM unnest($1::bigint[], $2::text[]) AS u(entry, hash) \
+         ON CONFLICT (entry) DO UPDATE SET text_hash = EXCLUDED.text_hash, attempts = 0, \
+         last_error = NULL, state = 'pending', enqueued_at = EXCLUDED.enqueued_at",
+        &queue_params,
+    );
+    let dequeue = tx.execute(
+        "DELETE FROM embed_queue WHERE entry = ANY($1)",
+        &unqueue_params,
+    );
+    futures_util::try_join!(enqueue, dequeue)?;
+    Ok(())
+}

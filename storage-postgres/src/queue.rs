@@ -1,0 +1,162 @@
+//! The embedding queue (`QueueStore`). Workers claim with `FOR UPDATE SKIP LOCKED`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use storage_core::*;
+
+use crate::rows::{get, key_of};
+use crate::sql::{filter_sql, Params};
+use crate::store::{now, PgStore};
+
+#[async_trait]
+impl QueueStore for PgStore {
+    async fn claim_embedding_batch(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<QueueItem>> {
+        check_lease(lease)?;
+        let ts = now();
+        // Checked: `+` panics when the sum leaves chrono's range (it did for Duration::MAX).
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|d| ts.checked_add_signed(d))
+            .ok_or_else(|| StorageError::invalid_input("the lease is too long"))?;
+        // Clamped: `as i64` turned usize::MAX into -1, which LIMIT rejects.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.conn().await?;
+        // SKIP LOCKED: concurrent workers pass over rows another worker is claiming right now.
+        let rows = conn
+            .query(
+                "WITH picked AS (SELECT entry FROM embed_queue WHERE state = 'pending' \
+                   AND (lease_until IS NULL OR lease_until <= $3) \
+                   ORDER BY enqueued_at, entry LIMIT $4 FOR UPDATE SKIP LOCKED), \
+                 claimed AS (UPDATE embed_queue q SET worker = $1, lease_until = $2 FROM picked \
+                   WHERE q.entry = picked.entry RETURNING q.entry, q.attempts, q.text_hash, q.enqueued_at) \
+                 SELECT e.kb, e.id, c.attempts, c.text_hash FROM claimed c JOIN entries e ON e.rowid = c.entry \
+                 ORDER BY c.enqueued_at, c.entry",
+                &[&worker, &until, &ts, &limit],
+            )
+            .await
+            .map_err(self.pg())?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueItem {
+                    key: key_of(r, 0)?,
+                    attempts: get::<i32>(r, 2)? as u32,
+                    text_hash: get(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_embedding(&self, items: &[QueueItem]) -> Result<u64> {
+        let kbs: Vec<&str> = items.iter().map(|i| i.key.kb.as_str()).collect();
+        let ids: Vec<&str> = items.iter().map(|i| i.key.id.as_str()).collect();
+        let hashes: Vec<&str> = items.iter().map(|i| i.text_hash.as_str()).collect();
+        let pg = self.pg();
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(&pg)?;
+        let removed = tx
+            .execute(
+                "DELETE FROM embed_queue q USING entries e, unnest($1::text[], $2::text[], $3::text[]) AS i(kb, id, hash) \
+                 WHERE e.kb = i.kb AND e.id = i.id AND q.entry = e.rowid AND q.text_hash = i.hash",
+                &[&kbs, &ids, &hashes],
+            )
+            .await
+            .map_err(&pg)?;
+        // Items whose text changed while they were embedded stay queued, released for a new claim.
+        tx.execute(
+            "UPDATE embed_queue q SET worker = NULL, lease_until = NULL FROM entries e, \
+             unnest($1::text[], $2::text[]) AS i(kb, id) WHERE e.kb = i.kb AND e.id = i.id AND q.entry = e.rowid",
+            &[&kbs, &ids],
+        )
+        .await
+        .map_err(&pg)?;
+        tx.commit().await.map_err(&pg)?;
+        Ok(removed)
+    }
+
+    async fn fail_embedding(
+        &self,
+        item: &QueueItem,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<FailOutcome> {
+        let error: String = error.chars().take(4000).collect();
+        let row = self.query_opt(
+                "UPDATE embed_queue q SET attempts = q.attempts + 1, last_error = $3, worker = NULL, lease_until = NULL, \
+                 state = CASE WHEN q.attempts + 1 >= $4 THEN 'failed' ELSE 'pending' END \
+                 FROM entries e WHERE e.rowid = q.entry AND e.kb = $1 AND e.id = $2 AND q.state = 'pending' \
+                 RETURNING q.attempts, q.state",
+                // Clamped: `as i32` turned u32::MAX into -1, giving up at the first failure.
+                &[&item.key.kb, &item.key.id, &error, &i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX)],
+            ).await?;
+        Ok(match row {
+            None => FailOutcome::NotQueued,
+            Some(r) => {
+                let attempts = r.get::<_, i32>(0) as u32;
+                if r.get::<_, String>(1) == "failed" {
+                    FailOutcome::GaveUp { attempts }
+                } else {
+                    FailOutcome::WillRetry { attempts }
+                }
+            }
+        })
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats> {
+        let r = self.query_one(
+                "SELECT count(*) FILTER (WHERE state = 'pending' AND (lease_until IS NULL OR lease_until <= $1)), \
+                        count(*) FILTER (WHERE state = 'pending' AND lease_until > $1), \
+                        count(*) FILTER (WHERE state = 'failed') FROM embed_queue",
+                &[&now()],
+            ).await?;
+        Ok(QueueStats {
+            pending: r.get::<_, i64>(0) as u64,
+            in_progress: r.get::<_, i64>(1) as u64,
+            failed: r.get::<_, i64>(2) as u64,
+        })
+    }
+
+    async fn failed_embeddings(&self) -> Result<Vec<FailedItem>> {
+        let rows = self
+            .query(
+                "SELECT e.kb, e.id, q.attempts, COALESCE(q.last_error, '') FROM embed_queue q \
+                 JOIN entries e ON e.rowid = q.entry WHERE q.state = 'failed' ORDER BY e.kb, e.id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FailedItem {
+                    key: key_of(r, 0)?,
+                    attempts: get::<i32>(r, 2)? as u32,
+                    last_error: get(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn requeue_embeddings(&self, filter: &Filter, all: bool) -> Result<u64> {
+        let mut p = Params::default();
+        let ts = p.push(now());
+        let cond = filter_sql(filter, &mut p)?;
+        let missing = if all {
+            ""
+        } else {
+            " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid)"
+        };
+        let sql = format!(
+            "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
+             SELECT e.rowid, e.text_hash, {ts} FROM live_entries e \
+             WHERE (e.title <> '' OR e.summary <> '' OR e.body <> ''){cond}{missing} \
+             ON CONFLICT (entry) DO UPDATE SET text_hash = EXCLUDED.text_hash, attempts = 0, \
+             last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL"
+        );
+        let conn = self.conn().await?;
+        conn.execute(&sql, &p.refs()).await.map_err(self.pg())
+    }
+}

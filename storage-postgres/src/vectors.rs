@@ -1,0 +1,483 @@
+//! Embedding space, passage vectors and semantic search on pgvector (`VectorStore`).
+
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use pgvector::Vector;
+use serde_json::Value;
+use storage_core::*;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::GenericClient;
+
+use crate::error::map_pg;
+use crate::rows::{get, read_entry, ENTRY_COLUMNS, ENTRY_WIDTH};
+use crate::sql::{filter_sql, Params};
+use crate::store::{now, PgStore};
+
+#[async_trait]
+impl VectorStore for PgStore {
+    async fn embedding_space(&self) -> Result<Option<EmbeddingSpace>> {
+        self.space().await
+    }
+
+    async fn reset_embedding_space(&self) -> Result<u64> {
+        let pg = self.pg();
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(&pg)?;
+        // The same lock as fixing the space: a concurrent first use waits for the reset.
+        tx.batch_execute("LOCK TABLE meta IN EXCLUSIVE MODE")
+            .await
+            .map_err(&pg)?;
+        let ts = now();
+        let leased: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM embed_queue WHERE state = 'pending' AND lease_until > $1",
+                &[&ts],
+            )
+            .await
+            .map_err(&pg)?
+            .try_get(0)
+            .map_err(&pg)?;
+        if leased > 0 {
+            return Err(StorageError::conflict(format!(
+                "{leased} entries are being embedded right now; stop the embedding workers, \
+                 then reset the embedding space"
+            )));
+        }
+        tx.batch_execute(
+            "DROP INDEX IF EXISTS vectors_hnsw; DELETE FROM vectors; \
+             ALTER TABLE vectors ALTER COLUMN embedding TYPE public.vector; \
+             DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dimension')",
+        )
+        .await
+        .map_err(&pg)?;
+        let n = tx
+            .execute(
+                "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
+                 SELECT e.rowid, e.text_hash, $1 FROM entries e \
+                 WHERE e.title <> '' OR e.summary <> '' OR e.body <> '' \
+                 ON CONFLICT (entry) DO UPDATE SET text_hash = EXCLUDED.text_hash, attempts = 0, \
+                 last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL",
+                &[&ts],
+            )
+            .await
+            .map_err(&pg)?;
+        tx.commit().await.map_err(&pg)?;
+        *self.inner.space.write().expect("space lock") = None;
+        Ok(n)
+    }
+
+    async fn ensure_embedding_space(&self, space: &EmbeddingSpace) -> Result<EmbeddingSpace> {
+        space.validate()?;
+        let pg = self.pg();
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(&pg)?;
+        // Serialises concurrent first uses: only one of them fixes the space.
+        tx.batch_execute("LOCK TABLE meta IN EXCLUSIVE MODE")
+            .await
+            .map_err(&pg)?;
+        let result = match read_space(&tx, &self.inner.endpoint).await? {
+            Some(stored) => {
+                stored.check_same(space)?;
+                stored
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('embedding_model', $1), ('embedding_dimension', $2)",
+                    &[&space.model, &space.dimension.to_string()],
+                )
+                .await
+                .map_err(&pg)?;
+                let d = space.dimension;
+                tx.batch_execute(&format!(
+                    "ALTER TABLE vectors ALTER COLUMN embedding TYPE public.vector({d})"
+                ))
+                .await
+                .map_err(&pg)?;
+                // pgvector's HNSW indexes at most 2,000 dimensions; above that, search is exact.
+                if d <= 2000 {
+                    let c = &self.inner.config;
+                    tx.batch_execute(&format!(
+                        "CREATE INDEX IF NOT EXISTS vectors_hnsw ON vectors USING hnsw (embedding public.vector_cosine_ops) \
+                         WITH (m = {}, ef_construction = {})",
+                        c.hnsw_m, c.hnsw_ef_construction
+                    ))
+                    .await
+                    .map_err(&pg)?;
+                }
+                space.clone()
+            }
+        };
+        tx.commit().await.map_err(&pg)?;
+        *self.inner.space.write().expect("space lock") = Some(result.clone());
+        Ok(result)
+    }
+
+    async fn put_passages(&self, items: &[EntryPassages]) -> Result<()> {
+        let space = self
+            .space()
+            .await?
+            .ok_or_else(StorageError::no_embedding_space)?;
+        check_passages(items, space.dimension)?;
+        let pg = self.pg();
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(&pg)?;
+        let kbs: Vec<&str> = items.iter().map(|i| i.key.kb.as_str()).collect();
+        let ids: Vec<&str> = items.iter().map(|i| i.key.id.as_str()).collect();
+        let existing: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM entries e \
+                 JOIN unnest($1::text[], $2::text[]) AS k(kb, id) ON e.kb = k.kb AND e.id = k.id",
+                &[&kbs, &ids],
+            )
+            .await
+            .map_err(&pg)?
+            .get(0);
+        if existing as usize != items.len() {
+            for item in items {
+                let found = tx
+                    .query_opt(
+                        "SELECT 1 FROM entries WHERE kb = $1 AND id = $2",
+                        &[&item.key.kb, &item.key.id],
+                    )
+                    .await
+                    .map_err(&pg)?;
+                if found.is_none() {
+                    return Err(StorageError::entry_not_found(&item.key));
+                }
+            }
+        }
+        tx.execute(
+            "DELETE FROM vectors v USING entries e, unnest($1::text[], $2::text[]) AS k(kb, id) \
+             WHERE v.entry = e.rowid AND e.kb = k.kb AND e.id = k.id",
+            &[&kbs, &ids],
+        )
+        .await
+        .map_err(&pg)?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO vectors (entry, passage, text, embedding) \
+                 SELECT rowid, $3, $4, $5 FROM entries WHERE kb = $1 AND id = $2",
+            )
+            .await
+            .map_err(&pg)?;
+        let rows: Vec<(&EntryKey, i32, Option<&str>, Vector)> = items
+            .iter()
+            .flat_map(|item| {
+                item.passages.iter().enumerate().map(move |(i, p)| {
+                    (
+                        &item.key,
+                        i as i32,
+                        p.text.as_deref(),
+                        Vector::from(p.vector.clone()),
+                    )
+                })
+            })
+            .collect();
+        // Issued together: tokio-postgres pipelines them over the one connection.
+        try_join_all(rows.iter().map(|(k, i, text, v)| {
+            let p: [&(dyn ToSql + Sync); 5] = [&k.kb, &k.id, i, text, v];
+            tx.execute_raw(&stmt, p)
+        }))
+        .await
+        .map_err(&pg)?;
+        tx.commit().await.map_err(&pg)
+    }
+
+    async fn get_passages(&self, key: &EntryKey) -> Result<Vec<StoredPassage>> {
+        let rows = self.query(
+                "SELECT v.passage, v.text, v.embedding FROM vectors v JOIN live_entries e ON e.rowid = v.entry \
+                 WHERE e.kb = $1 AND e.id = $2 ORDER BY v.passage",
+                &[&key.kb, &key.id],
+            ).await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredPassage {
+                index: r.get::<_, i32>(0) as u32,
+                text: r.get(1),
+                vector: r.get::<_, Vector>(2).to_vec(),
+            })
+            .collect())
+    }
+
+    async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>> {
+        let row = self
+            .query_opt(
+                "SELECT v.embedding FROM vectors v JOIN live_entries e ON e.rowid = v.entry \
+                 WHERE e.kb = $1 AND e.id = $2 ORDER BY v.passage LIMIT 1",
+                &[&key.kb, &key.id],
+            )
+            .await?;
+        Ok(row.map(|r| r.get::<_, Vector>(0).to_vec()))
+    }
+
+    async fn delete_vector(&self, key: &EntryKey) -> Result<bool> {
+        let n = self.execute(
+                "DELETE FROM vectors v USING entries e WHERE e.rowid = v.entry AND e.kb = $1 AND e.id = $2",
+                &[&key.kb, &key.id],
+            ).await?;
+        Ok(n > 0)
+    }
+
+    async fn semantic_search(&self, query: &SemanticQuery) -> Result<Vec<SemanticHit>> {
+        query.validate()?;
+        self.semantic(query).await
+    }
+
+    async fn vector_coverage(&self, filter: &Filter) -> Result<VectorCoverage> {
+        let mut p = Params::default();
+        let cond = filter_sql(filter, &mut p)?;
+        let r = self
+            .query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE has), count(*) FILTER (WHERE NOT has) FROM ( \
+                       SELECT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid) AS has \
+                       FROM live_entries e WHERE TRUE{cond}) AS x"
+                ),
+                &p.refs(),
+            )
+            .await?;
+        Ok(VectorCoverage {
+            with_vector: r.get::<_, i64>(0) as u64,
+            without_vector: r.get::<_, i64>(1) as u64,
+        })
+    }
+}
+
+impl PgStore {
+    /// Drops the HNSW index, for bulk loads: inserting into an existing HNSW graph costs
+    /// several times more per vector than building it once afterwards. Semantic search
+    /// stays correct (exact) until [`build_vector_index`](Self::build_vector_index).
+    pub async fn drop_vector_index(&self) -> Result<()> {
+        let conn = self.conn().await?;
+        conn.batch_execute("DROP INDEX IF EXISTS vectors_hnsw")
+            .await
+            .map_err(self.pg())
+    }
+
+    /// (Re)builds the HNSW index with the configured `m` and `ef_construction`. Give the
+    /// server a large `maintenance_work_mem` so the graph is built in memory.
+    pub async fn build_vector_index(&self) -> Result<()> {
+        let Some(space) = self.space().await? else {
+            return Ok(());
+        };
+        if space.dimension > 2000 {
+            return Ok(());
+        }
+        let c = &self.inner.config;
+        let conn = self.conn().await?;
+        conn.batch_execute(&format!(
+            "SET statement_timeout = 0; \
+             CREATE INDEX IF NOT EXISTS vectors_hnsw ON vectors USING hnsw (embedding public.vector_cosine_ops) \
+             WITH (m = {}, ef_construction = {}); RESET statement_timeout",
+            c.hnsw_m, c.hnsw_ef_construction
+        ))
+        .await
+        .map_err(self.pg())
+    }
+
+    /// `EXPLAIN (FORMAT JSON)` of the k-NN query `semantic_search` runs first.
+    #[doc(hidden)]
+    pub async fn explain_semantic(&self, q: &SemanticQuery) -> Result<Value> {
+        q.validate()?;
+        let plan = if lifecycle_only(&q.filter) {
+            KnnPlan::IndexOverfetch
+        } else {
+            KnnPlan::IndexFiltered
+        };
+        let (sql, params) = semantic_sql(q, plan, q.k * 2 + 10)?;
+        self.explain(&sql, &params).await
+    }
+
+    pub(crate) async fn space(&self) -> Result<Option<EmbeddingSpace>> {
+        if let Some(s) = self.inner.space.read().expect("space lock").clone() {
+            return Ok(Some(s));
+        }
+        let conn = self.conn().await?;
+        let s = read_space(&**conn, &self.inner.endpoint).await?;
+        if let Some(s) = &s {
+            *self.inner.space.write().expect("space lock") = Some(s.clone());
+        }
+        Ok(s)
+    }
+
+    pub(crate) async fn semantic(&self, q: &SemanticQuery) -> Result<Vec<SemanticHit>> {
+        let Some(space) = self.space().await? else {
+            return Ok(Vec::new());
+        };
+        check_vector(&q.vector, space.dimension)?;
+        if q.k == 0 {
+            return Ok(Vec::new());
+        }
+        // No transaction: ef_search and iterative scans are session settings of every pooled
+        // connection (see `open_inner`), so a query is one statement.
+        let conn = self.conn().await?;
+        let plan = if lifecycle_only(&q.filter) {
+            KnnPlan::IndexOverfetch
+        } else {
+            KnnPlan::IndexFiltered
+        };
+        // Twice k plus a margin nearly always leaves k entries (archived entries and
+        // several passages of one entry are the exceptions). k is at most MAX_K + 1
+        // (validated; `similar` adds one), so none of this arithmetic can overflow.
+        let fetch = q.k * 2 + 10;
+        let (sql, params) = semantic_sql(q, plan, fetch)?;
+        let mut rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
+        if rows.len() < q.k {
+            // The index walk can stop short (scan limits, very selective filters, many
+            // passages of one entry). When more entries qualify than were returned, walk
+            // further, then answer with an exact scan, so k hits come back whenever k
+            // entries match.
+            let (count_sql, count_params) = semantic_count_sql(q)?;
+            let eligible: i64 = conn
+                .query_one(&count_sql, &count_params.refs())
+                .await
+                .map_err(self.pg())?
+                .get(0);
+            if eligible as usize > rows.len() {
+                let (sql, params) = semantic_sql(q, plan, fetch * 10)?;
+                rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
+            }
+            if rows.len() < q.k && eligible as usize > rows.len() {
+                let (sql, params) = semantic_sql(q, KnnPlan::Exact, 0)?;
+                rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
+            }
+        }
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Ok(SemanticHit {
+                    entry: read_entry(r, 0)?,
+                    score: get::<f64>(r, ENTRY_WIDTH)? as f32,
+                    rank: i + 1,
+                    passage: get::<i32>(r, ENTRY_WIDTH + 1)? as u32,
+                    passage_text: get(r, ENTRY_WIDTH + 2)?,
+                })
+            })
+            .collect()
+    }
+}
+
+pub(crate) async fn read_space(
+    c: &impl GenericClient,
+    endpoint: &str,
+) -> Result<Option<EmbeddingSpace>> {
+    let rows = c
+        .query(
+            "SELECT key, value FROM meta WHERE key IN ('embedding_model', 'embedding_dimension')",
+            &[],
+        )
+        .await
+        .map_err(|e| map_pg(e, endpoint))?;
+    let mut model = None;
+    let mut dim = None;
+    for r in rows {
+        match r.get::<_, String>(0).as_str() {
+            "embedding_model" => model = Some(r.get::<_, String>(1)),
+            _ => dim = r.get::<_, String>(1).parse().ok(),
+        }
+    }
+    Ok(match (model, dim) {
+        (Some(model), Some(dimension)) => Some(EmbeddingSpace { model, dimension }),
+        _ => None,
+    })
+}
+
+/// How the k-NN query reaches the vectors.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KnnPlan {
+    /// Only a lifecycle condition: walk the HNSW index over `vectors` alone (the shape the
+    /// planner always serves from the index), over-fetch, then drop archived entries.
+    IndexOverfetch,
+    /// Real filters: join `entries`; with iterative scans the index walk continues until
+    /// LIMIT rows pass the filter, when the planner chooses the index at all.
+    IndexFiltered,
+    /// Exact scan (sort key the index cannot provide), the fallback that guarantees k.
+    Exact,
+}
+
+pub(crate) fn lifecycle_only(f: &Filter) -> bool {
+    f.kbs.is_empty()
+        && f.entry_types.is_empty()
+        && f.tags.is_empty()
+        && f.normalized_tag_prefix().is_none()
+        && f.statuses.is_empty()
+        && f.date_from.is_none()
+        && f.date_to.is_none()
+        && f.min_importance.is_none()
+        && f.normalized_path_prefix().is_none()
+        && f.metadata.is_empty()
+}
+
+/// The k-NN statement. Rows are passages, so the index walk fetches `fetch` passage rows
+/// and `DISTINCT ON (entry)` keeps each entry's best; the caller retries with a larger
+/// `fetch` (or the exact plan) when fewer than k entries come back but more qualify.
+pub(crate) fn semantic_sql(
+    q: &SemanticQuery,
+    plan: KnnPlan,
+    fetch: usize,
+) -> Result<(String, Params)> {
+    let mut p = Params::default();
+    let v = p.push(Vector::from(q.vector.clone()));
+    let cond = filter_sql(&q.filter, &mut p)?;
+    let min = match q.min_score {
+        Some(m) => format!(
+            " AND (v.embedding <=> {v}) <= {}",
+            p.push(1.0f64 - m as f64)
+        ),
+        None => String::new(),
+    };
+    let k = p.push(q.k as i64);
+    let candidates = match plan {
+        // Archived entries are rare: walk `vectors` alone, filter after the walk.
+        KnnPlan::IndexOverfetch => format!(
+            "SELECT v.entry, v.passage, (v.embedding <=> {v}) AS dist FROM vectors v \
+             WHERE TRUE{min} ORDER BY v.embedding <=> {v} LIMIT {}",
+            p.push(fetch as i64)
+        ),
+        KnnPlan::IndexFiltered => format!(
+            "SELECT v.entry, v.passage, (v.embedding <=> {v}) AS dist FROM vectors v \
+             JOIN live_entries e ON e.rowid = v.entry \
+             WHERE TRUE{cond}{min} ORDER BY v.embedding <=> {v} LIMIT {}",
+            p.push(fetch as i64)
+        ),
+        // Every qualifying passage; no ORDER BY on the distance, so no index walk.
+        KnnPlan::Exact => format!(
+            "SELECT v.entry, v.passage, (v.embedding <=> {v}) AS dist FROM vectors v \
+             JOIN live_entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
+        ),
+    };
+    let post = if plan == KnnPlan::IndexOverfetch {
+        cond
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "WITH c AS MATERIALIZED ({candidates}), \
+         b AS (SELECT DISTINCT ON (c.entry) c.entry, c.passage, c.dist FROM c \
+               ORDER BY c.entry, c.dist, c.passage) \
+         SELECT {ENTRY_COLUMNS}, 1 - b.dist, b.passage, pv.text FROM b \
+         JOIN live_entries e ON e.rowid = b.entry \
+         JOIN vectors pv ON pv.entry = b.entry AND pv.passage = b.passage \
+         WHERE TRUE{post} ORDER BY b.dist, e.kb, e.id LIMIT {k}"
+    );
+    Ok((sql, p))
+}
+
+pub(crate) fn semantic_count_sql(q: &SemanticQuery) -> Result<(String, Params)> {
+    let mut p = Params::default();
+    let cond = filter_sql(&q.filter, &mut p)?;
+    let min = match q.min_score {
+        Some(m) => {
+            let v = p.push(Vector::from(q.vector.clone()));
+            format!(
+                " AND (v.embedding <=> {v}) <= {}",
+                p.push(1.0f64 - m as f64)
+            )
+        }
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT count(DISTINCT v.entry) FROM vectors v JOIN live_entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
+    );
+    Ok((sql, p))
+}
