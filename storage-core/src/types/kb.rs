@@ -1,0 +1,93 @@
+//! Knowledge bases and what GC removes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::error::Result;
+
+/// A named container of entries. Deleting it deletes everything in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnowledgeBase {
+    pub name: String,
+    pub description: String,
+    /// `None` for a persistent KB; for an ephemeral one, the instant after which
+    /// [`gc_expired`](crate::Store::gc_expired) removes it.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl KnowledgeBase {
+    pub fn is_ephemeral(&self) -> bool {
+        self.expires_at.is_some()
+    }
+}
+
+/// What to create: a persistent KB, or an ephemeral one with an expiry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewKnowledgeBase {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl NewKnowledgeBase {
+    pub fn persistent(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: String::new(),
+            expires_at: None,
+        }
+    }
+    /// An ephemeral KB that expires `ttl` from now.
+    pub fn ephemeral(name: impl Into<String>, ttl: chrono::Duration) -> Self {
+        Self {
+            name: name.into(),
+            description: String::new(),
+            expires_at: Some(expiry_after(Utc::now(), ttl)),
+        }
+    }
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = d.into();
+        self
+    }
+    pub fn validate(&self) -> Result<()> {
+        validate_name("knowledge base name", &self.name)?;
+        check_no_nul("knowledge base description", &self.description)
+    }
+}
+
+/// `now + ttl`, saturating where `+` would panic (past chrono's range): a ttl too long
+/// to represent means "as late as possible", one too negative "already expired".
+pub(super) fn expiry_after(now: DateTime<Utc>, ttl: chrono::Duration) -> DateTime<Utc> {
+    now.checked_add_signed(ttl)
+        .unwrap_or(if ttl > chrono::Duration::zero() {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            now
+        })
+}
+
+/// An expired KB `gc_expired` removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedKnowledgeBase {
+    pub name: String,
+    pub entries: u64,
+}
+
+/// What `gc_expired` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Expired KBs, ordered by name, each with the number of entries it held.
+    pub kbs: Vec<RemovedKnowledgeBase>,
+    /// Expired entries of KBs that remain.
+    pub entries: u64,
+}
+
+impl GcReport {
+    pub fn is_empty(&self) -> bool {
+        self.kbs.is_empty() && self.entries == 0
+    }
+}

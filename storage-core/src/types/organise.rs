@@ -1,0 +1,45 @@
+//! Settings and collections.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StorageError};
+
+/// Where a setting lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingScope {
+    Global,
+    Kb(String),
+}
+
+impl SettingScope {
+    /// The KB column both backends store a setting under: `""` for global settings.
+    pub fn kb_key(&self) -> &str {
+        match self {
+            SettingScope::Global => "",
+            SettingScope::Kb(kb) => kb,
+        }
+    }
+}
+
+/// Longest setting key, in bytes.
+pub const MAX_SETTING_KEY_BYTES: usize = 256;
+
+/// Rejects a setting key that is empty, longer than [`MAX_SETTING_KEY_BYTES`] or holds
+/// control characters.
+pub fn validate_setting_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_SETTING_KEY_BYTES || key.chars().any(char::is_control) {
+        return Err(StorageError::invalid_input(
+            "setting keys are 1-256 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection {
+    pub kb: String,
+    pub name: String,
+    pub description: String,
+    pub size: u64,
+}

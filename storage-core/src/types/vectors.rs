@@ -1,0 +1,114 @@
+//! The embedding space, passages and the embedding queue.
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::error::{Result, StorageError};
+
+/// The one embedding space a store holds: all vectors come from this model and have this
+/// many dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EmbeddingSpace {
+    pub model: String,
+    pub dimension: usize,
+}
+
+impl EmbeddingSpace {
+    pub fn new(model: impl Into<String>, dimension: usize) -> Self {
+        Self {
+            model: model.into(),
+            dimension,
+        }
+    }
+
+    /// Rejects a space no store can hold: no model id, or no dimensions.
+    pub fn validate(&self) -> Result<()> {
+        if self.dimension == 0 || self.model.trim().is_empty() {
+            return Err(StorageError::invalid_input(
+                "an embedding space needs a model id and a dimension above 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `self` is the stored space: `Ok` when `requested` is the same, `ModelMismatch`
+    /// otherwise (the rule `ensure_embedding_space` applies on every backend).
+    pub fn check_same(&self, requested: &EmbeddingSpace) -> Result<()> {
+        if self == requested {
+            return Ok(());
+        }
+        Err(StorageError::ModelMismatch {
+            stored_model: self.model.clone(),
+            stored_dimension: self.dimension,
+            requested_model: requested.model.clone(),
+            requested_dimension: requested.dimension,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VectorCoverage {
+    /// Active entries that have a vector.
+    pub with_vector: u64,
+    /// Active entries that have none.
+    pub without_vector: u64,
+}
+
+/// Longest lease [`claim_embedding_batch`](crate::Store::claim_embedding_batch) accepts.
+/// A lease is how long a crashed worker's items stay unclaimable; a day is far beyond any
+/// embedding batch, and the bound keeps `now + lease` inside every backend's timestamp
+/// range (an unchecked `Duration::MAX` overflowed or wrapped to a lease in the past).
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Rejects a lease above [`MAX_LEASE`].
+pub fn check_lease(lease: std::time::Duration) -> Result<()> {
+    if lease > MAX_LEASE {
+        return Err(StorageError::invalid_input(format!(
+            "lease of {} s is longer than the maximum of {} s (24 h)",
+            lease.as_secs(),
+            MAX_LEASE.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// One claimed item of the embedding queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueItem {
+    pub key: EntryKey,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Hash of the embeddable text when claimed; completing with a stale hash keeps the
+    /// item queued, so an edit made during embedding is not lost.
+    pub text_hash: String,
+}
+
+/// What happened to a failed queue item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOutcome {
+    /// Back in the queue, claimable again.
+    WillRetry { attempts: u32 },
+    /// Reached the attempt limit; kept with its error, no longer claimed.
+    GaveUp { attempts: u32 },
+    /// The item was not in the queue (completed, deleted, or never claimed).
+    NotQueued,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Waiting to be claimed (including items whose lease expired).
+    pub pending: u64,
+    /// Claimed by a worker, lease not expired.
+    pub in_progress: u64,
+    /// Gave up after too many attempts.
+    pub failed: u64,
+}
+
+/// A queue item that gave up, with the last error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedItem {
+    pub key: EntryKey,
+    pub attempts: u32,
+    pub last_error: String,
+}
