@@ -34,7 +34,9 @@ impl EntryStore for PgStore {
         let pg = self.pg();
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(&pg)?;
-        check_kbs(&tx, &entries).await.map_err(&pg)??;
+        if let Some(kb) = missing_kb(&tx, &entries).await.map_err(&pg)? {
+            return Err(StorageError::kb_not_found(kb));
+        }
         stage(&tx, &staged).await.map_err(&pg)?;
         let merged = merge(&tx, ts).await.map_err(&pg)?;
         write_children(&tx, &staged, &merged).await.map_err(&pg)?;
@@ -200,12 +202,14 @@ struct Merged {
 
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 
-/// `NotFound` for the first entry whose KB does not exist (the outer error is the
-/// driver's, the inner one the caller's).
-async fn check_kbs(tx: &Transaction<'_>, entries: &[NewEntry]) -> PgResult<Result<()>> {
-    let kbs: Vec<String> = entries
+/// The first KB of the batch that does not exist, if any.
+async fn missing_kb<'a>(
+    tx: &Transaction<'_>,
+    entries: &'a [NewEntry],
+) -> PgResult<Option<&'a str>> {
+    let kbs: Vec<&str> = entries
         .iter()
-        .map(|e| e.kb.clone())
+        .map(|e| e.kb.as_str())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -215,10 +219,10 @@ async fn check_kbs(tx: &Transaction<'_>, entries: &[NewEntry]) -> PgResult<Resul
         .iter()
         .map(|r| r.get(0))
         .collect();
-    Ok(match entries.iter().find(|e| !found.contains(&e.kb)) {
-        Some(missing) => Err(StorageError::kb_not_found(&missing.kb)),
-        None => Ok(()),
-    })
+    Ok(entries
+        .iter()
+        .map(|e| e.kb.as_str())
+        .find(|kb| !found.contains(*kb)))
 }
 
 /// Step 1: binary COPY of the batch into a session-local staging table (emptied at

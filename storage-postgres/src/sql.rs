@@ -89,11 +89,8 @@ pub(crate) fn filter_sql(f: &Filter, p: &mut Params) -> Result<String> {
     }
     if let Some(pre) = f.normalized_tag_prefix() {
         // `pre` itself or the byte range [pre/, pre0): "starts with pre/" on the index.
-        let (a, b, c) = (
-            p.push(pre.to_owned()),
-            p.push(Filter::hierarchy_bounds(pre).0),
-            p.push(Filter::hierarchy_bounds(pre).1),
-        );
+        let (below, end) = Filter::hierarchy_bounds(pre);
+        let (a, b, c) = (p.push(pre.to_owned()), p.push(below), p.push(end));
         and(format!(
             "EXISTS (SELECT 1 FROM entry_tags t WHERE t.entry = e.rowid \
              AND (t.tag = {a} OR (t.tag >= {b} AND t.tag < {c})))"
