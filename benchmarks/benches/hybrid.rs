@@ -3,22 +3,19 @@
 //! calls it makes. The query vector comes from the corpus (a fixed embedder), so this
 //! measures search and fusion, not the model; `cargo bench -p embed` measures the model.
 //!
-//! Run with `cargo xtask bench hybrid` (provisions Postgres unless `KB_BENCH_PG_URL` is set).
+//! Run with `cargo xtask bench hybrid` (provisions Postgres unless `KB_PG_URL` is set);
+//! `cargo bench-hybrid` runs it on SQLite alone, or on both with `KB_PG_URL` set.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use conformance::corpus::{Corpus, DIMENSION};
+use benchmarks::{load, pg_store, pg_url, runtime, sqlite_store, Corpus, DIMENSION, SEED};
 use criterion::{criterion_group, criterion_main, Criterion};
 use embed::Embedder;
 use search_hybrid::{Fusion, SearchConfig, SearchMode, SearchRequest, Searcher};
 use storage_core::*;
-use storage_postgres::{PgConfig, PgStore};
-use storage_sqlite::{SqliteConfig, SqliteStore};
 
 const ENTRIES: usize = 10_000;
-const BATCH: usize = 1_000;
 
 /// Returns one corpus query vector for every text.
 #[derive(Debug)]
@@ -40,56 +37,30 @@ impl Embedder for CorpusQuery {
     }
 }
 
-async fn load(store: &dyn Store, corpus: &Corpus) {
-    store
-        .create_kb(&NewKnowledgeBase::persistent("bench"))
-        .await
-        .unwrap();
-    store
-        .ensure_embedding_space(&EmbeddingSpace::new("bench", DIMENSION))
-        .await
-        .unwrap();
+/// The 10k corpus with vectors, then what autovacuum does shortly after a load:
+/// planner statistics for the new rows.
+async fn prepare(store: &dyn Store, pg: Option<&storage_postgres::PgStore>, corpus: &Corpus) {
     let entries = corpus.entries("bench", ENTRIES);
-    for (b, chunk) in entries.chunks(BATCH).enumerate() {
-        store.upsert_entries(chunk).await.unwrap();
-        let items: Vec<(EntryKey, Vec<f32>)> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.key(), corpus.vector(b * BATCH + i)))
-            .collect();
-        store.put_vectors(&items).await.unwrap();
-    }
-    // What autovacuum does shortly after a load: planner statistics for the new rows.
+    load(store, pg, &entries, Some(corpus)).await;
     store.optimize().await.unwrap();
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let corpus = Corpus::new(42);
+    let rt = runtime();
+    let corpus = Corpus::new(SEED);
     // Two frequent-ish words: a few hundred matches, like a real two-word query.
     let query = format!("{} OR {}", corpus.word(30), corpus.word(31));
     let embedder: Arc<dyn Embedder> = Arc::new(CorpusQuery(corpus.query_vector(7, 1)));
-    let sqlite: Arc<dyn Store> = Arc::new(
-        rt.block_on(async { SqliteStore::open(SqliteConfig::temporary()).await.unwrap() }),
-    );
-    rt.block_on(load(sqlite.as_ref(), &corpus));
+    let sqlite: Arc<dyn Store> = Arc::new(rt.block_on(sqlite_store()));
+    rt.block_on(prepare(sqlite.as_ref(), None, &corpus));
     let mut backends = vec![("sqlite", sqlite)];
-    match std::env::var("KB_BENCH_PG_URL") {
-        Ok(url) if !url.is_empty() => {
-            let pg: Arc<dyn Store> = Arc::new(rt.block_on(async {
-                let mut c = PgConfig::new(url);
-                c.statement_timeout = Duration::from_secs(600);
-                PgStore::open_for_test_with(c).await.unwrap()
-            }));
-            rt.block_on(load(pg.as_ref(), &corpus));
-            backends.push(("postgres", pg));
+    match pg_url() {
+        Some(url) => {
+            let pg = rt.block_on(pg_store(&url, 100));
+            rt.block_on(prepare(&pg, Some(&pg), &corpus));
+            backends.push(("postgres", Arc::new(pg) as Arc<dyn Store>));
         }
-        _ => {
-            eprintln!("KB_BENCH_PG_URL not set: SQLite only (`cargo xtask bench hybrid` runs both)")
-        }
+        None => eprintln!("KB_PG_URL not set: SQLite only (`cargo xtask bench hybrid` runs both)"),
     }
     let mut g = c.benchmark_group("hybrid_10k");
     g.sample_size(30);

@@ -1,30 +1,28 @@
 //! Recall and latency of pgvector HNSW on the benchmark corpus, for several `m`,
 //! `ef_construction` and `ef_search` values, against exact search computed here.
 //!
-//! `KB_BENCH_PG_URL=postgres://… cargo run --release -p benchmarks --example hnsw_recall [N]`
+//! `KB_PG_URL=postgres://… cargo run --release -p benchmarks --example hnsw_recall [N]`
 //! (N vectors, default 100,000). Prints a markdown table; the README's tuning advice
 //! quotes it.
 
 use std::time::{Duration, Instant};
 
-use conformance::corpus::{Corpus, DIMENSION};
+use benchmarks::{Corpus, DIMENSION};
 use pgvector::Vector;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::NoTls;
 
 const K: usize = 10;
 const QUERIES: usize = 50;
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("KB_BENCH_PG_URL").expect("set KB_BENCH_PG_URL");
+    let url = benchmarks::require_pg_url();
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let (client, conn) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
-    tokio::spawn(conn);
+    let client = benchmarks::raw::postgres_client(&url).await;
     let corpus = Corpus::new(42);
     let vectors: Vec<Vec<f32>> = (0..n).map(|i| corpus.vector(i)).collect();
 

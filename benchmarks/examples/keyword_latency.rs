@@ -1,12 +1,12 @@
 //! Quick keyword-latency check against a schema made by `load_keyword` (Postgres) and a
 //! fresh SQLite load of the same corpus: median of repeated searches per query shape.
-//! `KB_BENCH_PG_URL=… cargo run --release -p benchmarks --example keyword_latency [N]`
+//! `KB_PG_URL=… cargo run --release -p benchmarks --example keyword_latency [N]`
 //! (`PAGE=100` for pages of 100, the hybrid searcher's keyword depth; default 10).
 //! The criterion bench (`cargo xtask bench -- keyword_100k`) is the reference figure.
 
 use std::time::{Duration, Instant};
 
-use conformance::corpus::Corpus;
+use benchmarks::Corpus;
 use storage_core::*;
 use storage_postgres::{PgConfig, PgStore};
 use storage_sqlite::{SqliteConfig, SqliteStore};
@@ -33,7 +33,7 @@ async fn median(store: &dyn Store, q: &str, runs: usize) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("KB_BENCH_PG_URL").expect("set KB_BENCH_PG_URL");
+    let url = benchmarks::require_pg_url();
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

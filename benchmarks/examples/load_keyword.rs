@@ -1,16 +1,16 @@
 //! Loads the benchmark corpus into a persistent Postgres schema (`kb_bench_<N>`), for
-//! looking at query plans with psql: `KB_BENCH_PG_URL=… cargo run --release -p benchmarks
+//! looking at query plans with psql: `KB_PG_URL=… cargo run --release -p benchmarks
 //! --example load_keyword [N]` (default 100,000; text only, no vectors).
 
 use std::time::Instant;
 
-use conformance::corpus::Corpus;
+use benchmarks::Corpus;
 use storage_core::*;
 use storage_postgres::{PgConfig, PgStore};
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("KB_BENCH_PG_URL").expect("set KB_BENCH_PG_URL");
+    let url = benchmarks::require_pg_url();
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

@@ -1,8 +1,8 @@
 //! `kb migrate` throughput: a SQLite store of `ENTRIES` (default 100,000) corpus entries
-//! with one 384-d vector each is migrated to Postgres (`KB_BENCH_PG_URL`, a fresh schema)
+//! with one 384-d vector each is migrated to Postgres (`KB_PG_URL`, a fresh schema)
 //! and back into a fresh SQLite file, then verified.
 //!
-//! `KB_BENCH_PG_URL=postgres://… cargo run --release -p benchmarks --example migrate`
+//! `KB_PG_URL=postgres://… cargo run --release -p benchmarks --example migrate`
 
 use std::time::Instant;
 use storage_core::prelude::*;
@@ -16,18 +16,19 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let url = std::env::var("KB_BENCH_PG_URL").expect("set KB_BENCH_PG_URL");
+    let url = benchmarks::require_pg_url();
     let tmp = tempfile::tempdir().unwrap();
     let sqlite = |name: &str| DatabaseConfig::Sqlite {
         path: tmp.path().join(name),
         pool_size: None,
         busy_timeout: None,
+        durability: None,
     };
     let src = OpenStore::open(&sqlite("src.db"), OpenMode::Create)
         .await
         .unwrap();
     let s = src.store();
-    let corpus = conformance::corpus::Corpus::new(7);
+    let corpus = benchmarks::Corpus::new(7);
     s.create_kb(&NewKnowledgeBase::persistent("bench"))
         .await
         .unwrap();

@@ -1,5 +1,5 @@
 //! `kb sync` of a generated folder of markdown notes (the bench corpus's entries, with
-//! frontmatter and wikilinks) on SQLite and, with `KB_BENCH_PG_URL`, Postgres: a cold
+//! frontmatter and wikilinks) on SQLite and, with `KB_PG_URL`, Postgres: a cold
 //! sync, a re-sync with nothing changed, and a re-sync after 1 % of the files changed.
 //! Text only (no embedding).
 //!
@@ -11,7 +11,7 @@ use std::time::Instant;
 use kb_app::{sync, DatabaseConfig, NoProgress, OpenMode, OpenStore};
 
 fn write_notes(dir: &Path, n: usize) {
-    let corpus = conformance::corpus::Corpus::new(42);
+    let corpus = benchmarks::Corpus::new(42);
     for (i, e) in corpus.entries("bench", n).into_iter().enumerate() {
         let folder = dir.join(format!("f{:02}", i % 50));
         std::fs::create_dir_all(&folder).unwrap();
@@ -87,9 +87,10 @@ async fn main() {
         path: tmp.path().join("sync.db"),
         pool_size: None,
         busy_timeout: None,
+        durability: None,
     };
     run("sqlite", sqlite, &notes, n).await;
-    if let Ok(url) = std::env::var("KB_BENCH_PG_URL") {
+    if let Some(url) = benchmarks::pg_url() {
         let schema = format!("kb_sync_bench_{}", std::process::id());
         let pg = storage_postgres::PgConfig::new(url).schema(schema);
         run(

@@ -11,11 +11,10 @@
 //!
 //! Backend differences are declared as capabilities, never as early returns inside a case.
 //! Today there are none: every case holds on every backend.
-//!
-//! [`corpus`] is the seeded benchmark corpus shared by every backend's benches.
+
+#![allow(clippy::unwrap_used)] // The suite is test code: a failed unwrap is a failed case, with its location.
 
 pub mod cases;
-pub mod corpus;
 pub mod fixtures;
 
 pub use storage_core::{Result, Store};

@@ -4,6 +4,8 @@
 //!
 //! Needs the model (`cargo xtask fetch-model`); prints a note and measures nothing without.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use embed::{default_model_dir, split_passages, Embedder, LocalEmbedder, PassageConfig};
 

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 use crate::{check_output, EmbedError, Embedder, Result};
 
 /// Settings shared by the HTTP providers.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows neither the API key nor credentials in the base URL.
+#[derive(Clone)]
 pub struct HttpConfig {
     /// Base URL, e.g. `https://api.openai.com` or `http://localhost:11434`.
     pub base_url: String,
@@ -32,6 +34,20 @@ pub struct HttpConfig {
     pub batch_size: usize,
     /// The model's input window in tokens.
     pub max_input_tokens: usize,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("base_url", &shown_url(&self.base_url))
+            .field("model", &self.model)
+            .field("dimension", &self.dimension)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpConfig {
@@ -99,22 +115,23 @@ impl HttpEmbedder {
     /// One request for one batch, without retries.
     async fn request(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let url = self.url();
+        let shown = shown_url(&url);
         let body = json!({ "model": self.config.model, "input": texts });
         let mut req = self.client.post(&url).json(&body);
         if let (Flavour::OpenAi, Some(key)) = (self.flavour, &self.config.api_key) {
             req = req.bearer_auth(key);
         }
-        let resp = req.send().await.map_err(|e| self.transport(&url, e))?;
+        let resp = req.send().await.map_err(|e| self.transport(&shown, e))?;
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
             return Err(EmbedError::Http {
-                url,
+                url: shown,
                 status: status.as_u16(),
                 message: provider_message(&text),
             });
         }
-        let value: Value = resp.json().await.map_err(|e| self.transport(&url, e))?;
+        let value: Value = resp.json().await.map_err(|e| self.transport(&shown, e))?;
         let vectors = match self.flavour {
             Flavour::OpenAi => parse_openai(value)?,
             Flavour::Ollama => parse_ollama(value)?,
@@ -123,6 +140,9 @@ impl HttpEmbedder {
         Ok(vectors)
     }
 
+    /// `url` is the [`shown_url`]; reqwest's error text names the full URL, so it is
+    /// kept only as the source (never displayed by the front ends, which print the
+    /// message).
     fn transport(&self, url: &str, e: reqwest::Error) -> EmbedError {
         if e.is_timeout() {
             EmbedError::Timeout {
@@ -136,7 +156,7 @@ impl HttpEmbedder {
         } else {
             EmbedError::Unreachable {
                 url: url.to_owned(),
-                source: Some(e.into()),
+                source: Some(e.without_url().into()),
             }
         }
     }
@@ -159,6 +179,22 @@ impl HttpEmbedder {
             out.extend(vectors);
         }
         Ok(out)
+    }
+}
+
+/// The provider URL as messages show it: no user info (`https://user:key@host`) and no
+/// query string (`?key=…`), where credentials sit. The messages end up in the queue's
+/// `last_error` and in search responses, which other users may read.
+fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "the configured provider URL".into(),
     }
 }
 
@@ -245,3 +281,33 @@ provider!(
     OllamaEmbedder,
     Flavour::Ollama
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_carry_no_credentials() {
+        assert_eq!(
+            shown_url("https://bob:s3cret@api.example.com/v1/embeddings?key=abc#x"),
+            "https://api.example.com/v1/embeddings"
+        );
+        assert_eq!(
+            shown_url("http://127.0.0.1:11434/api/embed"),
+            "http://127.0.0.1:11434/api/embed"
+        );
+        assert_eq!(shown_url("not a url"), "the configured provider URL");
+    }
+
+    #[test]
+    fn debug_shows_no_key_and_no_url_credentials() {
+        let mut c = HttpConfig::new("https://bob:s3cret@api.example.com", "m", 3);
+        c.api_key = Some("sk-live-123".into());
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("sk-live"),
+            "{shown}"
+        );
+        assert!(shown.contains("api.example.com"), "{shown}");
+    }
+}

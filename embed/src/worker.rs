@@ -184,7 +184,23 @@ impl EmbedWorker {
         let mut stats = RunStats::default();
         let mut failures = 0u32;
         loop {
-            let outcome = self.batch().await?;
+            let outcome = match self.batch().await {
+                Ok(outcome) => outcome,
+                // A long-running worker outlives a database restart or a busy SQLite:
+                // what it claimed comes back when its lease ends, so waiting and claiming
+                // again loses nothing. `drain` (a command that should finish) reports it.
+                Err(e) if forever && e.is_retryable() => {
+                    failures += 1;
+                    let wait = self.backoff(failures);
+                    tracing::warn!(error = %e, retry_in = ?wait, "the store is unavailable; waiting");
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(stats),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             stats.embedded += outcome.embedded;
             stats.passages += outcome.passages;
             stats.retrying += outcome.retrying;
@@ -282,14 +298,8 @@ impl EmbedWorker {
             Ok(vectors) => {
                 let mut it = vectors.into_iter();
                 for (item, passages) in &work {
-                    let pv = passages
-                        .iter()
-                        .map(|t| PassageVector {
-                            text: Some(t.clone()),
-                            vector: it.next().expect("one vector per passage"),
-                        })
-                        .collect();
-                    results.push((item, Ok(pv)));
+                    let vectors: Vec<Vec<f32>> = it.by_ref().take(passages.len()).collect();
+                    results.push((item, self.passage_vectors(passages, vectors)));
                 }
             }
             Err(e) if e.is_transient() || work.len() == 1 => {
@@ -301,66 +311,47 @@ impl EmbedWorker {
             }
             Err(_) => {
                 for (item, passages) in &work {
-                    let r = self
-                        .embed_texts(passages)
-                        .await
-                        .map(|vectors| {
-                            passages
-                                .iter()
-                                .zip(vectors)
-                                .map(|(t, vector)| PassageVector {
-                                    text: Some(t.clone()),
-                                    vector,
-                                })
-                                .collect()
-                        })
-                        .map_err(|e| e.to_string());
+                    let r = match self.embed_texts(passages).await {
+                        Ok(vectors) => self.passage_vectors(passages, vectors),
+                        Err(e) => Err(e.to_string()),
+                    };
                     results.push((item, r));
                 }
             }
         }
-        let mut ok_items = Vec::new();
-        let mut writes = Vec::new();
+        let mut embedded = Vec::new();
+        let mut failed = Vec::new();
         for (item, r) in results {
             match r {
-                Ok(passages) => {
-                    out.passages += passages.len() as u64;
-                    writes.push(EntryPassages {
+                Ok(passages) => embedded.push((
+                    item.clone(),
+                    EntryPassages {
                         key: item.key.clone(),
                         passages,
-                    });
-                    ok_items.push(item.clone());
-                }
-                Err(message) => {
-                    tracing::warn!(entry = %item.key, error = %message, "embedding failed");
-                    match self
-                        .store
-                        .fail_embedding(item, &message, self.config.max_attempts)
-                        .await?
-                    {
-                        FailOutcome::WillRetry { .. } => out.retrying += 1,
-                        FailOutcome::GaveUp { .. } => out.gave_up += 1,
-                        _ => {}
-                    }
-                }
+                    },
+                )),
+                Err(message) => failed.push((item.clone(), message)),
             }
         }
-        if !writes.is_empty() {
-            match self.store.put_passages(&writes).await {
-                Ok(()) => {}
-                // An entry deleted mid-batch: write the others one by one.
-                Err(StorageError::NotFound { .. }) => {
-                    for w in &writes {
-                        match self.store.put_passages(std::slice::from_ref(w)).await {
-                            Ok(()) | Err(StorageError::NotFound { .. }) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
+        let (written, refused) = self.write(embedded).await?;
+        failed.extend(refused);
+        for (item, message) in &failed {
+            tracing::warn!(entry = %item.key, error = %message, "embedding failed");
+            match self
+                .store
+                .fail_embedding(item, message, self.config.max_attempts)
+                .await?
+            {
+                FailOutcome::WillRetry { .. } => out.retrying += 1,
+                FailOutcome::GaveUp { .. } => out.gave_up += 1,
+                _ => {}
             }
+        }
+        let ok_items: Vec<QueueItem> = written.iter().map(|(item, _)| item.clone()).collect();
+        if !ok_items.is_empty() {
             self.store.complete_embedding(&ok_items).await?;
         }
+        out.passages = written.iter().map(|(_, n)| *n).sum();
         out.embedded = ok_items.len() as u64;
         let c = &self.counters;
         c.done.fetch_add(out.embedded, Ordering::Relaxed);
@@ -369,6 +360,77 @@ impl EmbedWorker {
         c.retrying.fetch_add(out.retrying, Ordering::Relaxed);
         self.refresh_remaining().await?;
         Ok(out)
+    }
+
+    /// Pairs each passage with its vector, refusing vectors the store would refuse (an
+    /// all-zero or underflowing vector from a provider): the item then fails and its
+    /// attempts count, instead of being leased again and again.
+    fn passage_vectors(
+        &self,
+        passages: &[String],
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<Vec<PassageVector>, String> {
+        if vectors.len() != passages.len() {
+            return Err(format!(
+                "{} returned {} vectors for {} passages",
+                self.embedder.model_id(),
+                vectors.len(),
+                passages.len()
+            ));
+        }
+        passages
+            .iter()
+            .zip(vectors)
+            .map(|(t, vector)| {
+                storage_core::check_vector(&vector, self.embedder.dimension()).map_err(|e| {
+                    format!(
+                        "{} returned an unusable vector: {e}",
+                        self.embedder.model_id()
+                    )
+                })?;
+                Ok(PassageVector {
+                    text: Some(t.clone()),
+                    vector,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the passages, in one call when it can. Returns the items written (with
+    /// their passage counts) and those the store refused, with its reason; an entry
+    /// deleted meanwhile is neither (its queue item went with it). A retryable error ends
+    /// the batch: nothing is lost, the claims come back when their leases end.
+    async fn write(
+        &self,
+        embedded: Vec<(QueueItem, EntryPassages)>,
+    ) -> StoreResult<(Vec<(QueueItem, u64)>, Vec<(QueueItem, String)>)> {
+        let count = |p: &EntryPassages| p.passages.len() as u64;
+        if embedded.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let all: Vec<EntryPassages> = embedded.iter().map(|(_, p)| p.clone()).collect();
+        match self.store.put_passages(&all).await {
+            Ok(()) => {
+                let written = embedded
+                    .into_iter()
+                    .map(|(item, p)| (item, count(&p)))
+                    .collect();
+                return Ok((written, Vec::new()));
+            }
+            Err(e) if e.is_retryable() => return Err(e),
+            // One entry deleted or refused: write them one by one to find it.
+            Err(_) => {}
+        }
+        let (mut written, mut refused) = (Vec::new(), Vec::new());
+        for (item, p) in embedded {
+            match self.store.put_passages(std::slice::from_ref(&p)).await {
+                Ok(()) => written.push((item, count(&p))),
+                Err(StorageError::NotFound { .. }) => {}
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => refused.push((item, format!("the store refused the vectors: {e}"))),
+            }
+        }
+        Ok((written, refused))
     }
 
     /// Embeds in chunks of `embed_batch`, shortest texts together: a batch is padded to

@@ -2,6 +2,8 @@
 //! recovery, immediate failure on client errors, wrong dimensions, timeouts, refused
 //! connections.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -232,4 +234,49 @@ async fn slow_servers_time_out_and_dead_ones_are_unreachable() {
         .unwrap_err();
     assert!(matches!(err, EmbedError::Unreachable { .. }), "{err:?}");
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+}
+
+/// Provider errors end up in the queue's `last_error` and in search responses: the
+/// credentials a base URL may carry (user info, a `?key=` query) never appear in them.
+#[tokio::test]
+async fn error_messages_never_show_credentials_of_the_provider_url() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "bad input"})))
+        .mount(&server)
+        .await;
+    let with_secrets = |base: &str| {
+        let (scheme, rest) = base.split_once("://").unwrap();
+        format!("{scheme}://bob:s3cret@{rest}")
+    };
+    let mut c = config(&with_secrets(&server.uri()), 2);
+    c.max_retries = 0;
+    let err = OpenAiEmbedder::new(c)
+        .unwrap()
+        .embed(&texts(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EmbedError::Http { .. }), "{err:?}");
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("bob"),
+        "{shown}"
+    );
+
+    let mut c = config(&with_secrets("http://127.0.0.1:1"), 2);
+    c.max_retries = 0;
+    let err = OllamaEmbedder::new(c)
+        .unwrap()
+        .embed(&texts(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EmbedError::Unreachable { .. }), "{err:?}");
+    let mut shown = format!("{err} {err:?}");
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        shown.push_str(&s.to_string());
+        source = s.source();
+    }
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("127.0.0.1:1"), "{shown}");
 }

@@ -3,6 +3,8 @@
 //! made). Skipped with a message when the model is not installed, unless
 //! KB_REQUIRE_MODEL=1 (set by `cargo xtask ci`, which fetches it first).
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 use embed::{default_model_dir, EmbedError, Embedder, LocalEmbedder, MINILM_MODEL_ID};
 use serde_json::Value;
 

@@ -1,7 +1,11 @@
 //! The embedding worker on both backends: draining, passages, retries and giving up,
 //! resuming after a crash, and several workers never embedding one entry twice.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 mod common;
+#[path = "common/faulty.rs"]
+mod faulty;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -281,7 +285,121 @@ async fn run_stops_on_shutdown(s: S) {
     assert_eq!(task.await.unwrap().unwrap().embedded, 1);
 }
 
+/// A database outage (every store call of the worker failing as during a restart) does
+/// not end a running worker: it waits, and embeds everything once the store is back.
+async fn a_running_worker_outlives_a_database_outage(s: S) {
+    entries(&s, 6).await;
+    let store = faulty::Faulty::new(s.clone());
+    let w = EmbedWorker::new(
+        store.clone(),
+        TestEmbedder::new(0),
+        WorkerConfig {
+            idle_poll: Duration::from_millis(10),
+            // What a failed write held comes back when the lease ends.
+            lease: Duration::from_millis(200),
+            ..fast_config("w1")
+        },
+    )
+    .await
+    .unwrap();
+    store.fail_next("claim_embedding_batch", 3, faulty::unavailable);
+    store.fail_next("put_passages", 2, faulty::unavailable);
+    store.fail_next("queue_stats", 2, faulty::unavailable);
+    let stats = w
+        .run(tokio::time::sleep(Duration::from_millis(1500)))
+        .await
+        .expect("a retryable store error does not end `run`");
+    assert_eq!(
+        store.pending("claim_embedding_batch"),
+        0,
+        "the outage happened"
+    );
+    assert_eq!(store.pending("put_passages"), 0, "the outage happened");
+    assert_eq!(stats.embedded, 6, "{stats:?}");
+    assert_eq!(s.queue_stats().await.unwrap().pending, 0);
+    let covered = s.vector_coverage(&Filter::new()).await.unwrap();
+    assert_eq!(covered.with_vector, 6);
+}
+
+/// A provider that answers with an all-zero vector (which the store refuses) makes the
+/// item fail and count its attempts until it is given up, instead of being leased again
+/// forever; the other entries of the batch are embedded.
+async fn unusable_vectors_fail_their_item_until_it_is_given_up(s: S) {
+    #[derive(Debug)]
+    struct Zeros(HashingEmbedder);
+    #[async_trait]
+    impl Embedder for Zeros {
+        fn model_id(&self) -> &str {
+            self.0.model_id()
+        }
+        fn dimension(&self) -> usize {
+            self.0.dimension()
+        }
+        fn max_input_tokens(&self) -> usize {
+            self.0.max_input_tokens()
+        }
+        async fn embed(&self, texts: &[String]) -> embed::Result<Vec<Vec<f32>>> {
+            let mut out = self.0.embed(texts).await?;
+            for (t, v) in texts.iter().zip(out.iter_mut()) {
+                if t.contains("zero") {
+                    v.iter_mut().for_each(|x| *x = 0.0);
+                }
+            }
+            Ok(out)
+        }
+    }
+    entries(&s, 3).await;
+    s.upsert_entry(&NewEntry::new("w", "z").title("zero vector"))
+        .await
+        .unwrap();
+    let w = EmbedWorker::new(
+        s.clone(),
+        Arc::new(Zeros(HashingEmbedder::new(32))),
+        fast_config("w1"),
+    )
+    .await
+    .unwrap();
+    let stats = tokio::time::timeout(Duration::from_secs(30), w.drain())
+        .await
+        .expect("drain ends: the item is given up")
+        .unwrap();
+    assert_eq!(stats.embedded, 3, "{stats:?}");
+    assert_eq!(stats.gave_up, 1, "{stats:?}");
+    let failed = s.failed_embeddings().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].key, EntryKey::new("w", "z"));
+    assert!(
+        failed[0].last_error.contains("unusable vector"),
+        "{}",
+        failed[0].last_error
+    );
+}
+
+/// Vectors the store refuses at write time (not NotFound, not retryable) fail only
+/// their item, with the store's reason; the rest of the batch is written.
+async fn vectors_the_store_refuses_fail_only_their_item(s: S) {
+    entries(&s, 4).await;
+    let store = faulty::Faulty::new(s.clone());
+    let w = EmbedWorker::new(store.clone(), TestEmbedder::new(0), fast_config("w1"))
+        .await
+        .unwrap();
+    // The batch write and then the first single write are refused.
+    store.fail_next("put_passages", 2, || {
+        StorageError::invalid_input("vector refused")
+    });
+    let stats = w.drain().await.unwrap();
+    assert_eq!(
+        stats.embedded, 4,
+        "the refused one is retried and embedded: {stats:?}"
+    );
+    assert_eq!(stats.retrying, 1, "{stats:?}");
+    assert_eq!(s.queue_stats().await.unwrap().pending, 0);
+}
+
 on_both_backends!(
+    a_running_worker_outlives_a_database_outage,
+    unusable_vectors_fail_their_item_until_it_is_given_up,
+    vectors_the_store_refuses_fail_only_their_item,
     drains_the_queue_into_passages,
     failures_are_retried_then_given_up_with_the_error_kept,
     a_provider_outage_is_waited_out,

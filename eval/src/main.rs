@@ -1,5 +1,5 @@
 //! `kb-eval`: evaluates retrieval on a judged collection. `cargo xtask eval` runs it
-//! (provisioning Postgres when asked for and no `KB_TEST_PG_URL` is given).
+//! (provisioning Postgres when asked for and no `KB_PG_URL` is given).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,13 +54,10 @@ async fn open(backend: Backend) -> Result<Arc<dyn Store>, String> {
                 .map_err(|e| e.to_string())?,
         )),
         Backend::Postgres => {
-            let url = std::env::var("KB_TEST_PG_URL")
-                .or_else(|_| std::env::var("DATABASE_URL"))
-                .map_err(|_| {
-                    "set KB_TEST_PG_URL to a Postgres with pgvector (or run `cargo xtask eval`, \
-                     which provisions one)"
-                        .to_owned()
-                })?;
+            let url = storage_postgres::test_url().ok_or(
+                "set KB_PG_URL to a Postgres with pgvector (or run `cargo xtask eval`, \
+                 which provisions one)",
+            )?;
             // A fresh random schema, dropped when the store is dropped.
             Ok(Arc::new(
                 storage_postgres::PgStore::open_for_test(&url)

@@ -1,6 +1,8 @@
 //! The harness end to end on a tiny judged collection written here: loading, the
 //! query/document id namespaces, metrics, and the JSON shape.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 use std::sync::Arc;
 
 use embed::HashingEmbedder;

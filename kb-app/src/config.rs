@@ -38,6 +38,8 @@ pub enum DatabaseConfig {
         path: PathBuf,
         pool_size: Option<u32>,
         busy_timeout: Option<Duration>,
+        /// `None`: the backend's default (every commit on disk).
+        durability: Option<storage_sqlite::Durability>,
     },
     Postgres(Box<PgConfig>),
 }
@@ -117,6 +119,15 @@ struct FileDatabase {
 struct FileSqlite {
     pool_size: Option<u32>,
     busy_timeout_secs: Option<u64>,
+    durability: Option<FileDurability>,
+}
+
+/// `[sqlite] durability`: `full` (the default) or `normal`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FileDurability {
+    Full,
+    Normal,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -424,6 +435,10 @@ fn parse_database(
         path: base.join(path),
         pool_size: file.sqlite.pool_size,
         busy_timeout: file.sqlite.busy_timeout_secs.map(Duration::from_secs),
+        durability: file.sqlite.durability.map(|d| match d {
+            FileDurability::Full => storage_sqlite::Durability::Full,
+            FileDurability::Normal => storage_sqlite::Durability::Normal,
+        }),
     })
 }
 
@@ -514,6 +529,9 @@ url = "${KB_DATABASE_URL:-sqlite:.kb/index.db}"
 [sqlite]
 # pool_size = 8
 # busy_timeout_secs = 5
+# "full": every acknowledged write survives a power loss (the default). "normal": faster
+# single writes, but a power loss can lose the last ones; fine for a KB rebuilt by sync.
+# durability = "full"
 
 [postgres]
 # schema = "public"

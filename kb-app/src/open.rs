@@ -41,6 +41,7 @@ impl OpenStore {
                 path,
                 pool_size,
                 busy_timeout,
+                durability,
             } => {
                 if !path.exists() {
                     if mode == OpenMode::Existing {
@@ -56,6 +57,9 @@ impl OpenStore {
                 }
                 if let Some(t) = busy_timeout {
                     cfg.busy_timeout = *t;
+                }
+                if let Some(d) = durability {
+                    cfg.durability = *d;
                 }
                 let store = SqliteStore::open(cfg).await?;
                 Ok(Self {

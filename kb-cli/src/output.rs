@@ -11,14 +11,14 @@ use search_hybrid::SearchResponse;
 use serde::Serialize;
 use storage_core::{Backlink, Entry, EntryKey, KnowledgeBase, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN};
 
-pub struct Out {
+pub(crate) struct Out {
     pub json: bool,
     pub quiet: bool,
     color: bool,
 }
 
 impl Out {
-    pub fn new(json: bool, quiet: bool) -> Self {
+    pub(crate) fn new(json: bool, quiet: bool) -> Self {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Self { json, quiet, color }
     }
@@ -31,7 +31,7 @@ impl Out {
     }
 
     /// Prints `v` as JSON, or `text()` unless quiet.
-    pub fn value<T: Serialize>(&self, v: &T, text: impl FnOnce() -> String) {
+    pub(crate) fn value<T: Serialize>(&self, v: &T, text: impl FnOnce() -> String) {
         if self.json {
             self.print_json(v);
         } else if !self.quiet {
@@ -40,17 +40,17 @@ impl Out {
     }
 
     /// A side remark on stderr (never part of the JSON).
-    pub fn note(&self, msg: &str) {
+    pub(crate) fn note(&self, msg: &str) {
         if !self.quiet {
             eprintln!("{msg}");
         }
     }
 
-    pub fn warn(&self, msg: &str) {
+    pub(crate) fn warn(&self, msg: &str) {
         eprintln!("warning: {msg}");
     }
 
-    pub fn error(&self, e: &AppError, causes: bool) {
+    pub(crate) fn error(&self, e: &AppError, causes: bool) {
         eprintln!("error: {e}");
         if let Some(h) = e.hint() {
             eprintln!("hint: {h}");
@@ -106,7 +106,7 @@ impl Out {
         }
     }
 
-    pub fn sync_report(&self, r: &SyncReport) {
+    pub(crate) fn sync_report(&self, r: &SyncReport) {
         if self.json {
             self.print_json(r);
             return;
@@ -144,7 +144,7 @@ impl Out {
         }
     }
 
-    pub fn search(&self, query: &str, res: &SearchResponse, explain: bool) {
+    pub(crate) fn search(&self, query: &str, res: &SearchResponse, explain: bool) {
         if self.json {
             let hits: Vec<_> = res
                 .hits
@@ -208,7 +208,7 @@ impl Out {
         }
     }
 
-    pub fn entries(&self, entries: &[Entry], total: u64) {
+    pub(crate) fn entries(&self, entries: &[Entry], total: u64) {
         if self.json {
             self.print_json(&serde_json::json!({"total": total, "entries": entries}));
             return;
@@ -232,7 +232,7 @@ impl Out {
         }
     }
 
-    pub fn backlinks(
+    pub(crate) fn backlinks(
         &self,
         kb: &str,
         id: &str,
@@ -269,7 +269,7 @@ impl Out {
         }
     }
 
-    pub fn timeline(&self, entries: &[Entry]) {
+    pub(crate) fn timeline(&self, entries: &[Entry]) {
         if self.json {
             self.print_json(&serde_json::json!({"entries": entries}));
             return;
@@ -280,7 +280,7 @@ impl Out {
         }
     }
 
-    pub fn kbs(&self, rows: &[(KnowledgeBase, u64)]) {
+    pub(crate) fn kbs(&self, rows: &[(KnowledgeBase, u64)]) {
         if self.json {
             let items: Vec<_> = rows
                 .iter()
@@ -303,7 +303,7 @@ impl Out {
         }
     }
 
-    pub fn status(&self, r: &StatusReport) {
+    pub(crate) fn status(&self, r: &StatusReport) {
         if self.json {
             self.print_json(r);
             return;

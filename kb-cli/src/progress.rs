@@ -5,13 +5,13 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub struct Bar {
+pub(crate) struct Bar {
     bar: ProgressBar,
     visible: bool,
 }
 
 impl Bar {
-    pub fn new(visible: bool) -> Self {
+    pub(crate) fn new(visible: bool) -> Self {
         let visible = visible && std::io::stderr().is_terminal();
         let bar = ProgressBar::with_draw_target(
             None,

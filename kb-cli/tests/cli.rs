@@ -1,6 +1,8 @@
 //! End-to-end tests of the real `kb` binary, on SQLite and — with the `postgres-tests`
-//! feature and `KB_TEST_PG_URL` (`cargo xtask test-postgres`) — on Postgres, each test in
+//! feature and `KB_PG_URL` (`cargo xtask test-postgres`) — on Postgres, each test in
 //! its own schema. Embeddings use the lexical `hashing` embedder so the tests need no model.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -26,8 +28,7 @@ fn stores(test: &str) -> Vec<Store> {
         _dir: Some(dir),
     }];
     if cfg!(feature = "postgres-tests") {
-        let url = std::env::var("KB_TEST_PG_URL")
-            .expect("the postgres-tests feature needs KB_TEST_PG_URL (cargo xtask test-postgres)");
+        let url = storage_postgres::require_test_url();
         out.push(Store {
             backend: "postgres",
             db: url,

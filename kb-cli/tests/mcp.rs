@@ -9,6 +9,8 @@
 //! interpreter in `KB_MCP_PYTHON` and are skipped without it, unless `KB_REQUIRE_MCP` is
 //! set (as CI does), when its absence is a failure.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 mod common;
 
 use std::io::Write;
@@ -38,7 +40,7 @@ fn stores(dir: &Path, test: &str) -> Vec<(String, Option<String>)> {
         None,
     )];
     if cfg!(feature = "postgres-tests") {
-        let url = std::env::var("KB_TEST_PG_URL").expect("postgres-tests needs KB_TEST_PG_URL");
+        let url = storage_postgres::require_test_url();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -2,6 +2,8 @@
 //! without their secret; the server refuses a public address without tokens, serves on
 //! loopback, requires the token once one exists, and exits 0 on SIGTERM.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 mod common;
 
 use std::io::{Read, Write};
@@ -29,7 +31,7 @@ fn kb(db: &str, cwd: &std::path::Path) -> Command {
 fn stores(dir: &std::path::Path) -> Vec<(String, Option<String>)> {
     let mut out = vec![(format!("sqlite:{}", dir.join("index.db").display()), None)];
     if cfg!(feature = "postgres-tests") {
-        let url = std::env::var("KB_TEST_PG_URL").expect("postgres-tests needs KB_TEST_PG_URL");
+        let url = storage_postgres::require_test_url();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

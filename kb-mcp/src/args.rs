@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum ModeArg {
+pub(crate) enum ModeArg {
     /// Words and phrases (BM25): exact terms, names, identifiers.
     Keyword,
     /// Meaning (embeddings): paraphrases, questions.
@@ -20,7 +20,7 @@ pub enum ModeArg {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SearchArgs {
+pub(crate) struct SearchArgs {
     /// What to look for. Keyword syntax: words (all must match), "a phrase", a OR b,
     /// -excluded, prefix*.
     pub query: String,
@@ -43,7 +43,7 @@ pub struct SearchArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     /// Entry ids to read (1 to 50).
     pub ids: Vec<String>,
     /// Their knowledge base (the default one when omitted).
@@ -53,7 +53,7 @@ pub struct GetArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RecentArgs {
+pub(crate) struct RecentArgs {
     /// Knowledge base; every one you may read when omitted.
     #[serde(default)]
     pub kb: Option<String>,
@@ -67,7 +67,7 @@ pub struct RecentArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LinkArg {
+pub(crate) struct LinkArg {
     /// Id of the entry linked to.
     pub target: String,
     /// Its knowledge base, when not the linking entry's own.
@@ -80,7 +80,7 @@ pub struct LinkArg {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WriteArgs {
+pub(crate) struct WriteArgs {
     /// Knowledge base (the default one when omitted).
     #[serde(default)]
     pub kb: Option<String>,
@@ -125,7 +125,7 @@ pub struct WriteArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// Entry id.
     pub id: String,
     /// Its knowledge base (the default one when omitted).
@@ -135,7 +135,7 @@ pub struct KeyArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LinkArgs {
+pub(crate) struct LinkArgs {
     /// The entry the link starts from.
     pub from: String,
     /// The entry it points to (need not exist yet).
@@ -156,7 +156,7 @@ pub struct LinkArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RelatedArgs {
+pub(crate) struct RelatedArgs {
     /// Entry id.
     pub id: String,
     #[serde(default)]
@@ -171,7 +171,7 @@ pub struct RelatedArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ClaimArgs {
+pub(crate) struct ClaimArgs {
     /// The task's entry id.
     pub id: String,
     /// Who claims it (an agent or person name).
@@ -188,7 +188,7 @@ pub struct ClaimArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The task's entry id.
     pub id: String,
     /// The holder: only the assignee that claimed the task may move it on.
@@ -201,7 +201,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ScratchArgs {
+pub(crate) struct ScratchArgs {
     /// Seconds until the KB and everything in it is deleted, 1 to 2592000 (default 3600).
     #[serde(default)]
     pub ttl_seconds: Option<u64>,
@@ -214,4 +214,4 @@ pub struct ScratchArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NoArgs {}
+pub(crate) struct NoArgs {}

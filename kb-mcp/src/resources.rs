@@ -19,7 +19,7 @@ const KB_LIST: &str = "kb://kbs";
 const PAGE: usize = 100;
 
 /// The resource URI of an entry.
-pub fn uri(kb: &str, id: &str) -> String {
+pub(crate) fn uri(kb: &str, id: &str) -> String {
     let id: String = id.split('/').map(encode).collect::<Vec<_>>().join("/");
     format!("{SCHEME}{}/{id}", encode(kb))
 }

@@ -175,7 +175,7 @@ impl KbMcp {
 pub(crate) struct ToolError(pub String);
 
 impl ToolError {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 }

@@ -18,13 +18,13 @@ use crate::args::*;
 use crate::server::{respond, KbMcp, ToolError};
 
 /// Longest search query, in bytes (the HTTP API's limit).
-pub const MAX_QUERY_BYTES: usize = 4096;
+pub(crate) const MAX_QUERY_BYTES: usize = 4096;
 /// Most hits or entries one call returns.
-pub const MAX_LIMIT: u32 = 50;
+pub(crate) const MAX_LIMIT: u32 = 50;
 /// Most ids one `get` reads.
-pub const MAX_GET: usize = 50;
+pub(crate) const MAX_GET: usize = 50;
 /// Longest TTL of a scratch KB: 30 days.
-pub const MAX_SCRATCH_TTL: u64 = 30 * 24 * 3600;
+pub(crate) const MAX_SCRATCH_TTL: u64 = 30 * 24 * 3600;
 
 type Outcome = Result<Value, ToolError>;
 

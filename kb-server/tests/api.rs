@@ -1,7 +1,9 @@
 //! The HTTP API in-process (`tower::ServiceExt::oneshot` on the router) and over a real
 //! listener on 127.0.0.1:0, on SQLite and — with the `postgres-tests` feature and
-//! `KB_TEST_PG_URL` — on Postgres, each test in its own schema. Embeddings use the lexical
+//! `KB_PG_URL` — on Postgres, each test in its own schema. Embeddings use the lexical
 //! `hashing` embedder, so no model is needed.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
 
 use std::time::{Duration, Instant};
 use storage_core::prelude::*;
@@ -46,13 +48,12 @@ fn backends(test: &str) -> Vec<Backend> {
         _dir: dir,
     }];
     if cfg!(feature = "postgres-tests") {
-        let url = std::env::var("KB_TEST_PG_URL")
-            .expect("the postgres-tests feature needs KB_TEST_PG_URL (cargo xtask test-postgres)");
+        let url = storage_postgres::require_test_url();
         let dir = tempfile::tempdir().unwrap();
         let mut config = load(url, &dir);
         // Set the schema on the config, not through KB_PG_SCHEMA: tests run in parallel.
         let DatabaseConfig::Postgres(pg) = &mut config.database else {
-            panic!("KB_TEST_PG_URL is not a postgres:// URL");
+            panic!("KB_PG_URL is not a postgres:// URL");
         };
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1,7 +1,9 @@
-//! A database outage, on Postgres (feature `postgres-tests`, `KB_TEST_PG_URL`): the server
+//! A database outage, on Postgres (feature `postgres-tests`, `KB_PG_URL`): the server
 //! reaches Postgres through a TCP proxy in this test, which is cut and restored. While it
 //! is cut, `/readyz` answers 503 within its timeout and requests fail fast with 503/504 in
 //! the error shape, naming no host; once it is back the same server answers again.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
 #![cfg(feature = "postgres-tests")]
 
 use std::time::{Duration, Instant};
@@ -77,7 +79,7 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value, Duration) {
 #[tokio::test]
 async fn readyz_and_requests_report_an_outage_and_recover() {
     std::env::set_var("KB_EMBEDDER", "hashing");
-    let url = std::env::var("KB_TEST_PG_URL").expect("postgres-tests needs KB_TEST_PG_URL");
+    let url = storage_postgres::require_test_url();
     // postgres://user@host:port/db → host:port, and the same URL through the proxy.
     let after_scheme = url.split_once("://").unwrap().1;
     let authority = after_scheme.split('/').next().unwrap();

@@ -4,6 +4,8 @@
 //! Skipped with a message when the model is not installed, unless KB_REQUIRE_MODEL=1
 //! (`cargo xtask ci` fetches the model and sets it).
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 // The store openers and `on_both_backends!` are shared with the embed crate's tests.
 #[path = "../../embed/tests/common/mod.rs"]
 mod common;

@@ -3,6 +3,8 @@
 //! disjoint and complete, scores are in [0, 1] with explanations, hybrid degrades to
 //! keyword without vectors, and a store of another model is refused at start-up.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 // The store openers and `on_both_backends!` are shared with the embed crate's tests.
 #[path = "../../embed/tests/common/mod.rs"]
 mod common;

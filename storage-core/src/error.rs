@@ -36,7 +36,9 @@ pub enum StorageError {
     /// The named thing does not exist (a knowledge base, an entry, a collection…).
     #[error("{what} not found")]
     NotFound {
+        /// What was not found, in words (`entry kb/id`).
         what: String,
+        /// The driver's error, kept for logs; never shown to users.
         #[source]
         source: Option<BoxError>,
     },
@@ -44,7 +46,9 @@ pub enum StorageError {
     /// Creating something that already exists.
     #[error("{what} already exists")]
     AlreadyExists {
+        /// What already exists, in words.
         what: String,
+        /// The driver's error, kept for logs; never shown to users.
         #[source]
         source: Option<BoxError>,
     },
@@ -52,7 +56,9 @@ pub enum StorageError {
     /// The write raced with another writer or violates a constraint between records.
     #[error("conflict: {message}")]
     Conflict {
+        /// What conflicted, in words.
         message: String,
+        /// The driver's error, kept for logs; never shown to users.
         #[source]
         source: Option<BoxError>,
     },
@@ -61,7 +67,9 @@ pub enum StorageError {
     /// serialization failure); nothing was written, and the same call can simply be retried.
     #[error("the write was aborted by a concurrent one; nothing was written, retry it: {message}")]
     Aborted {
+        /// Why the transaction was aborted, in words (`deadlock detected`).
         message: String,
+        /// The driver's error, kept for logs; never shown to users.
         #[source]
         source: Option<BoxError>,
     },
@@ -69,21 +77,33 @@ pub enum StorageError {
     /// The caller passed a value the protocol does not accept (bad id, oversized field…).
     #[error("invalid input: {message}")]
     InvalidInput {
+        /// What is wrong with the input, in words.
         message: String,
+        /// The driver's error, kept for logs; never shown to users.
         #[source]
         source: Option<BoxError>,
     },
 
     /// A search query could not be parsed. `position` is a character offset into the query.
     #[error("invalid query at position {position}: {message}")]
-    InvalidQuery { message: String, position: usize },
+    InvalidQuery {
+        /// What is wrong with the query, in words.
+        message: String,
+        /// Character offset of the error in the query.
+        position: usize,
+    },
 
     /// A vector's length differs from the store's embedding dimension.
     #[error(
         "embedding dimension mismatch: the store holds {expected}-dimensional vectors but got {actual}; \
          use an embedding model with {expected} dimensions, or re-embed the store into a new one"
     )]
-    DimensionMismatch { expected: usize, actual: usize },
+    DimensionMismatch {
+        /// The store's dimension.
+        expected: usize,
+        /// The vector's length.
+        actual: usize,
+    },
 
     /// The store was built with another embedding model or dimension than the one configured.
     #[error(
@@ -92,17 +112,24 @@ pub enum StorageError {
          or clear the vectors and re-embed with the new model"
     )]
     ModelMismatch {
+        /// The model the store's vectors come from.
         stored_model: String,
+        /// The dimension of the store's vectors.
         stored_dimension: usize,
+        /// The model that was configured.
         requested_model: String,
+        /// The dimension that was configured.
         requested_dimension: usize,
     },
 
     /// The backend cannot be reached right now; retrying later may succeed.
     #[error("storage unavailable: {message} ({hint})")]
     Unavailable {
+        /// What cannot be reached, in words.
         message: String,
+        /// What the user can do about it (`check the user and password in the URL`).
         hint: String,
+        /// The driver's error, kept for logs; never shown to users.
         #[source]
         source: Option<BoxError>,
     },
@@ -110,7 +137,9 @@ pub enum StorageError {
     /// The operation did not finish in time (pool wait, lock wait, statement timeout).
     #[error("storage timed out: {message}")]
     Timeout {
+        /// What did not finish in time, in words.
         message: String,
+        /// The driver's error, kept for logs; never shown to users.
         #[source]
         source: Option<BoxError>,
     },
@@ -119,37 +148,44 @@ pub enum StorageError {
     /// the driver's error is kept only as the source.
     #[error("storage backend error: {message}")]
     Backend {
+        /// What failed, in the backend crate's own words.
         message: String,
+        /// The driver's error, kept for logs; never shown to users.
         #[source]
         source: Option<BoxError>,
     },
 }
 
 impl StorageError {
+    /// `NotFound` without a source; `what` names the missing thing.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::NotFound {
             what: what.into(),
             source: None,
         }
     }
+    /// `AlreadyExists` without a source; `what` names the existing thing.
     pub fn already_exists(what: impl Into<String>) -> Self {
         Self::AlreadyExists {
             what: what.into(),
             source: None,
         }
     }
+    /// `InvalidInput` without a source.
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::InvalidInput {
             message: message.into(),
             source: None,
         }
     }
+    /// `Conflict` without a source.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict {
             message: message.into(),
             source: None,
         }
     }
+    /// `InvalidQuery` at character offset `position`.
     pub fn invalid_query(message: impl Into<String>, position: usize) -> Self {
         Self::InvalidQuery {
             message: message.into(),
@@ -175,6 +211,7 @@ impl StorageError {
              embedding model) before storing vectors",
         )
     }
+    /// `Backend` with the backend's own message and the driver's error as the source.
     pub fn backend(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::Backend {
             message: message.into(),

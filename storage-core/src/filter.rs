@@ -29,10 +29,13 @@ pub struct Filter {
     pub tag_prefix: Option<String>,
     /// Status is any of these.
     pub statuses: Vec<String>,
+    /// Archived entries are left out unless this asks for them.
     pub lifecycle: LifecycleFilter,
     /// Inclusive bounds on the entry's `date`; entries without a date never match a bound.
     pub date_from: Option<NaiveDate>,
+    /// See `date_from`.
     pub date_to: Option<NaiveDate>,
+    /// Importance is at least this.
     pub min_importance: Option<i32>,
     /// Source path is inside this folder (`notes` matches `notes/a.md` and
     /// `notes/sub/b.md`, not `notes-old/c.md`).
@@ -44,13 +47,16 @@ pub struct Filter {
     pub sort: Sort,
     /// Page size; `None` means [`MAX_PAGE_SIZE`].
     pub limit: Option<usize>,
+    /// Number of selected entries to skip before the page; at most [`MAX_OFFSET`].
     pub offset: usize,
 }
 
+/// One metadata condition: the value at `path` equals `value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetadataEq {
     /// Dotted path of object keys, each `[A-Za-z0-9_]+`.
     pub path: String,
+    /// The JSON value to compare with.
     pub value: Value,
 }
 
@@ -58,27 +64,39 @@ pub struct MetadataEq {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LifecycleFilter {
+    /// Active entries only (the default).
     #[default]
     Active,
+    /// Archived entries only.
     Archived,
+    /// Active and archived entries.
     Any,
 }
 
+/// What list results are ordered by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortField {
+    /// Last update time (the default).
     #[default]
     Updated,
+    /// Creation time.
     Created,
+    /// Title.
     Title,
+    /// The entry's `date`.
     Date,
+    /// Importance.
     Importance,
 }
 
+/// Direction of a sort.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortOrder {
+    /// Smallest first.
     Asc,
+    /// Largest first (the default).
     #[default]
     Desc,
 }
@@ -87,51 +105,64 @@ pub enum SortOrder {
 /// Entries without a date sort after dated ones in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sort {
+    /// What to order by.
     pub field: SortField,
+    /// In which direction.
     pub order: SortOrder,
 }
 
 impl Filter {
+    /// A filter with no conditions: every active entry.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Adds a KB to select from.
     pub fn kb(mut self, kb: impl Into<String>) -> Self {
         self.kbs.push(kb.into());
         self
     }
+    /// Adds an entry type to select.
     pub fn entry_type(mut self, t: impl Into<String>) -> Self {
         self.entry_types.push(t.into());
         self
     }
+    /// Adds a tag the entry must carry.
     pub fn tag(mut self, t: impl Into<String>) -> Self {
         self.tags.push(t.into());
         self
     }
+    /// Sets the tag prefix.
     pub fn tag_prefix(mut self, t: impl Into<String>) -> Self {
         self.tag_prefix = Some(t.into());
         self
     }
+    /// Adds a status to select.
     pub fn status(mut self, s: impl Into<String>) -> Self {
         self.statuses.push(s.into());
         self
     }
+    /// Sets which lifecycle to select.
     pub fn lifecycle(mut self, l: LifecycleFilter) -> Self {
         self.lifecycle = l;
         self
     }
+    /// Sets both date bounds; `None` leaves that side open.
     pub fn date_range(mut self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Self {
         self.date_from = from;
         self.date_to = to;
         self
     }
+    /// Sets the minimum importance.
     pub fn min_importance(mut self, i: i32) -> Self {
         self.min_importance = Some(i);
         self
     }
+    /// Sets the source-path folder.
     pub fn path_prefix(mut self, p: impl Into<String>) -> Self {
         self.path_prefix = Some(p.into());
         self
     }
+    /// Adds a metadata condition: the value at the dotted `path` equals `value`.
     pub fn metadata_eq(mut self, path: impl Into<String>, value: Value) -> Self {
         self.metadata.push(MetadataEq {
             path: path.into(),
@@ -139,14 +170,17 @@ impl Filter {
         });
         self
     }
+    /// Sets the order of list results.
     pub fn sort(mut self, field: SortField, order: SortOrder) -> Self {
         self.sort = Sort { field, order };
         self
     }
+    /// Sets the page size.
     pub fn limit(mut self, l: usize) -> Self {
         self.limit = Some(l);
         self
     }
+    /// Sets how many entries to skip.
     pub fn offset(mut self, o: usize) -> Self {
         self.offset = o;
         self

@@ -9,6 +9,8 @@
 //!
 //! This crate depends on no database crate.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod filter;
 pub mod graph;

@@ -78,6 +78,7 @@ impl<T> Store for T where
 pub trait KbStore: Send + Sync + std::fmt::Debug {
     /// Creates a KB. `AlreadyExists` if the name is taken.
     async fn create_kb(&self, kb: &NewKnowledgeBase) -> Result<KnowledgeBase>;
+    /// The KB named `name`, if it exists.
     async fn get_kb(&self, name: &str) -> Result<Option<KnowledgeBase>>;
     /// All KBs, ordered by name.
     async fn list_kbs(&self) -> Result<Vec<KnowledgeBase>>;
@@ -97,6 +98,7 @@ pub trait EntryStore: Send + Sync + std::fmt::Debug {
     /// Inserts or replaces many entries in one transaction (all or nothing). Returns the
     /// stored entries in input order. A key that appears twice: the last one wins.
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>>;
+    /// The entry, if it exists.
     async fn get_entry(&self, key: &EntryKey) -> Result<Option<Entry>>;
     /// The entries that exist, in the order of `keys` (missing keys are skipped).
     async fn get_entries(&self, keys: &[EntryKey]) -> Result<Vec<Entry>>;
@@ -200,6 +202,7 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
         error: &str,
         max_attempts: u32,
     ) -> Result<FailOutcome>;
+    /// How many queue items are pending, in progress and failed.
     async fn queue_stats(&self) -> Result<QueueStats>;
     /// Items that gave up, ordered by key.
     async fn failed_embeddings(&self) -> Result<Vec<FailedItem>>;
@@ -222,9 +225,11 @@ pub trait OrganiseStore: Send + Sync + std::fmt::Debug {
 
     // ---- settings
 
+    /// The setting's value, if it is set.
     async fn get_setting(&self, scope: &SettingScope, key: &str) -> Result<Option<Value>>;
     /// `NotFound` when a KB scope names a missing KB.
     async fn set_setting(&self, scope: &SettingScope, key: &str, value: &Value) -> Result<()>;
+    /// Removes a setting. `Ok(false)` if it was not set.
     async fn delete_setting(&self, scope: &SettingScope, key: &str) -> Result<bool>;
     /// All settings of a scope, ordered by key.
     async fn list_settings(&self, scope: &SettingScope) -> Result<Vec<(String, Value)>>;
@@ -233,6 +238,7 @@ pub trait OrganiseStore: Send + Sync + std::fmt::Debug {
 
     /// Stars an entry (appended last). Starring twice keeps the first position.
     async fn star(&self, key: &EntryKey) -> Result<()>;
+    /// Removes an entry's star. `Ok(false)` if it was not starred.
     async fn unstar(&self, key: &EntryKey) -> Result<bool>;
     /// Starred entries in starring order, optionally in one KB.
     async fn starred(&self, kb: Option<&str>) -> Result<Vec<EntryKey>>;
@@ -246,6 +252,7 @@ pub trait OrganiseStore: Send + Sync + std::fmt::Debug {
         name: &str,
         description: &str,
     ) -> Result<Collection>;
+    /// Deletes a collection; its entries are kept. `Ok(false)` if it did not exist.
     async fn delete_collection(&self, kb: &str, name: &str) -> Result<bool>;
     /// Collections of a KB, ordered by name.
     async fn list_collections(&self, kb: &str) -> Result<Vec<Collection>>;
@@ -258,6 +265,7 @@ pub trait OrganiseStore: Send + Sync + std::fmt::Debug {
         id: &str,
         position: Option<usize>,
     ) -> Result<()>;
+    /// Removes an entry from a collection. `Ok(false)` if it was not a member; `NotFound` when the collection is missing.
     async fn remove_from_collection(&self, kb: &str, name: &str, id: &str) -> Result<bool>;
     /// Member ids in collection order. `NotFound` when the collection is missing.
     async fn collection_entries(&self, kb: &str, name: &str) -> Result<Vec<String>>;
@@ -289,6 +297,7 @@ pub trait CoordinationStore: Send + Sync + std::fmt::Debug {
 /// Health and housekeeping.
 #[async_trait]
 pub trait HealthStore: Send + Sync + std::fmt::Debug {
+    /// The backend's state: schema version, counts, embedding space and connection pool.
     async fn health(&self) -> Result<HealthReport>;
 
     /// Refreshes the engine's planner statistics and index housekeeping after a bulk load

@@ -38,14 +38,20 @@ pub const MAX_QUERY_DEPTH: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryNode {
+    /// One term.
     Term(String),
+    /// Any term that starts with this (`embed*`).
     Prefix(String),
     /// Two or more adjacent terms; with `prefix`, the last term is a prefix.
     Phrase {
+        /// The terms, in order.
         terms: Vec<String>,
+        /// Whether the last term is a prefix.
         prefix: bool,
     },
+    /// Every child matches.
     And(Vec<QueryNode>),
+    /// At least one child matches.
     Or(Vec<QueryNode>),
     /// Only ever a direct child of `And` next to a positive sibling (checked by the parser).
     Not(Box<QueryNode>),

@@ -6,8 +6,21 @@
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Largest accepted id, kb name, type, status, tag or other short field (bytes).
 pub const MAX_SHORT_FIELD_BYTES: usize = 512;
-/// Largest accepted title or summary (bytes).
+/// Largest accepted title or summary (bytes); also a source's title and a link's note.
 pub const MAX_TEXT_FIELD_BYTES: usize = 64 * 1024;
+/// Largest accepted source URL (bytes).
+pub const MAX_URL_BYTES: usize = 8 * 1024;
+/// Most tags one entry may have (after de-duplication).
+pub const MAX_TAGS_PER_ENTRY: usize = 1_000;
+/// Most links one entry may have (after de-duplication): an index note of a big vault
+/// links every note, so the bound is generous; it exists so one write cannot be
+/// unbounded.
+pub const MAX_LINKS_PER_ENTRY: usize = 20_000;
+/// Most sources one entry may cite.
+pub const MAX_SOURCES_PER_ENTRY: usize = 1_000;
+/// Most entries one `upsert_entries` call may write: one transaction of a bounded size
+/// (a sync or an import writes far smaller batches).
+pub const MAX_ENTRIES_PER_BATCH: usize = 10_000;
 
 mod coordination;
 mod entry;
@@ -20,7 +33,7 @@ mod validation;
 mod vectors;
 
 use kb::expiry_after;
-use validation::{check_json_at, check_len, check_no_nul, validate_short};
+use validation::{check_count, check_json_at, check_len, check_no_nul, validate_short};
 
 pub use coordination::*;
 pub use entry::*;

@@ -8,14 +8,52 @@ use storage_core::{EmbeddingSpace, Result, StorageError};
 /// accents folded — the token stream of SQLite's FTS5 `porter unicode61
 /// remove_diacritics 2`, so both backends' BM25 sees the same terms. Not a Postgres
 /// configuration name: the store builds it from Postgres' snowball `porter` stemmer.
-pub const PORTER_CONFIG: &str = "porter";
+pub(crate) const PORTER_CONFIG: &str = "porter";
+
+/// The variables a Postgres URL for tests, benches and project tasks is read from, in
+/// order: the library's own `KB_PG_URL` (see [`PgConfig::from_env`]), then `DATABASE_URL`.
+pub const URL_VARS: [&str; 2] = ["KB_PG_URL", "DATABASE_URL"];
+
+/// Names used before there was one variable; still read, with a deprecation line.
+const DEPRECATED_URL_VARS: [&str; 2] = ["KB_TEST_PG_URL", "KB_BENCH_PG_URL"];
+
+/// The Postgres URL that tests and benches run against, from [`URL_VARS`] (or a
+/// deprecated name, with a line on stderr saying so); `None` when none is set.
+///
+/// For test and bench harnesses only: a library user passes a URL or calls
+/// [`PgConfig::from_env`].
+pub fn test_url() -> Option<String> {
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(url) = URL_VARS.iter().find_map(|n| set(n)) {
+        return Some(url);
+    }
+    DEPRECATED_URL_VARS.iter().find_map(|name| {
+        let url = set(name)?;
+        eprintln!("note: {name} is deprecated; set KB_PG_URL instead");
+        Some(url)
+    })
+}
+
+/// [`test_url`], or a panic that says how to get a server: for test harnesses that were
+/// asked (by the `postgres-tests` feature) to run against Postgres.
+pub fn require_test_url() -> String {
+    test_url().unwrap_or_else(|| {
+        panic!(
+            "no Postgres URL: set KB_PG_URL (or DATABASE_URL), or run `cargo xtask \
+             test-postgres`, which provisions a throwaway server"
+        )
+    })
+}
 
 /// How to reach Postgres and how to lay out and tune the schema.
 ///
 /// `Debug` never shows the password of the URL.
 #[derive(Clone)]
 pub struct PgConfig {
-    /// `postgres://user:password@host:port/db` (also read from `DATABASE_URL`).
+    /// `postgres://user:password@host:port/db` or libpq key-value text (also read from
+    /// `DATABASE_URL`). TLS as libpq spells it: `sslmode=disable|prefer|require|
+    /// verify-ca|verify-full` (default `prefer`) and `sslrootcert=PATH` (the CA
+    /// certificate file) or `sslrootcert=system` (the public web roots).
     pub url: String,
     /// Schema holding every table. Must match `^[a-z_][a-z0-9_]{0,62}$`.
     pub schema: String,

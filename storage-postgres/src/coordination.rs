@@ -7,7 +7,7 @@ use serde_json::Value;
 use storage_core::*;
 use tokio_postgres::types::Json;
 
-use crate::rows::{read_entry, ENTRY_COLUMNS};
+use crate::rows::{get, read_entry, ENTRY_COLUMNS};
 use crate::store::{now, PgStore};
 
 #[async_trait]
@@ -47,8 +47,8 @@ impl CoordinationStore for PgStore {
             .map_err(self.pg())?;
         Ok(match current {
             Some(r) => ClaimOutcome::NotInExpectedState {
-                current_status: r.get(0),
-                assignee: r.get(1),
+                current_status: get(&r, 0)?,
+                assignee: get(&r, 1)?,
             },
             None => ClaimOutcome::NotFound,
         })

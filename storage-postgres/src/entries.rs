@@ -15,13 +15,14 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use crate::error::map_json;
-use crate::rows::{read_entries, read_entry, ENTRY_COLUMNS};
+use crate::rows::{get, read_entries, read_entry, ENTRY_COLUMNS};
 use crate::sql::{filter_sql, order_by, Params};
 use crate::store::{now, PgStore};
 
 #[async_trait]
 impl EntryStore for PgStore {
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>> {
+        check_batch(entries)?;
         let entries: Vec<NewEntry> = entries
             .iter()
             .map(NewEntry::normalized)
@@ -110,13 +111,13 @@ impl EntryStore for PgStore {
     async fn count_entries(&self, filter: &Filter) -> Result<u64> {
         let mut p = Params::default();
         let cond = filter_sql(filter, &mut p)?;
-        let n: i64 = self
+        let row = self
             .query_one(
                 &format!("SELECT count(*) FROM live_entries e WHERE TRUE{cond}"),
                 &p.refs(),
             )
-            .await?
-            .get(0);
+            .await?;
+        let n: i64 = get(&row, 0)?;
         Ok(n as u64)
     }
 
@@ -127,10 +128,9 @@ impl EntryStore for PgStore {
                 &format!("SELECT e.entry_type, count(*) FROM live_entries e WHERE TRUE{cond} GROUP BY 1 ORDER BY 1"),
                 &p.refs(),
             ).await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((get(r, 0)?, get::<i64>(r, 1)? as u64)))
+            .collect()
     }
 
     async fn timeline(&self, filter: &Filter) -> Result<Vec<Entry>> {
@@ -193,11 +193,30 @@ impl<'a> Staged<'a> {
     }
 }
 
-/// What the merge step did: the replaced rows' previous text hashes (by `ord`) and every
-/// written key's row id and `created_at`.
+/// What the merge step did: the replaced rows' previous text hashes (by `ord`), every
+/// written key's row id and `created_at`, and the rows that a concurrent transaction
+/// created after the old state was read (their previous text and children are unknown).
 struct Merged {
     old: HashMap<i32, (i64, String)>,
     written: HashMap<(String, String), (i64, DateTime<Utc>)>,
+    raced: HashSet<i64>,
+}
+
+impl Merged {
+    /// Rows whose previous tags and links must go: the replaced ones and the raced ones.
+    fn replaced(&self) -> Vec<i64> {
+        let old = self.old.values().map(|(rowid, _)| *rowid);
+        old.chain(self.raced.iter().copied()).collect()
+    }
+
+    /// Whether the row's text differs from what it replaced (unknown counts as changed).
+    fn text_changed(&self, s: &Staged<'_>, rowid: i64) -> bool {
+        self.raced.contains(&rowid)
+            || self
+                .old
+                .get(&(s.ord as i32))
+                .is_none_or(|(_, h)| *h != s.text_hash)
+    }
 }
 
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
@@ -217,8 +236,8 @@ async fn missing_kb<'a>(
         .query("SELECT name FROM kbs WHERE name = ANY($1)", &[&kbs])
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| r.try_get(0))
+        .collect::<PgResult<_>>()?;
     Ok(entries
         .iter()
         .map(|e| e.kb.as_str())
@@ -309,16 +328,24 @@ async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>]) -> PgResult<()> {
 /// Step 2: one `INSERT … ON CONFLICT` from the staging table, in key order: rows are
 /// locked in the order they are inserted, so two batches holding the same keys in
 /// opposite orders would otherwise deadlock.
+///
+/// The rows being replaced are read first and locked (in the same key order, before any
+/// insert): a concurrent delete or update cannot change them between this read and the
+/// write, so their text hashes (which decide re-embedding) and row ids (whose children
+/// are replaced) are the ones written over. A key another transaction inserts after the
+/// read is told apart by `xmax` (non-zero for a row this statement updated rather than
+/// inserted) and treated as changed.
 async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
-    let old = tx
+    let old: HashMap<i32, (i64, String)> = tx
         .query(
-            "SELECT s.ord, e.rowid, e.text_hash FROM kb_staging s JOIN entries e ON e.kb = s.kb AND e.id = s.id",
+            "SELECT s.ord, e.rowid, e.text_hash FROM kb_staging s JOIN entries e ON e.kb = s.kb AND e.id = s.id \
+             ORDER BY e.kb COLLATE \"C\", e.id COLLATE \"C\" FOR UPDATE OF e",
             &[],
         )
         .await?
         .iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
-        .collect();
+        .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
+        .collect::<PgResult<_>>()?;
     let written = tx
         .query(
             "INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
@@ -337,14 +364,32 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
              created_at = CASE WHEN entries.expires_at <= EXCLUDED.updated_at \
                  THEN EXCLUDED.created_at ELSE entries.created_at END, \
              expires_at = EXCLUDED.expires_at \
-             RETURNING kb, id, rowid, created_at",
+             RETURNING kb, id, rowid, created_at, xmax = 0",
             &[&ts],
         )
-        .await?
+        .await?;
+    let replaced: HashSet<i64> = old.values().map(|(rowid, _)| *rowid).collect();
+    let mut raced = HashSet::new();
+    for r in &written {
+        let (rowid, inserted): (i64, bool) = (r.try_get(2)?, r.try_get(4)?);
+        if !inserted && !replaced.contains(&rowid) {
+            raced.insert(rowid);
+        }
+    }
+    let written = written
         .iter()
-        .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
-        .collect();
-    Ok(Merged { old, written })
+        .map(|r| {
+            Ok((
+                (r.try_get(0)?, r.try_get(1)?),
+                (r.try_get(2)?, r.try_get(3)?),
+            ))
+        })
+        .collect::<PgResult<_>>()?;
+    Ok(Merged {
+        old,
+        written,
+        raced,
+    })
 }
 
 fn rowid_of(merged: &Merged, e: &NewEntry) -> i64 {
@@ -358,7 +403,7 @@ async fn write_children(
     staged: &[Staged<'_>],
     merged: &Merged,
 ) -> PgResult<()> {
-    let replaced: Vec<i64> = merged.old.values().map(|(rowid, _)| *rowid).collect();
+    let replaced = merged.replaced();
     if !replaced.is_empty() {
         let p: [&(dyn ToSql + Sync); 1] = [&replaced];
         let del_tags = tx.execute("DELETE FROM entry_tags WHERE entry = ANY($1)", &p);
@@ -415,11 +460,7 @@ async fn enqueue(
         let has_text = !(e.title.is_empty() && e.summary.is_empty() && e.body.is_empty());
         if !has_text {
             unqueue.push(rowid);
-        } else if merged
-            .old
-            .get(&(s.ord as i32))
-            .is_none_or(|(_, h)| *h != s.text_hash)
-        {
+        } else if merged.text_changed(s, rowid) {
             q_rows.push(rowid);
             q_hash.push(s.text_hash.clone());
         }

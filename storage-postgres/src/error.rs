@@ -9,6 +9,13 @@ pub(crate) fn map_pg(e: tokio_postgres::Error, endpoint: &str) -> StorageError {
     let Some(code) = e.code().cloned() else {
         // No SQLSTATE: the connection itself failed (refused, reset, closed, TLS…) — or
         // the client could not encode or decode a value, which is a bug, not an outage.
+        if let Some(reason) = crate::tls::handshake_failure(&e) {
+            return StorageError::Unavailable {
+                message: format!("could not connect to Postgres at {endpoint}: {reason}"),
+                hint: "check sslmode and sslrootcert in the URL (README, section Postgres)".into(),
+                source: Some(Box::new(e)),
+            };
+        }
         let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
         if e.is_closed() || io || std::error::Error::source(&e).is_none() {
             return unavailable(endpoint, Some(Box::new(e)));

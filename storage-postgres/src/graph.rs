@@ -45,8 +45,8 @@ impl GraphStore for PgStore {
             )
             .await
             .map_err(&pg)?
-            .map(|r| r.get::<_, String>(0))
-            .ok_or_else(|| StorageError::entry_not_found(&q.start))?;
+            .map(|r| get::<String>(&r, 0))
+            .ok_or_else(|| StorageError::entry_not_found(&q.start))??;
         let mut builder = GraphBuilder::new(q, start_title);
         while !builder.frontier().is_empty() {
             let kbs: Vec<&str> = builder.frontier().iter().map(|k| k.kb.as_str()).collect();

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use storage_core::*;
 
-use crate::rows::{read_kb, KB_COLUMNS};
+use crate::rows::{get, read_kb, KB_COLUMNS};
 use crate::store::{now, PgStore};
 
 #[async_trait]
@@ -50,12 +50,14 @@ impl KbStore for PgStore {
     async fn delete_kb(&self, name: &str) -> Result<bool> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(self.pg())?;
-        tx.execute("DELETE FROM settings WHERE kb = $1", &[&name])
-            .await
-            .map_err(self.pg())?;
         // Entries, tags, links, vectors, queue items, stars and collections cascade.
+        // The KB row goes first: its lock makes a racing `set_setting` (which key-share
+        // locks it) finish before the settings are deleted below, or find no KB.
         let n = tx
             .execute("DELETE FROM kbs WHERE name = $1", &[&name])
+            .await
+            .map_err(self.pg())?;
+        tx.execute("DELETE FROM settings WHERE kb = $1", &[&name])
             .await
             .map_err(self.pg())?;
         tx.commit().await.map_err(self.pg())?;
@@ -77,11 +79,13 @@ impl KbStore for PgStore {
             .map_err(self.pg())?;
         let removed: Vec<RemovedKnowledgeBase> = rows
             .iter()
-            .map(|r| RemovedKnowledgeBase {
-                name: r.get(0),
-                entries: r.get::<_, i64>(1) as u64,
+            .map(|r| {
+                Ok(RemovedKnowledgeBase {
+                    name: get(r, 0)?,
+                    entries: get::<i64>(r, 1)? as u64,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let names: Vec<String> = removed.iter().map(|r| r.name.clone()).collect();
         tx.execute("DELETE FROM settings WHERE kb = ANY($1)", &[&names])
             .await

@@ -7,7 +7,8 @@
 //!   `coordination.rs`, `health.rs`.
 //! - `rows.rs` decodes rows, `sql.rs` builds filter and `tsquery` SQL, `schema.rs` holds
 //!   the tables and migrations (BM25 postings and counters, pgvector HNSW), `error.rs`
-//!   maps SQLSTATEs, `config.rs` the settings, `pool.rs` the connection manager.
+//!   maps SQLSTATEs, `config.rs` the settings, `pool.rs` the connection manager, `tls.rs`
+//!   libpq's `sslmode`/`sslrootcert` with rustls.
 //!
 //! ```no_run
 //! # async fn demo() -> storage_core::Result<()> {
@@ -31,8 +32,10 @@ mod schema;
 mod search;
 mod sql;
 mod store;
+mod tls;
 mod vectors;
 
-pub use config::{redact, validate_identifier, PgConfig};
+pub use config::{redact, require_test_url, test_url, validate_identifier, PgConfig, URL_VARS};
 pub use schema::SCHEMA_VERSION;
 pub use store::PgStore;
+pub use tls::{RootCert, SslMode, TlsOptions};

@@ -7,7 +7,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::GenericClient;
 
 use crate::error::map_pg;
-use crate::rows::{key_of, tag_count};
+use crate::rows::{get, key_of, tag_count};
 use crate::store::PgStore;
 
 #[async_trait]
@@ -40,7 +40,8 @@ impl OrganiseStore for PgStore {
                 &[&scope.kb_key(), &key],
             )
             .await?;
-        Ok(row.map(|r| r.get::<_, Json<Value>>(0).0))
+        row.map(|r| get::<Json<Value>>(&r, 0).map(|j| j.0))
+            .transpose()
     }
 
     async fn set_setting(&self, scope: &SettingScope, key: &str, value: &Value) -> Result<()> {
@@ -48,11 +49,15 @@ impl OrganiseStore for PgStore {
         check_json_text("setting", value)?;
         let kb = scope.kb_key();
         let conn = self.conn().await?;
-        // The KB check and the write are one statement, so a concurrent delete cannot slip between.
+        // The KB check and the write are one statement, and the check locks the KB row the
+        // way a foreign key would (FOR KEY SHARE): a `delete_kb` either waits for this
+        // write and then deletes the setting with the KB's other settings, or commits first
+        // and this finds no KB. Without the lock the setting could outlive its KB and be
+        // inherited by a KB re-created under the same name.
         let n = conn
             .execute(
                 "INSERT INTO settings (kb, key, value) SELECT $1, $2, $3 \
-                 WHERE $1 = '' OR EXISTS (SELECT 1 FROM kbs WHERE name = $1) \
+                 WHERE $1 = '' OR EXISTS (SELECT 1 FROM kbs WHERE name = $1 FOR KEY SHARE) \
                  ON CONFLICT (kb, key) DO UPDATE SET value = EXCLUDED.value",
                 &[&kb, &key, &Json(value)],
             )
@@ -81,41 +86,38 @@ impl OrganiseStore for PgStore {
                 &[&scope.kb_key()],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get::<_, Json<Value>>(1).0))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((get(r, 0)?, get::<Json<Value>>(r, 1)?.0)))
+            .collect()
     }
 
     async fn star(&self, key: &EntryKey) -> Result<()> {
         let pg = self.pg();
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(&pg)?;
+        // The entry row first, key-share locked (what the foreign key check takes): a
+        // concurrent `delete_entry` holds that row and then needs the stars table for its
+        // cascade, so taking the table lock first deadlocked the two.
+        let entry: i64 = tx
+            .query_opt(
+                "SELECT rowid FROM live_entries WHERE kb = $1 AND id = $2 FOR KEY SHARE",
+                &[&key.kb, &key.id],
+            )
+            .await
+            .map_err(&pg)?
+            .ok_or_else(|| StorageError::entry_not_found(key))
+            .and_then(|r| get(&r, 0))?;
         // Positions come from max+1, so concurrent stars serialise on the table lock.
         tx.batch_execute("LOCK TABLE stars IN SHARE ROW EXCLUSIVE MODE")
             .await
             .map_err(&pg)?;
-        let n = tx
-            .execute(
-                "INSERT INTO stars (entry, position) \
-                 SELECT e.rowid, (SELECT COALESCE(max(position), 0) + 1 FROM stars) FROM live_entries e \
-                 WHERE e.kb = $1 AND e.id = $2 ON CONFLICT (entry) DO NOTHING",
-                &[&key.kb, &key.id],
-            )
-            .await
-            .map_err(&pg)?;
-        if n == 0 {
-            let exists = tx
-                .query_opt(
-                    "SELECT 1 FROM live_entries WHERE kb = $1 AND id = $2",
-                    &[&key.kb, &key.id],
-                )
-                .await
-                .map_err(&pg)?;
-            if exists.is_none() {
-                return Err(StorageError::entry_not_found(key));
-            }
-        }
+        tx.execute(
+            "INSERT INTO stars (entry, position) \
+             SELECT $1, COALESCE(max(position), 0) + 1 FROM stars ON CONFLICT (entry) DO NOTHING",
+            &[&entry],
+        )
+        .await
+        .map_err(&pg)?;
         tx.commit().await.map_err(&pg)
     }
 
@@ -196,15 +198,16 @@ impl OrganiseStore for PgStore {
                 &[&kb],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Collection {
-                kb: r.get(0),
-                name: r.get(1),
-                description: r.get(2),
-                size: r.get::<_, i64>(3) as u64,
+        rows.iter()
+            .map(|r| {
+                Ok(Collection {
+                    kb: get(r, 0)?,
+                    name: get(r, 1)?,
+                    description: get(r, 2)?,
+                    size: get::<i64>(r, 3)? as u64,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn add_to_collection(
@@ -227,8 +230,8 @@ impl OrganiseStore for PgStore {
             )
             .await
             .map_err(&pg)?
-            .ok_or_else(|| StorageError::entry_not_found(&key))?
-            .get(0);
+            .ok_or_else(|| StorageError::entry_not_found(&key))
+            .and_then(|r| get(&r, 0))?;
         let mut members: Vec<i64> = tx
             .query(
                 "SELECT entry FROM collection_members WHERE collection = $1 ORDER BY position",
@@ -237,8 +240,8 @@ impl OrganiseStore for PgStore {
             .await
             .map_err(&pg)?
             .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| get(r, 0))
+            .collect::<Result<_>>()?;
         members.retain(|&m| m != rowid);
         let at = position.unwrap_or(members.len()).min(members.len());
         members.insert(at, rowid);
@@ -260,16 +263,21 @@ impl OrganiseStore for PgStore {
     }
 
     async fn remove_from_collection(&self, kb: &str, name: &str, id: &str) -> Result<bool> {
-        let conn = self.conn().await?;
-        let coll = collection_rowid(&**conn, kb, name, "", &self.inner.endpoint).await?;
-        let n = conn
+        let pg = self.pg();
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(&pg)?;
+        // The same collection lock as `add_to_collection`, which rewrites the member list
+        // it read: without it, a removal between that read and the rewrite was undone.
+        let coll = collection_rowid(&tx, kb, name, " FOR UPDATE", &self.inner.endpoint).await?;
+        let n = tx
             .execute(
                 "DELETE FROM collection_members m USING entries e \
                  WHERE m.collection = $1 AND m.entry = e.rowid AND e.kb = $2 AND e.id = $3",
                 &[&coll, &kb, &id],
             )
             .await
-            .map_err(self.pg())?;
+            .map_err(&pg)?;
+        tx.commit().await.map_err(&pg)?;
         Ok(n > 0)
     }
 
@@ -284,7 +292,7 @@ impl OrganiseStore for PgStore {
             )
             .await
             .map_err(self.pg())?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        rows.iter().map(|r| get(r, 0)).collect()
     }
 }
 
@@ -303,6 +311,6 @@ pub(crate) async fn collection_rowid(
         )
         .await
         .map_err(|e| map_pg(e, endpoint))?;
-    row.map(|r| r.get(0))
-        .ok_or_else(|| StorageError::collection_not_found(kb, name))
+    row.map(|r| get(&r, 0))
+        .ok_or_else(|| StorageError::collection_not_found(kb, name))?
 }

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use bb8::ManageConnection;
 use bb8_postgres::PostgresConnectionManager;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Error, NoTls, Row, Statement};
+use tokio_postgres::{Client, Error, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Distinct statements kept per connection; past it the cache starts over (statements
 /// differ by query shape and page bounds, so a varied workload must not grow it forever).
@@ -21,7 +22,7 @@ const MAX_CACHED_STATEMENTS: usize = 64;
 /// ends, and the dead client is replaced on checkout, before any caller uses it
 /// (`tests/restart.rs` proves it). Only a closed client pays for the empty query, whose
 /// error is what bb8 needs to discard it.
-pub(crate) struct Manager(pub PostgresConnectionManager<NoTls>);
+pub(crate) struct Manager(pub PostgresConnectionManager<MakeRustlsConnect>);
 
 impl ManageConnection for Manager {
     type Connection = Connection;
@@ -71,7 +72,7 @@ impl Connection {
     /// this lets Postgres keep a generic plan after a few executions (its `auto` plan
     /// cache mode, which still plans per call when the generic plan looks costlier):
     /// planning is a fifth of a keyword search over 100k entries.
-    pub async fn query_cached(
+    pub(crate) async fn query_cached(
         &self,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],

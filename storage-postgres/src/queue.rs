@@ -97,8 +97,8 @@ impl QueueStore for PgStore {
         Ok(match row {
             None => FailOutcome::NotQueued,
             Some(r) => {
-                let attempts = r.get::<_, i32>(0) as u32;
-                if r.get::<_, String>(1) == "failed" {
+                let attempts = get::<i32>(&r, 0)? as u32;
+                if get::<String>(&r, 1)? == "failed" {
                     FailOutcome::GaveUp { attempts }
                 } else {
                     FailOutcome::WillRetry { attempts }
@@ -115,9 +115,9 @@ impl QueueStore for PgStore {
                 &[&now()],
             ).await?;
         Ok(QueueStats {
-            pending: r.get::<_, i64>(0) as u64,
-            in_progress: r.get::<_, i64>(1) as u64,
-            failed: r.get::<_, i64>(2) as u64,
+            pending: get::<i64>(&r, 0)? as u64,
+            in_progress: get::<i64>(&r, 1)? as u64,
+            failed: get::<i64>(&r, 2)? as u64,
         })
     }
 

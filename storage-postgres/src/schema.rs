@@ -6,6 +6,7 @@ use tokio_postgres::Client;
 
 use crate::config::{validate_identifier, PORTER_CONFIG};
 use crate::error::map_pg;
+use crate::rows::get;
 
 /// Key of the advisory lock serialising migrations and `CREATE EXTENSION` (arbitrary,
 /// fixed: every process must use the same one).
@@ -362,6 +363,38 @@ CREATE VIEW live_entries AS SELECT * FROM entries WHERE expires_at IS NULL OR ex
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Brings the schema to [`SCHEMA_VERSION`]. Idempotent; serialised across processes.
+/// Refuses a database whose character classification is the C locale's (`initdb
+/// --no-locale`, many container images): there Postgres treats every non-ASCII character
+/// alike, so the index would split `Crème` into `Cr me` and never lowercase `Дом` —
+/// accented, Cyrillic, Greek and CJK words would be unsearchable, silently. An ICU
+/// database (Postgres 15+) classifies by Unicode whatever `datctype` says.
+async fn check_ctype(tx: &tokio_postgres::Transaction<'_>, endpoint: &str) -> Result<()> {
+    // `to_jsonb` reads `datlocprovider` where it exists (15+) without failing on 14.
+    let row = tx
+        .query_one(
+            "SELECT d.datctype::text, coalesce(to_jsonb(d) ->> 'datlocprovider', 'c'), d.datname::text \
+             FROM pg_database d WHERE d.datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| map_pg(e, endpoint))?;
+    let (ctype, provider, db): (String, String, String) =
+        (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
+    if provider == "c" && matches!(ctype.as_str(), "C" | "POSIX") {
+        return Err(StorageError::InvalidInput {
+            message: format!(
+                "the database {db:?} on {endpoint} uses the C locale (LC_CTYPE={ctype}), in \
+                 which Postgres cannot tell letters outside ASCII apart: words with accents, \
+                 Cyrillic, Greek or CJK would not be searchable. Use a database with a UTF-8 \
+                 locale, e.g. CREATE DATABASE kb TEMPLATE template0 ENCODING 'UTF8' \
+                 LOCALE 'C.UTF-8'"
+            ),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) async fn migrate(
     client: &mut Client,
     schema: &str,
@@ -375,6 +408,7 @@ pub(crate) async fn migrate(
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(pg)?;
+    check_ctype(&tx, endpoint).await?;
     let available: Vec<String> = tx
         .query(
             "SELECT name FROM pg_available_extensions WHERE name IN ('vector', 'unaccent')",
@@ -383,8 +417,8 @@ pub(crate) async fn migrate(
         .await
         .map_err(pg)?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| get(r, 0))
+        .collect::<Result<_>>()?;
     if !available.iter().any(|n| n == "vector") {
         return Err(StorageError::Unavailable {
             message: format!(
@@ -419,8 +453,8 @@ pub(crate) async fn migrate(
             &[],
         )
         .await
-        .map_err(pg)?
-        .get(0);
+        .map_err(pg)
+        .and_then(|r| get(&r, 0))?;
     let current = current as u32;
     if current > SCHEMA_VERSION {
         return Err(StorageError::invalid_input(format!(
@@ -462,8 +496,8 @@ pub(crate) async fn migrate(
             .await
             .map_err(pg)?
             .iter()
-            .map(|r| r.get(0))
-            .collect()
+            .map(|r| get(r, 0))
+            .collect::<Result<_>>()?
         };
         for d in &dicts {
             validate_identifier("text search dictionary", d)?;
@@ -524,7 +558,8 @@ pub(crate) async fn migrate(
         )
         .await
         .map_err(pg)?
-        .map(|r| r.get(0));
+        .map(|r| get(&r, 0))
+        .transpose()?;
     if let Some(stored) = stored {
         if stored != ts_config {
             return Err(StorageError::invalid_input(format!(

@@ -42,12 +42,12 @@ param_type! {
 }
 
 impl Params {
-    pub fn push<T: ToSql + ParamType + Sync + Send + 'static>(&mut self, v: T) -> String {
+    pub(crate) fn push<T: ToSql + ParamType + Sync + Send + 'static>(&mut self, v: T) -> String {
         self.0.push(Box::new(v));
         self.1.push(T::TYPE);
         format!("${}", self.0.len())
     }
-    pub fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub(crate) fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.0
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
@@ -55,7 +55,7 @@ impl Params {
     }
     /// The parameters with their types, when every type is known: such a statement can
     /// be sent with `query_typed`, one round trip instead of a prepare and an execute.
-    pub fn typed(&self) -> Option<Vec<(&(dyn ToSql + Sync), Type)>> {
+    pub(crate) fn typed(&self) -> Option<Vec<(&(dyn ToSql + Sync), Type)>> {
         self.0
             .iter()
             .zip(&self.1)

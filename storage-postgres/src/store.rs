@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use storage_core::*;
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{redact, PgConfig};
 use crate::error::{map_pg, map_pool};
@@ -31,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) space: std::sync::RwLock<Option<EmbeddingSpace>>,
     /// Drops the schema when the last clone goes away (test stores only).
     drop_schema: bool,
+    /// How to open one more connection outside the pool (the schema drop of test stores).
+    connect: (tokio_postgres::Config, MakeRustlsConnect),
 }
 
 /// The Postgres backend. Cheap to clone; clones share the pool.
@@ -82,7 +85,9 @@ impl PgStore {
 
     async fn open_inner(config: PgConfig, drop_schema: bool) -> Result<Self> {
         config.validate()?;
-        let mut pg: tokio_postgres::Config = config.url.parse().map_err(|_| {
+        let (url, tls) = crate::tls::split(&config.url)?;
+        let connector = crate::tls::connector(&tls)?;
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|_| {
             StorageError::invalid_input(format!(
                 "the Postgres URL {:?} is not valid: expected postgres://user:password@host:port/database",
                 redact(&config.url)
@@ -106,7 +111,10 @@ impl PgStore {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(config.connection_timeout);
         }
-        let manager = Manager(PostgresConnectionManager::new(pg, NoTls));
+        let manager = Manager(PostgresConnectionManager::new(
+            pg.clone(),
+            connector.clone(),
+        ));
         // No retry loop inside bb8: a refused connection surfaces at once as Unavailable
         // (with the endpoint) instead of turning into a generic timeout.
         let pool = Pool::builder()
@@ -129,6 +137,7 @@ impl PgStore {
                 endpoint,
                 space: std::sync::RwLock::new(None),
                 drop_schema,
+                connect: (pg, connector),
             }),
         };
         {
@@ -208,7 +217,7 @@ impl PgStore {
             .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &params.refs())
             .await
             .map_err(self.pg())?;
-        Ok(row.get::<_, Json<Value>>(0).0)
+        Ok(crate::rows::get::<Json<Value>>(&row, 0)?.0)
     }
 }
 
@@ -219,7 +228,7 @@ impl Drop for Inner {
         }
         // Test stores drop their schema. Drop cannot be async and may run inside a
         // runtime, so the cleanup runs on its own thread with its own small runtime.
-        let url = self.config.url.clone();
+        let (pg, tls) = self.connect.clone();
         let schema = self.config.schema.clone();
         let handle = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -227,7 +236,7 @@ impl Drop for Inner {
                 .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
-                    if let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await {
+                    if let Ok((client, conn)) = pg.connect(tls).await {
                         tokio::spawn(conn);
                         let _ = client
                             .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

@@ -130,8 +130,8 @@ impl VectorStore for PgStore {
                 &[&kbs, &ids],
             )
             .await
-            .map_err(&pg)?
-            .get(0);
+            .map_err(&pg)
+            .and_then(|r| get(&r, 0))?;
         if existing as usize != items.len() {
             for item in items {
                 let found = tx
@@ -189,14 +189,15 @@ impl VectorStore for PgStore {
                  WHERE e.kb = $1 AND e.id = $2 ORDER BY v.passage",
                 &[&key.kb, &key.id],
             ).await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredPassage {
-                index: r.get::<_, i32>(0) as u32,
-                text: r.get(1),
-                vector: r.get::<_, Vector>(2).to_vec(),
+        rows.iter()
+            .map(|r| {
+                Ok(StoredPassage {
+                    index: get::<i32>(r, 0)? as u32,
+                    text: get(r, 1)?,
+                    vector: get::<Vector>(r, 2)?.to_vec(),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn get_vector(&self, key: &EntryKey) -> Result<Option<Vec<f32>>> {
@@ -207,7 +208,8 @@ impl VectorStore for PgStore {
                 &[&key.kb, &key.id],
             )
             .await?;
-        Ok(row.map(|r| r.get::<_, Vector>(0).to_vec()))
+        row.map(|r| get::<Vector>(&r, 0).map(|v| v.to_vec()))
+            .transpose()
     }
 
     async fn delete_vector(&self, key: &EntryKey) -> Result<bool> {
@@ -237,8 +239,8 @@ impl VectorStore for PgStore {
             )
             .await?;
         Ok(VectorCoverage {
-            with_vector: r.get::<_, i64>(0) as u64,
-            without_vector: r.get::<_, i64>(1) as u64,
+            with_vector: get::<i64>(&r, 0)? as u64,
+            without_vector: get::<i64>(&r, 1)? as u64,
         })
     }
 }
@@ -331,8 +333,8 @@ impl PgStore {
             let eligible: i64 = conn
                 .query_one(&count_sql, &count_params.refs())
                 .await
-                .map_err(self.pg())?
-                .get(0);
+                .map_err(self.pg())
+                .and_then(|r| get(&r, 0))?;
             if eligible as usize > rows.len() {
                 let (sql, params) = semantic_sql(q, plan, fetch * 10)?;
                 rows = conn.query(&sql, &params.refs()).await.map_err(self.pg())?;
@@ -371,9 +373,10 @@ pub(crate) async fn read_space(
     let mut model = None;
     let mut dim = None;
     for r in rows {
-        match r.get::<_, String>(0).as_str() {
-            "embedding_model" => model = Some(r.get::<_, String>(1)),
-            _ => dim = r.get::<_, String>(1).parse().ok(),
+        let value: String = get(&r, 1)?;
+        match get::<String>(&r, 0)?.as_str() {
+            "embedding_model" => model = Some(value),
+            _ => dim = value.parse().ok(),
         }
     }
     Ok(match (model, dim) {

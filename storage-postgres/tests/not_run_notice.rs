@@ -1,6 +1,8 @@
 //! Without the `postgres-tests` feature the Postgres cases are not compiled; say so once,
 //! visibly, instead of letting `cargo test` look like it covered Postgres.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 #[cfg(not(feature = "postgres-tests"))]
 #[test]
 fn postgres_cases_were_not_run() {
@@ -9,6 +11,6 @@ fn postgres_cases_were_not_run() {
     let _ = writeln!(
         std::io::stderr(),
         "note: the Postgres conformance cases were not run; run `cargo xtask test-postgres` \
-         (provisions a server) or set KB_TEST_PG_URL and pass --features postgres-tests"
+         (provisions a server) or set KB_PG_URL and pass --features postgres-tests"
     );
 }

@@ -2,17 +2,17 @@
 //! server or missing extension, pool exhaustion, filtered HNSW returning k rows, upgrades
 //! of a populated schema.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 use std::time::Duration;
 
-use conformance::corpus::Corpus;
+use benchmarks::Corpus;
 use serde_json::Value;
 use storage_core::*;
 use storage_postgres::{PgConfig, PgStore};
 
 fn test_url() -> String {
-    std::env::var("KB_TEST_PG_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .expect("set KB_TEST_PG_URL (or run `cargo xtask test-postgres`)")
+    storage_postgres::require_test_url()
 }
 
 /// The plan of a keyword search for a page of 10, and the indexes it uses.
@@ -333,4 +333,44 @@ async fn batches_with_the_same_keys_in_opposite_orders_never_deadlock() {
             .unwrap()
             .expect("no deadlock between opposite-order batches");
     }
+}
+
+/// A database in the C locale cannot classify non-ASCII letters, so words with accents,
+/// Cyrillic, Greek or CJK would be silently unsearchable: the store refuses it, naming
+/// the locale and how to create a database that works.
+#[tokio::test]
+async fn a_database_in_the_c_locale_is_refused_with_the_fix() {
+    let url = test_url();
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let db = format!("kb_c_locale_{}", std::process::id());
+    // One statement per call: a multi-statement string runs as one transaction, and
+    // CREATE/DROP DATABASE refuse to run inside one.
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {db} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+        ))
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let err = PgStore::open(PgConfig::new(format!("{base}/{db}")))
+        .await
+        .unwrap_err();
+    admin
+        // FORCE: the refused store's pool may still be closing its connection.
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+    assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("C locale") && msg.contains("LOCALE 'C.UTF-8'"),
+        "{msg}"
+    );
 }

@@ -5,13 +5,15 @@
 //! it; `cargo xtask test-postgres` sets it for the server it provisions and does not run
 //! this test against a server it did not start.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 use storage_core::prelude::*;
 use storage_core::{Filter, NewKnowledgeBase};
 use storage_postgres::{PgConfig, PgStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_after_a_server_restart_succeed() {
-    let url = std::env::var("KB_TEST_PG_URL").expect("set KB_TEST_PG_URL");
+    let url = storage_postgres::require_test_url();
     let restart = std::env::var("KB_TEST_PG_RESTART")
         .expect("set KB_TEST_PG_RESTART to a command restarting the test server (xtask does)");
     let mut config = PgConfig::new(url);

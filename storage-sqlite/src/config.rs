@@ -14,6 +14,21 @@ pub enum SqliteLocation {
     Temporary,
 }
 
+/// How much an acknowledged write survives (SQLite's `synchronous`, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is on disk before it returns (`synchronous = FULL`): a power loss
+    /// or OS crash loses nothing acknowledged. The default: entries written through the
+    /// API or by agents exist nowhere else.
+    #[default]
+    Full,
+    /// Commits reach the OS but not the disk (`synchronous = NORMAL`): a crash of the
+    /// process loses nothing, a power loss or OS crash can lose the last commits (the
+    /// database stays consistent). For stores rebuilt from files (`kb sync`), where a
+    /// lost write is re-done by the next sync.
+    Normal,
+}
+
 #[derive(Debug, Clone)]
 pub struct SqliteConfig {
     pub location: SqliteLocation,
@@ -25,6 +40,8 @@ pub struct SqliteConfig {
     pub connection_timeout: Duration,
     /// When set, opening checks (or fixes) the store's embedding space.
     pub embedding: Option<EmbeddingSpace>,
+    /// What a power loss may take; see [`Durability`].
+    pub durability: Durability,
 }
 
 impl SqliteConfig {
@@ -36,11 +53,17 @@ impl SqliteConfig {
     }
     fn with_location(location: SqliteLocation) -> Self {
         Self {
-            location,
             pool_size: 8,
             busy_timeout: Duration::from_secs(5),
             connection_timeout: Duration::from_secs(30),
             embedding: None,
+            // A temporary database is gone after a crash anyway.
+            durability: if location == SqliteLocation::Temporary {
+                Durability::Normal
+            } else {
+                Durability::Full
+            },
+            location,
         }
     }
     pub fn embedding(mut self, space: EmbeddingSpace) -> Self {

@@ -16,6 +16,7 @@ use crate::store::{execute, kb_exists, now_micros, query, rowid_of, sql, SqliteS
 #[async_trait]
 impl EntryStore for SqliteStore {
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>> {
+        check_batch(entries)?;
         let entries: Vec<NewEntry> = entries
             .iter()
             .map(NewEntry::normalized)

@@ -31,7 +31,7 @@ mod sql;
 mod store;
 mod vectors;
 
-pub use config::{SqliteConfig, SqliteLocation};
+pub use config::{Durability, SqliteConfig, SqliteLocation};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 

@@ -158,7 +158,7 @@ CREATE VIEW live_entries AS SELECT * FROM entries
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Brings the database to [`SCHEMA_VERSION`]. Idempotent.
-pub fn migrate(conn: &mut Connection) -> Result<u32> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<u32> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(map_sqlite)?;

@@ -36,7 +36,7 @@ impl Where {
         s
     }
     /// `WHERE …` or the empty string.
-    pub fn clause(&self) -> String {
+    pub(crate) fn clause(&self) -> String {
         if self.sql.is_empty() {
             String::new()
         } else {
@@ -44,7 +44,7 @@ impl Where {
         }
     }
     /// ` AND …` or the empty string, to extend an existing WHERE.
-    pub fn and_clause(&self) -> String {
+    pub(crate) fn and_clause(&self) -> String {
         if self.sql.is_empty() {
             String::new()
         } else {

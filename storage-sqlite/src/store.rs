@@ -16,7 +16,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use storage_core::*;
 
-use crate::config::{SqliteConfig, SqliteLocation};
+use crate::config::{Durability, SqliteConfig, SqliteLocation};
 use crate::error::{map_pool, map_sqlite};
 use crate::schema::migrate;
 use crate::vectors::{ensure_space, VectorIndex};
@@ -88,12 +88,16 @@ impl SqliteStore {
             }
         }
         let busy_ms = config.busy_timeout.as_millis() as u64;
+        let synchronous = match config.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
         // A 32 MiB page cache per connection (SQLite's default is 2 MiB) keeps the entry,
         // tag and FTS b-trees hot during bulk loads; it is allocated only as pages are used.
         let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
             c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
             c.execute_batch(&format!(
-                "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
+                "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
                  PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;"
             ))
         });

@@ -1,5 +1,7 @@
 //! Runs the whole shared conformance suite against SQLite, one temporary database per case.
 
+#![allow(clippy::unwrap_used)] // The suite is test code: a failed unwrap is a failed case, with its location.
+
 use std::sync::Arc;
 
 use storage_core::Store;

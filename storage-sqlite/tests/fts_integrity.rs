@@ -2,6 +2,8 @@
 //! consistent with the entries table through inserts, rewrites, duplicates in a batch,
 //! deletes and KB deletion (FTS5's own integrity-check compares the two).
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 use storage_core::*;
 use storage_sqlite::{SqliteConfig, SqliteStore};
 

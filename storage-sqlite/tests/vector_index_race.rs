@@ -1,6 +1,8 @@
 //! Semantic search while GC and KB deletion drop the in-memory vector index: every query
 //! must answer (no panic), however the two interleave.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test, with its location.
+
 use std::sync::Arc;
 
 use storage_core::*;

@@ -1,24 +1,17 @@
 //! `cargo xtask ci` and `cargo xtask bench`.
 
-use crate::util::{cargo, run};
+use crate::util::{cargo, pg_url, Args};
 
 /// Everything CI checks, in order of cost: formatting, lints, tests.
-pub fn ci() -> Result<(), String> {
-    let cargo = cargo();
-    run(&cargo, &["fmt", "--all", "--", "--check"])?;
-    run(
-        &cargo,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--all-features",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    // The model tests skip when the model is absent; in CI they must run.
+pub(crate) fn ci(args: &[String]) -> Result<(), String> {
+    Args::parse("ci", args, &[], &[], 0)?;
+    cargo().args(["fmt", "--all", "--", "--check"]).run()?;
+    cargo()
+        .args(["clippy", "--workspace", "--all-targets", "--all-features"])
+        .args(["--", "-D", "warnings"])
+        .run()?;
+    // The model tests skip when the model is absent; in CI they must run. Set for this
+    // process so the Postgres pass below inherits them too.
     let model = crate::model::fetch_model(&[])?;
     std::env::set_var("KB_MODEL_DIR", &model);
     std::env::set_var("KB_REQUIRE_MODEL", "1");
@@ -26,62 +19,53 @@ pub fn ci() -> Result<(), String> {
     let python = crate::mcp::python_sdk()?;
     std::env::set_var("KB_MCP_PYTHON", &python);
     std::env::set_var("KB_REQUIRE_MCP", "1");
-    run(&cargo, &["test", "--workspace"])?;
+    cargo().args(["test", "--workspace"]).run()?;
     crate::postgres::test_postgres(&[])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
 
-/// Criterion benchmarks: `cargo xtask bench` runs both backends side by side (provisioning
-/// a throwaway Postgres unless `KB_BENCH_PG_URL` is set); `cargo xtask bench hybrid` the
-/// search layer over 10k entries on both backends; `cargo xtask bench embed` the local
-/// model's throughput; `cargo xtask bench sqlite` the SQLite-only bench. Arguments after `--` go to criterion (e.g. a name filter).
-pub fn bench(args: &[String]) -> Result<(), String> {
-    let cargo = cargo();
-    let (which, extra) = match args.first().map(String::as_str) {
-        Some(w @ ("sqlite" | "hybrid" | "embed")) => (w, &args[1..]),
-        _ => ("backends", args),
+/// Criterion benchmarks that need more than `cargo bench`: `cargo xtask bench` runs both
+/// backends side by side, `cargo xtask bench hybrid` the search layer over 10k entries on
+/// both, each on `KB_PG_URL` or on a throwaway Postgres provisioned here; `cargo xtask
+/// bench embed` fetches the model and measures its throughput. Arguments after `--` go to
+/// criterion (a name filter, `--warm-up-time 1`, …). The SQLite-only bench needs nothing
+/// and is the cargo alias `cargo bench-sqlite`.
+pub(crate) fn bench(args: &[String]) -> Result<(), String> {
+    let args = Args::parse("bench", args, &[], &[], 1)?;
+    let which = args.positionals.first().map(String::as_str);
+    let (package, bench) = match which {
+        None | Some("backends") => ("benchmarks", "backends"),
+        Some("hybrid") => ("benchmarks", "hybrid"),
+        Some("embed") => ("embed", "embed"),
+        Some("sqlite") => {
+            return Err("the SQLite-only bench needs no set-up: run `cargo bench-sqlite`".into())
+        }
+        Some(other) => {
+            return Err(format!(
+                "`cargo xtask bench`: unknown bench {other:?}; the benches are backends \
+                 (the default), hybrid and embed"
+            ))
+        }
     };
-    let mut cmd_args = match which {
-        "sqlite" => vec!["bench", "-p", "storage-sqlite", "--bench", "sqlite"],
-        "embed" => vec!["bench", "-p", "embed", "--bench", "embed"],
-        "hybrid" => vec!["bench", "-p", "benchmarks", "--bench", "hybrid"],
-        _ => vec!["bench", "-p", "benchmarks", "--bench", "backends"],
-    };
-    let extra: Vec<&str> = extra
-        .iter()
-        .map(String::as_str)
-        .filter(|a| *a != "--")
-        .collect();
-    if !extra.is_empty() {
-        cmd_args.push("--");
-        cmd_args.extend(extra);
+    let mut cmd = cargo().args(["bench", "-p", package, "--bench", bench]);
+    if !args.passthrough.is_empty() {
+        cmd = cmd.arg("--").args(&args.passthrough);
     }
-    if which == "sqlite" {
-        return run(&cargo, &cmd_args);
+    if bench == "embed" {
+        let model = crate::model::fetch_model(&[])?;
+        return cmd.env("KB_MODEL_DIR", model).run();
     }
-    if which == "embed" {
-        crate::model::fetch_model(&[])?;
-        return run(&cargo, &cmd_args);
-    }
-    let given = std::env::var("KB_BENCH_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
+    let given = pg_url();
     let server = match given {
         Some(_) => None,
         None => Some(crate::postgres::TempServer::start(true)?),
     };
-    let url = given.unwrap_or_else(|| server.as_ref().expect("started").url.clone());
-    eprintln!("$ KB_BENCH_PG_URL=… {cargo} {}", cmd_args.join(" "));
-    let status = std::process::Command::new(&cargo)
-        .args(&cmd_args)
-        .env("KB_BENCH_PG_URL", &url)
-        .current_dir(crate::util::project_root())
-        .status()
-        .map_err(|e| format!("could not run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("the benchmark failed".into())
-    }
+    let url = match (&given, &server) {
+        (Some(url), _) => url.clone(),
+        (None, Some(server)) => server.url.clone(),
+        (None, None) => unreachable!("a server is started when no URL is given"),
+    };
+    // The server (if started here) stops when `server` drops, after the bench.
+    cmd.env("KB_PG_URL", url).run()
 }

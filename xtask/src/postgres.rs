@@ -1,19 +1,24 @@
 //! `cargo xtask test-postgres`: the Postgres conformance suite and Postgres-only tests,
-//! against `KB_TEST_PG_URL` / `DATABASE_URL` when set, otherwise against a throwaway
-//! server provisioned here (pgvector built from source when missing) and always stopped.
+//! against `KB_PG_URL` / `DATABASE_URL` when set, otherwise against a throwaway server
+//! provisioned here (pgvector built from source when missing) and always stopped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::util::{cargo, project_root};
+use crate::util::{cargo, pg_url, project_root, Cmd};
 
-pub fn test_postgres(extra: &[String]) -> Result<(), String> {
-    let given = std::env::var("KB_TEST_PG_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .ok()
-        .filter(|u| !u.is_empty());
-    match given {
+/// `cargo xtask test-postgres [FILTER] [-- harness args]`: a filter (or harness
+/// arguments) narrows the run to the backend's own tests; without one, the
+/// cross-backend tests of the crates above the protocol run too.
+pub(crate) fn test_postgres(args: &[String]) -> Result<(), String> {
+    let args = crate::util::Args::parse("test-postgres", args, &[], &[], 1)?;
+    let mut extra = args.positionals;
+    if !args.passthrough.is_empty() {
+        extra.push("--".into());
+        extra.extend(args.passthrough);
+    }
+    let extra = extra.as_slice();
+    match pg_url() {
         Some(url) => {
             check_reachable(&url)?;
             // Never restart a server this task did not start: the restart test is left out.
@@ -24,9 +29,20 @@ pub fn test_postgres(extra: &[String]) -> Result<(), String> {
             let server = TempServer::start(false)?;
             eprintln!("xtask: throwaway Postgres at {}", server.url);
             // The server is stopped when `server` drops, whether the tests pass or not.
-            run_tests(&server.url, Some(&server.restart_command()), &[], extra)
+            let local = Local {
+                restart: server.restart_command(),
+                tls_ca: server.tls_ca.clone(),
+            };
+            run_tests(&server.url, Some(&local), &[], extra)
         }
     }
+}
+
+/// What the tests may do to a server this task started: restart it, and reach it over
+/// TLS with the CA that signed its certificate.
+struct Local {
+    restart: String,
+    tls_ca: Option<PathBuf>,
 }
 
 /// The backend's own tests (restricted to `targets` when given), then, unless the caller
@@ -34,100 +50,84 @@ pub fn test_postgres(extra: &[String]) -> Result<(), String> {
 /// protocol on the same server.
 fn run_tests(
     url: &str,
-    restart: Option<&str>,
+    local: Option<&Local>,
     targets: &[&str],
     extra: &[String],
 ) -> Result<(), String> {
-    let mut args = vec![
-        "test",
-        "-p",
-        "storage-postgres",
-        "--features",
-        "postgres-tests",
-    ];
-    args.extend(targets);
-    args.extend(extra.iter().map(String::as_str));
-    cargo_test(url, restart, &args)?;
+    let mut backend = cargo()
+        .args([
+            "test",
+            "-p",
+            "storage-postgres",
+            "--features",
+            "postgres-tests",
+        ])
+        .args(targets)
+        .env("KB_PG_URL", url);
+    if let Some(local) = local {
+        backend = backend.env("KB_TEST_PG_RESTART", &local.restart);
+        if let Some(ca) = &local.tls_ca {
+            backend = backend.env("KB_TEST_PG_TLS_CA", ca);
+        }
+    }
+    backend.args(extra).run()?;
     if extra.is_empty() {
-        cargo_test(
-            url,
-            None,
-            &[
-                "test",
-                "-p",
-                "embed",
-                "-p",
-                "search-hybrid",
-                "-p",
-                "kb-cli",
-                "-p",
-                "kb-server",
-                "--features",
-                "embed/postgres-tests,search-hybrid/postgres-tests,kb-cli/postgres-tests,kb-server/postgres-tests",
-            ],
-        )?;
+        let crates = ["embed", "search-hybrid", "kb-cli", "kb-server"];
+        let features: Vec<String> = crates
+            .iter()
+            .map(|c| format!("{c}/postgres-tests"))
+            .collect();
+        cargo()
+            .arg("test")
+            .args(crates.iter().flat_map(|c| ["-p", c]))
+            .args(["--features", &features.join(",")])
+            .env("KB_PG_URL", url)
+            .run()?;
     }
     Ok(())
 }
 
-fn cargo_test(url: &str, restart: Option<&str>, args: &[&str]) -> Result<(), String> {
-    eprintln!("$ KB_TEST_PG_URL=… cargo {}", args.join(" "));
-    let mut cmd = Command::new(cargo());
-    if let Some(restart) = restart {
-        cmd.env("KB_TEST_PG_RESTART", restart);
-    }
-    let status = cmd
-        .args(args)
-        .env("KB_TEST_PG_URL", url)
-        .current_dir(project_root())
-        .status()
-        .map_err(|e| format!("could not run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("the Postgres tests failed".into())
-    }
-}
-
 /// A URL that is set must work: fail loudly rather than skip.
 fn check_reachable(url: &str) -> Result<(), String> {
-    match Command::new("pg_isready")
-        .args(["-d", url, "-t", "5"])
-        .output()
-    {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(_) => Err(
-            "KB_TEST_PG_URL (or DATABASE_URL) is set but that Postgres server is not \
-                      accepting connections — start it, fix the URL, or unset it to let \
-                      `cargo xtask test-postgres` provision a throwaway server"
+    let probe = Cmd::new("pg_isready").args(["-d", url, "-t", "5"]).output();
+    match probe {
+        Ok(_) => Ok(()),
+        // No pg_isready on this machine: the tests themselves report a connection failure.
+        Err(e) if e.starts_with("could not start") => Ok(()),
+        Err(_) => Err(
+            "KB_PG_URL (or DATABASE_URL) is set but that Postgres server is not accepting \
+             connections — start it, fix the URL, or unset it to let `cargo xtask \
+             test-postgres` provision a throwaway server"
                 .into(),
         ),
-        // No pg_isready on this machine: the tests themselves report a connection failure.
-        Err(_) => Ok(()),
     }
 }
 
-pub struct TempServer {
+pub(crate) struct TempServer {
     bindir: PathBuf,
     dir: PathBuf,
     as_postgres_user: bool,
     pub url: String,
+    /// The CA that signed the server's certificate (TLS on), when openssl was there to
+    /// make one; the TLS tests need it.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl TempServer {
     /// `durable`: keep fsync and full-page writes on (benchmarks), or turn them off (tests).
-    pub fn start(durable: bool) -> Result<Self, String> {
+    pub(crate) fn start(durable: bool) -> Result<Self, String> {
         let bindir = find_bindir()?;
         ensure_pgvector(&bindir)?;
         let as_postgres_user = is_root();
         let dir = pick_dir(as_postgres_user)?;
         let data = dir.join("data");
         let port = free_port()?;
-        let server = Self {
+        let mut server = Self {
             bindir,
             dir: dir.clone(),
             as_postgres_user,
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            tls_ca: None,
         };
         server.pg(
             "initdb",
@@ -148,12 +148,34 @@ impl TempServer {
         } else {
             " -c fsync=off -c full_page_writes=off"
         };
+        // Test servers speak TLS (for the TLS tests; the others connect with libpq's
+        // default, `prefer`, and so use it too); bench servers do not, so benchmark figures
+        // stay comparable over time.
+        let tls = if durable {
+            None
+        } else {
+            match make_certificates(&dir, as_postgres_user) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    eprintln!("xtask: the throwaway Postgres runs without TLS: {e}");
+                    None
+                }
+            }
+        };
+        let ssl = tls.as_ref().map_or(String::new(), |t| {
+            format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                s(&t.cert),
+                s(&t.key)
+            )
+        });
         let opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=300 \
              -c synchronous_commit=off -c shared_buffers=512MB -c maintenance_work_mem=1GB \
-             -c max_wal_size=4GB{durability}",
+             -c max_wal_size=4GB{durability}{ssl}",
             s(&dir)
         );
+        server.tls_ca = tls.map(|t| t.ca);
         let log = dir.join("postgres.log");
         server
             .pg(
@@ -181,7 +203,7 @@ impl TempServer {
     }
 
     /// A shell command that restarts this server (same options) and waits until it is up.
-    pub fn restart_command(&self) -> String {
+    pub(crate) fn restart_command(&self) -> String {
         let data = self.dir.join("data");
         let log = self.dir.join("postgres.log");
         let pg_ctl = self.bindir.join("pg_ctl");
@@ -201,26 +223,12 @@ impl TempServer {
     /// Runs a server binary, as the `postgres` user when we are root (Postgres refuses root).
     fn pg(&self, tool: &str, args: &[&str]) -> Result<(), String> {
         let bin = self.bindir.join(tool);
-        let mut cmd = if self.as_postgres_user {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&bin);
-            c
+        let cmd = if self.as_postgres_user {
+            Cmd::new("runuser").args(["-u", "postgres", "--"]).arg(&bin)
         } else {
-            Command::new(&bin)
+            Cmd::new(&bin)
         };
-        let out = cmd
-            .args(args)
-            .output()
-            .map_err(|e| format!("could not run {}: {e}", bin.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{tool} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+        cmd.args(args).output().map(drop)
     }
 }
 
@@ -239,11 +247,10 @@ fn s(p: &Path) -> &str {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
+    Cmd::new("id")
         .arg("-u")
         .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
+        .is_ok_and(|out| out.trim() == "0")
 }
 
 /// The server's bin directory: from `pg_config`, else the newest /usr/lib/postgresql/*/bin.
@@ -269,45 +276,37 @@ fn find_bindir() -> Result<PathBuf, String> {
     {
         return Ok(dir);
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if let Ok(out) = Cmd::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(out.trim());
         if dir.join("initdb").exists() {
             return Ok(dir);
         }
     }
     Err("no PostgreSQL server found (initdb); install postgresql (Debian: apt-get install postgresql), \
-         or set KB_TEST_PG_URL to an existing server with pgvector"
+         or set KB_PG_URL to an existing server with pgvector"
         .into())
 }
 
 fn ensure_pgvector(bindir: &Path) -> Result<(), String> {
     let pg_config = bindir.join("pg_config");
-    let share = Command::new(&pg_config)
-        .arg("--sharedir")
-        .output()
-        .map_err(|e| format!("could not run {}: {e}", pg_config.display()))?;
-    let share = PathBuf::from(String::from_utf8_lossy(&share.stdout).trim());
+    let share = Cmd::new(&pg_config).arg("--sharedir").output()?;
+    let share = PathBuf::from(share.trim());
     if share.join("extension/vector.control").exists() {
         return Ok(());
     }
     eprintln!("xtask: pgvector is not installed; building it from Debian's source package…");
     let script = project_root().join("xtask/scripts/install-pgvector.sh");
-    let status = Command::new("bash")
+    Cmd::new("bash")
         .arg(&script)
         .arg(&pg_config)
-        .status()
-        .map_err(|e| format!("could not run {}: {e}", script.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("installing pgvector failed (see above)".into())
-    }
+        .run()
+        .map_err(|e| format!("installing pgvector failed (see above): {e}"))
 }
 
 /// A fresh directory under target/ that the server's user can write to.
 fn pick_dir(as_postgres_user: bool) -> Result<PathBuf, String> {
     let name = format!("pg-test-{}", std::process::id());
-    let under_target = project_root().join("target").join(&name);
+    let under_target = crate::util::target_dir().join(&name);
     for dir in [
         under_target,
         std::env::temp_dir().join(format!("kb-{name}")),
@@ -319,20 +318,94 @@ fn pick_dir(as_postgres_user: bool) -> Result<PathBuf, String> {
         if !as_postgres_user {
             return Ok(dir);
         }
-        let chown = Command::new("chown")
+        let chown = Cmd::new("chown")
             .args(["postgres:postgres", s(&dir)])
-            .status();
-        let writable = Command::new("runuser")
+            .output();
+        let writable = Cmd::new("runuser")
             .args(["-u", "postgres", "--", "test", "-w", s(&dir)])
-            .status()
-            .map(|st| st.success())
-            .unwrap_or(false);
-        if chown.map(|st| st.success()).unwrap_or(false) && writable {
+            .output();
+        if chown.is_ok() && writable.is_ok() {
             return Ok(dir);
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
     Err("could not create a data directory the postgres user can write".into())
+}
+
+struct Certificates {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A throwaway CA and a server certificate it signs, for `localhost` only (so a client
+/// connecting to 127.0.0.1 with `verify-full` sees a name mismatch, which the TLS tests
+/// use). Made with the openssl command line (xtask has no crates).
+fn make_certificates(dir: &Path, as_postgres_user: bool) -> Result<Certificates, String> {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).map_err(|e| format!("cannot create {}: {e}", tls.display()))?;
+    let f = |name: &str| tls.join(name);
+    let openssl = |args: &[&str]| Cmd::new("openssl").args(args).output().map(drop);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3",
+        "-subj",
+        "/CN=kb test CA",
+        "-keyout",
+        s(&f("ca.key")),
+        "-out",
+        s(&f("ca.crt")),
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        s(&f("server.key")),
+        "-out",
+        s(&f("server.csr")),
+    ])?;
+    std::fs::write(f("san.ext"), "subjectAltName=DNS:localhost\n")
+        .map_err(|e| format!("cannot write san.ext: {e}"))?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "3",
+        "-in",
+        s(&f("server.csr")),
+        "-CA",
+        s(&f("ca.crt")),
+        "-CAkey",
+        s(&f("ca.key")),
+        "-CAcreateserial",
+        "-extfile",
+        s(&f("san.ext")),
+        "-out",
+        s(&f("server.crt")),
+    ])?;
+    // The server refuses a key others can read, and must own it.
+    Cmd::new("chmod")
+        .args(["600", s(&f("server.key"))])
+        .output()?;
+    if as_postgres_user {
+        Cmd::new("chown")
+            .args(["-R", "postgres:postgres", s(&tls)])
+            .output()?;
+    }
+    Ok(Certificates {
+        ca: f("ca.crt"),
+        cert: f("server.crt"),
+        key: f("server.key"),
+    })
 }
 
 fn free_port() -> Result<u16, String> {

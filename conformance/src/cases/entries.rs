@@ -220,6 +220,78 @@ async fn oversized_body_is_invalid_input(s: S) -> Result<()> {
     Ok(())
 }
 
+/// Every list and text an entry carries is bounded, and so is a batch: beyond a limit
+/// the write is `InvalidInput` naming it, on every backend, and nothing is written.
+async fn oversized_lists_fields_and_batches_are_invalid_input_and_write_nothing(
+    s: S,
+) -> Result<()> {
+    kb(&s, "k").await?;
+    let source = |title: String, url: Option<String>| Source {
+        title,
+        url,
+        date: None,
+    };
+    let base = || note("k", "big", "t", "");
+    let long = |n: usize| "x".repeat(n + 1);
+    let cases: Vec<(&str, NewEntry)> = vec![
+        (
+            "tags",
+            base().tags((0..=MAX_TAGS_PER_ENTRY).map(|i| format!("t{i}"))),
+        ),
+        ("links", {
+            let mut e = base();
+            e.links = (0..=MAX_LINKS_PER_ENTRY)
+                .map(|i| Link::to(format!("n{i}")))
+                .collect();
+            e
+        }),
+        ("sources", {
+            let mut e = base();
+            e.sources = (0..=MAX_SOURCES_PER_ENTRY)
+                .map(|i| source(format!("s{i}"), None))
+                .collect();
+            e
+        }),
+        (
+            "source title",
+            base().source(source(long(MAX_TEXT_FIELD_BYTES), None)),
+        ),
+        (
+            "source url",
+            base().source(source("s".into(), Some(long(MAX_URL_BYTES)))),
+        ),
+        (
+            "link note",
+            base().link(Link::to("n").note(long(MAX_TEXT_FIELD_BYTES))),
+        ),
+    ];
+    for (what, e) in cases {
+        let err = s.upsert_entry(&e).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidInput { .. }),
+            "{what}: {err:?}"
+        );
+        assert!(err.to_string().contains("limit"), "{what}: {err}");
+    }
+    assert!(s.get_entry(&EntryKey::new("k", "big")).await?.is_none());
+    let batch: Vec<NewEntry> = (0..=MAX_ENTRIES_PER_BATCH)
+        .map(|i| note("k", &format!("b{i}"), "t", ""))
+        .collect();
+    let err = s.upsert_entries(&batch).await.unwrap_err();
+    assert!(matches!(err, StorageError::InvalidInput { .. }), "{err:?}");
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert_eq!(s.count_entries(&Filter::new()).await?, 0);
+    // At the limits, everything is accepted.
+    let at_limit = base()
+        .tags((0..MAX_TAGS_PER_ENTRY).map(|i| format!("t{i}")))
+        .source(source(
+            "x".repeat(MAX_TEXT_FIELD_BYTES),
+            Some("u".repeat(MAX_URL_BYTES)),
+        ));
+    s.upsert_entry(&at_limit).await?;
+    Ok(())
+}
+
 /// Empty ids, ids with control characters or padding are `InvalidInput`.
 async fn malformed_ids_are_invalid_input(s: S) -> Result<()> {
     kb(&s, "k").await?;
@@ -329,6 +401,7 @@ crate::area! {
     upsert_many_returns_input_order_and_last_duplicate_wins,
     content_hash_tracks_content_only,
     oversized_body_is_invalid_input,
+    oversized_lists_fields_and_batches_are_invalid_input_and_write_nothing,
     malformed_ids_are_invalid_input,
     unusual_ids_round_trip,
     same_id_in_two_kbs_is_two_entries,
@@ -337,6 +410,8 @@ crate::area! {
     source_paths_are_normalised,
     text_with_a_nul_byte_is_rejected_on_every_backend,
     writes_racing_the_deletion_of_their_kb_are_applied_or_not_found,
+    concurrent_first_writes_of_one_key_leave_exactly_one_writers_children,
+    a_rewrite_racing_the_deletion_of_its_entry_leaves_it_embeddable,
 }
 
 /// Source paths are normalised to forward slashes without a leading `./`.
@@ -467,5 +542,77 @@ async fn writes_racing_the_deletion_of_their_kb_are_applied_or_not_found(s: S) -
             "{left} entries outlived their KB"
         );
     }
+    Ok(())
+}
+
+/// Several writers creating the same new key at once: every write succeeds (an upsert is
+/// never `AlreadyExists`), and the entry ends with exactly one writer's tags and links,
+/// never a mixture.
+async fn concurrent_first_writes_of_one_key_leave_exactly_one_writers_children(s: S) -> Result<()> {
+    for round in 0..10 {
+        // A KB per round, so the tag counts below see this round's entry only.
+        let kb_name = format!("r{round}");
+        kb(&s, &kb_name).await?;
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let (s, kb_name) = (s.clone(), kb_name.clone());
+            writers.push(tokio::spawn(async move {
+                let e = note(&kb_name, "new", "racing", "body")
+                    .tags([format!("w{w}"), format!("w{w}/x")])
+                    .link(Link::to(format!("target{w}")));
+                s.upsert_entries(&[e]).await
+            }));
+        }
+        for w in writers {
+            w.await.expect("writer")?;
+        }
+        let key = EntryKey::new(&kb_name, "new");
+        let got = s.get_entry(&key).await?.expect("written");
+        let w = got.tags[0].trim_start_matches('w').to_owned();
+        assert_eq!(
+            got.tags,
+            [format!("w{w}"), format!("w{w}/x")],
+            "round {round}"
+        );
+        let out = s.outlinks(&key).await?;
+        let targets: Vec<&str> = out.iter().map(|l| l.target.as_str()).collect();
+        assert_eq!(targets, [format!("target{w}")], "round {round}");
+        let tags: Vec<String> = s
+            .tags(Some(&kb_name))
+            .await?
+            .into_iter()
+            .map(|t| t.tag)
+            .collect();
+        assert_eq!(
+            tags,
+            [format!("w{w}"), format!("w{w}/x")],
+            "round {round}: the tag index holds exactly the winner's tags"
+        );
+    }
+    Ok(())
+}
+
+/// An entry rewritten with its same text while it is being deleted: whichever wins, an
+/// entry that exists afterwards is queued for embedding or embedded, never a row with no
+/// vector and no queue item.
+async fn a_rewrite_racing_the_deletion_of_its_entry_leaves_it_embeddable(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    for round in 0..20 {
+        let id = format!("e{round}");
+        let e = note("k", &id, "same text", "same body");
+        s.upsert_entries(std::slice::from_ref(&e)).await?;
+        let (s1, s2, key) = (s.clone(), s.clone(), e.key());
+        let rewrite = tokio::spawn(async move { s1.upsert_entries(&[e]).await });
+        let delete = tokio::spawn(async move { s2.delete_entry(&key).await });
+        rewrite.await.expect("rewrite")?;
+        delete.await.expect("delete")?;
+    }
+    let stats = s.queue_stats().await?;
+    let live = s.count_entries(&Filter::new()).await?;
+    assert_eq!(
+        stats.pending + stats.in_progress,
+        live,
+        "every surviving entry (none has a vector) is queued"
+    );
     Ok(())
 }

@@ -11,12 +11,15 @@ crate::area! {
     settings_overwrite_and_delete,
     settings_list_by_key,
     setting_for_missing_kb_is_not_found,
+    settings_racing_the_deletion_of_their_kb_do_not_outlive_it,
     stars_keep_starring_order,
     starring_missing_entry_is_not_found,
     collections_keep_order_and_insert_at_position,
     collections_list_and_reject_duplicates,
     collection_errors_are_not_found,
     deleting_an_entry_removes_its_stars_and_memberships,
+    stars_racing_the_deletion_of_their_entry_are_applied_or_not_found,
+    a_removal_racing_an_addition_to_the_same_collection_is_not_lost,
 }
 
 fn key(id: &str) -> EntryKey {
@@ -27,6 +30,42 @@ async fn some(s: &S) -> Result<()> {
     kb(s, "k").await?;
     for id in ["1", "2", "3", "4"] {
         put(s, note("k", id, id, "")).await?;
+    }
+    Ok(())
+}
+
+/// A `set_setting` racing `delete_kb` either lands before the deletion (and goes with
+/// the KB) or is `NotFound`: a KB re-created under the same name starts with no settings.
+async fn settings_racing_the_deletion_of_their_kb_do_not_outlive_it(s: S) -> Result<()> {
+    for round in 0..6 {
+        let name = format!("doomed{round}");
+        let scope = SettingScope::Kb(name.clone());
+        kb(&s, &name).await?;
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let (s, scope) = (s.clone(), scope.clone());
+            writers.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    match s.set_setting(&scope, &format!("w{w}.{i}"), &json!(i)).await {
+                        Ok(()) => {}
+                        Err(StorageError::NotFound { .. }) => return,
+                        Err(other) => panic!("expected success or NotFound, got {other:?}"),
+                    }
+                }
+            }));
+        }
+        tokio::task::yield_now().await;
+        assert!(s.delete_kb(&name).await?);
+        for w in writers {
+            w.await.expect("writer");
+        }
+        kb(&s, &name).await?;
+        let inherited = s.list_settings(&scope).await?;
+        assert!(
+            inherited.is_empty(),
+            "a re-created KB inherited {} settings of the deleted one",
+            inherited.len()
+        );
     }
     Ok(())
 }
@@ -206,5 +245,66 @@ async fn deleting_an_entry_removes_its_stars_and_memberships(s: S) -> Result<()>
     assert_eq!(s.starred(None).await?, vec![key("2")]);
     put(&s, note("k", "1", "back", "")).await?;
     assert_eq!(s.collection_entries("k", "a").await?, ["2"]);
+    Ok(())
+}
+
+/// `star` racing `delete_entry` of the same entry either stars it first (and the star
+/// goes with the entry) or is `NotFound`: never a deadlock or a star left behind.
+async fn stars_racing_the_deletion_of_their_entry_are_applied_or_not_found(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    for round in 0..20 {
+        let id = format!("e{round}");
+        put(&s, note("k", &id, "doomed", "")).await?;
+        let (s1, s2, k1, k2) = (s.clone(), s.clone(), key(&id), key(&id));
+        let star = tokio::spawn(async move { s1.star(&k1).await });
+        let delete = tokio::spawn(async move { s2.delete_entry(&k2).await });
+        match star.await.expect("star task") {
+            Ok(()) | Err(StorageError::NotFound { .. }) => {}
+            Err(other) => panic!("expected success or NotFound, got {other:?}"),
+        }
+        assert!(delete.await.expect("delete task")?, "the entry existed");
+    }
+    assert_eq!(s.starred(None).await?, Vec::<EntryKey>::new());
+    Ok(())
+}
+
+/// Removing members while others are being added to the same collection: every removal
+/// stays removed, every addition is there.
+async fn a_removal_racing_an_addition_to_the_same_collection_is_not_lost(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    for round in 0..10 {
+        let name = format!("c{round}");
+        s.create_collection("k", &name, "").await?;
+        let old: Vec<String> = (0..4).map(|i| format!("old{round}-{i}")).collect();
+        let new: Vec<String> = (0..4).map(|i| format!("new{round}-{i}")).collect();
+        for id in old.iter().chain(&new) {
+            put(&s, note("k", id, "member", "")).await?;
+        }
+        for id in &old {
+            s.add_to_collection("k", &name, id, None).await?;
+        }
+        let mut tasks = Vec::new();
+        for (o, n) in old.iter().zip(&new) {
+            let (s1, s2) = (s.clone(), s.clone());
+            let (c1, c2, o, n) = (name.clone(), name.clone(), o.clone(), n.clone());
+            tasks.push(tokio::spawn(async move {
+                s1.add_to_collection("k", &c1, &n, None)
+                    .await
+                    .map(|()| true)
+            }));
+            tasks.push(tokio::spawn(async move {
+                s2.remove_from_collection("k", &c2, &o).await
+            }));
+        }
+        for t in tasks {
+            assert!(
+                t.await.expect("task")?,
+                "round {round}: the member was there"
+            );
+        }
+        let mut members = s.collection_entries("k", &name).await?;
+        members.sort();
+        assert_eq!(members, new, "round {round}");
+    }
     Ok(())
 }

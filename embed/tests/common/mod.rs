@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use storage_core::Store;
 
-pub async fn sqlite_store() -> Arc<dyn Store> {
+pub(crate) async fn sqlite_store() -> Arc<dyn Store> {
     let s = storage_sqlite::SqliteStore::open(storage_sqlite::SqliteConfig::temporary())
         .await
         .expect("open a temporary SQLite store");
@@ -13,10 +13,8 @@ pub async fn sqlite_store() -> Arc<dyn Store> {
 }
 
 #[cfg(feature = "postgres-tests")]
-pub async fn postgres_store() -> Arc<dyn Store> {
-    let url = std::env::var("KB_TEST_PG_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .expect("set KB_TEST_PG_URL (or run `cargo xtask test-postgres`)");
+pub(crate) async fn postgres_store() -> Arc<dyn Store> {
+    let url = storage_postgres::require_test_url();
     let s = storage_postgres::PgStore::open_for_test(&url)
         .await
         .unwrap_or_else(|e| panic!("could not open a Postgres test store: {e}"));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// The port a `kb serve --listen 127.0.0.1:0` child listens on, read from its start-up
 /// log line, and a thread that keeps draining its log (so the server never blocks on a
 /// full pipe) and returns the lines when the server exits.
-pub fn listening_port(child: &mut Child) -> (u16, JoinHandle<Vec<String>>) {
+pub(crate) fn listening_port(child: &mut Child) -> (u16, JoinHandle<Vec<String>>) {
     let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let port = loop {

@@ -27,9 +27,12 @@ pub enum ClaimOutcome {
     Claimed(Box<Entry>),
     /// Someone else got there first; this is what the entry holds now.
     NotInExpectedState {
+        /// The entry's status now.
         current_status: Option<String>,
+        /// The entry's assignee now.
         assignee: Option<String>,
     },
+    /// The entry does not exist.
     NotFound,
 }
 
@@ -37,11 +40,14 @@ pub enum ClaimOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CasOutcome {
+    /// The value at the path was the expected one and is now the new one.
     Swapped,
     /// The value at the path was not the expected one; `current` is what is there
     /// (`None` when the path is absent).
     Mismatch {
+        /// The value at the path now.
         current: Option<Value>,
     },
+    /// The entry does not exist.
     NotFound,
 }

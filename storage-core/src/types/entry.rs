@@ -10,11 +10,14 @@ use crate::error::{Result, StorageError};
 /// An entry's identity: its knowledge base and its id within it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EntryKey {
+    /// The knowledge base's name.
     pub kb: String,
+    /// The entry's id within its knowledge base.
     pub id: String,
 }
 
 impl EntryKey {
+    /// A key from a KB name and an id.
     pub fn new(kb: impl Into<String>, id: impl Into<String>) -> Self {
         Self {
             kb: kb.into(),
@@ -34,18 +37,22 @@ impl std::fmt::Display for EntryKey {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
+    /// Live: listed, counted and searched (the default).
     #[default]
     Active,
+    /// Kept, but hidden unless a filter asks for it.
     Archived,
 }
 
 impl Lifecycle {
+    /// The name stored and serialised: `active` or `archived`.
     pub fn as_str(self) -> &'static str {
         match self {
             Lifecycle::Active => "active",
             Lifecycle::Archived => "archived",
         }
     }
+    /// The lifecycle named by [`as_str`](Self::as_str); `None` for any other text.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "active" => Some(Self::Active),
@@ -66,6 +73,7 @@ pub struct Link {
     /// Kind of link, e.g. `related`, `depends_on`, `wikilink`.
     #[serde(default = "default_relation")]
     pub relation: String,
+    /// A note on the link, e.g. the heading of a `[[target#heading]]` wikilink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -75,6 +83,7 @@ fn default_relation() -> String {
 }
 
 impl Link {
+    /// A `related` link to `target` in the linking entry's own KB.
     pub fn to(target: impl Into<String>) -> Self {
         Self {
             target: target.into(),
@@ -83,14 +92,17 @@ impl Link {
             note: None,
         }
     }
+    /// Sets the relation.
     pub fn relation(mut self, r: impl Into<String>) -> Self {
         self.relation = r.into();
         self
     }
+    /// Sets the target's knowledge base.
     pub fn in_kb(mut self, kb: impl Into<String>) -> Self {
         self.target_kb = Some(kb.into());
         self
     }
+    /// Sets the note.
     pub fn note(mut self, n: impl Into<String>) -> Self {
         self.note = Some(n.into());
         self
@@ -104,9 +116,12 @@ impl Link {
 /// Where a piece of knowledge came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Source {
+    /// What the source is called.
     pub title: String,
+    /// Where the source can be found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The source's date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<NaiveDate>,
 }
@@ -114,32 +129,47 @@ pub struct Source {
 /// What a caller writes. The store adds timestamps and the content hash ([`Entry`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEntry {
+    /// The knowledge base the entry belongs to; it must exist.
     pub kb: String,
+    /// The entry's id, unique within its KB.
     pub id: String,
+    /// Kind of entry, e.g. `note` (the default) or `memory`.
     #[serde(default = "default_entry_type")]
     pub entry_type: String,
+    /// The title, weighted highest in full-text search.
     #[serde(default)]
     pub title: String,
+    /// A short summary.
     #[serde(default)]
     pub summary: String,
+    /// The main text.
     #[serde(default)]
     pub body: String,
+    /// Tags; `/` separates levels of a hierarchy (`topic/ai`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Outgoing links, in the order written.
     #[serde(default)]
     pub links: Vec<Link>,
+    /// Where the content came from.
     #[serde(default)]
     pub sources: Vec<Source>,
+    /// Any other fields, as JSON; filters address them by dotted path.
     #[serde(default)]
     pub metadata: Map<String, Value>,
+    /// The entry's own date, if any; the timeline and date filters use it.
     #[serde(default)]
     pub date: Option<NaiveDate>,
+    /// How important the entry is; `min_importance` and the importance sort use it.
     #[serde(default)]
     pub importance: i32,
+    /// Workflow status (e.g. `in_progress`), which [`claim`](crate::CoordinationStore::claim) changes atomically.
     #[serde(default)]
     pub status: Option<String>,
+    /// Who the entry's work is assigned to; set with the status by a claim.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// Whether the entry is active or archived.
     #[serde(default)]
     pub lifecycle: Lifecycle,
     /// Path of the file this entry was read from, relative to its sync root, `/`-separated.
@@ -158,6 +188,7 @@ fn default_entry_type() -> String {
 }
 
 impl NewEntry {
+    /// An active `note` with only its key set.
     pub fn new(kb: impl Into<String>, id: impl Into<String>) -> Self {
         Self {
             kb: kb.into(),
@@ -179,25 +210,31 @@ impl NewEntry {
             expires_at: None,
         }
     }
+    /// The entry's key.
     pub fn key(&self) -> EntryKey {
         EntryKey::new(&self.kb, &self.id)
     }
+    /// Sets the entry type.
     pub fn entry_type(mut self, t: impl Into<String>) -> Self {
         self.entry_type = t.into();
         self
     }
+    /// Sets the title.
     pub fn title(mut self, t: impl Into<String>) -> Self {
         self.title = t.into();
         self
     }
+    /// Sets the summary.
     pub fn summary(mut self, s: impl Into<String>) -> Self {
         self.summary = s.into();
         self
     }
+    /// Sets the body.
     pub fn body(mut self, b: impl Into<String>) -> Self {
         self.body = b.into();
         self
     }
+    /// Replaces the tags.
     pub fn tags<I, S>(mut self, tags: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -206,42 +243,52 @@ impl NewEntry {
         self.tags = tags.into_iter().map(Into::into).collect();
         self
     }
+    /// Adds a link.
     pub fn link(mut self, l: Link) -> Self {
         self.links.push(l);
         self
     }
+    /// Adds a source.
     pub fn source(mut self, s: Source) -> Self {
         self.sources.push(s);
         self
     }
+    /// Sets one top-level metadata key.
     pub fn meta(mut self, key: impl Into<String>, v: Value) -> Self {
         self.metadata.insert(key.into(), v);
         self
     }
+    /// Sets the date.
     pub fn date(mut self, d: NaiveDate) -> Self {
         self.date = Some(d);
         self
     }
+    /// Sets the importance.
     pub fn importance(mut self, i: i32) -> Self {
         self.importance = i;
         self
     }
+    /// Sets the status.
     pub fn status(mut self, s: impl Into<String>) -> Self {
         self.status = Some(s.into());
         self
     }
+    /// Sets the assignee.
     pub fn assignee(mut self, a: impl Into<String>) -> Self {
         self.assignee = Some(a.into());
         self
     }
+    /// Sets the lifecycle.
     pub fn lifecycle(mut self, l: Lifecycle) -> Self {
         self.lifecycle = l;
         self
     }
+    /// Sets the source path.
     pub fn source_path(mut self, p: impl Into<String>) -> Self {
         self.source_path = Some(p.into());
         self
     }
+    /// Sets the instant the entry expires.
     pub fn expires_at(mut self, t: DateTime<Utc>) -> Self {
         self.expires_at = Some(t);
         self
@@ -270,14 +317,18 @@ impl NewEntry {
         check_no_nul("title", &e.title)?;
         check_no_nul("summary", &e.summary)?;
         check_no_nul("body", &e.body)?;
+        check_count("sources", e.sources.len(), MAX_SOURCES_PER_ENTRY)?;
         for s in &e.sources {
+            check_len("source title", &s.title, MAX_TEXT_FIELD_BYTES)?;
             check_no_nul("source title", &s.title)?;
             if let Some(url) = &s.url {
+                check_len("source url", url, MAX_URL_BYTES)?;
                 check_no_nul("source url", url)?;
             }
         }
         for l in &e.links {
             if let Some(note) = &l.note {
+                check_len("link note", note, MAX_TEXT_FIELD_BYTES)?;
                 check_no_nul("link note", note)?;
             }
         }
@@ -297,6 +348,7 @@ impl NewEntry {
                 tags.push(t.to_owned());
             }
         }
+        check_count("tags", tags.len(), MAX_TAGS_PER_ENTRY)?;
         e.tags = tags;
         let mut seen_links = std::collections::HashSet::new();
         let mut links = Vec::with_capacity(e.links.len());
@@ -311,6 +363,7 @@ impl NewEntry {
                 links.push(l.clone());
             }
         }
+        check_count("links", links.len(), MAX_LINKS_PER_ENTRY)?;
         e.links = links;
         for s in [&e.status, &e.assignee].into_iter().flatten() {
             validate_short("status/assignee", s)?;
@@ -434,31 +487,51 @@ pub fn embeddable_text(title: &str, summary: &str, body: &str) -> String {
 /// A stored entry: what was written plus the store's timestamps and content hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    /// See [`NewEntry::kb`].
     pub kb: String,
+    /// See [`NewEntry::id`].
     pub id: String,
+    /// See [`NewEntry::entry_type`].
     pub entry_type: String,
+    /// See [`NewEntry::title`].
     pub title: String,
+    /// See [`NewEntry::summary`].
     pub summary: String,
+    /// See [`NewEntry::body`].
     pub body: String,
+    /// Tags as normalised: trimmed, de-duplicated, in first-seen order.
     pub tags: Vec<String>,
+    /// Outgoing links as normalised: de-duplicated, in the order written.
     pub links: Vec<Link>,
+    /// See [`NewEntry::sources`].
     pub sources: Vec<Source>,
+    /// See [`NewEntry::metadata`].
     pub metadata: Map<String, Value>,
+    /// See [`NewEntry::date`].
     pub date: Option<NaiveDate>,
+    /// See [`NewEntry::importance`].
     pub importance: i32,
+    /// See [`NewEntry::status`].
     pub status: Option<String>,
+    /// See [`NewEntry::assignee`].
     pub assignee: Option<String>,
+    /// See [`NewEntry::lifecycle`].
     pub lifecycle: Lifecycle,
+    /// See [`NewEntry::source_path`].
     pub source_path: Option<String>,
     /// See [`NewEntry::expires_at`]. A stored entry a read returns is never past it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the entry was first written; re-upserts keep it.
     pub created_at: DateTime<Utc>,
+    /// When the entry was last written.
     pub updated_at: DateTime<Utc>,
+    /// [`NewEntry::content_hash`] of what was written.
     pub content_hash: String,
 }
 
 impl Entry {
+    /// The entry's key.
     pub fn key(&self) -> EntryKey {
         EntryKey::new(&self.kb, &self.id)
     }

@@ -4,8 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 
+/// A tag with the number of entries carrying it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagCount {
+    /// The tag.
     pub tag: String,
     /// Number of entries (active and archived) carrying the tag.
     pub count: u64,
@@ -14,13 +16,18 @@ pub struct TagCount {
 /// An incoming link, as seen from its target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backlink {
+    /// The linking entry.
     pub source: EntryKey,
+    /// The link's relation.
     pub relation: String,
+    /// The link's note.
     pub note: Option<String>,
 }
 
+/// An entry, or a link target that does not exist, in a [`Graph`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphNode {
+    /// The node's key.
     pub key: EntryKey,
     /// `None` when the node is a link target that does not exist (yet).
     pub title: Option<String>,
@@ -28,10 +35,14 @@ pub struct GraphNode {
     pub depth: u32,
 }
 
+/// A link between two nodes of a [`Graph`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphEdge {
+    /// The linking entry.
     pub source: EntryKey,
+    /// The linked entry.
     pub target: EntryKey,
+    /// The link's relation.
     pub relation: String,
 }
 
@@ -49,6 +60,7 @@ pub struct Graph {
 /// Parameters of a graph neighbourhood query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphQuery {
+    /// The entry the walk starts from; it must exist.
     pub start: EntryKey,
     /// Maximum hops from the start (0 returns only the start).
     pub depth: u32,
@@ -61,6 +73,7 @@ pub struct GraphQuery {
 }
 
 impl GraphQuery {
+    /// A walk of up to `depth` hops from `start` over outgoing and incoming links, in every KB, of at most 100 nodes.
     pub fn new(start: EntryKey, depth: u32) -> Self {
         Self {
             start,
@@ -72,8 +85,10 @@ impl GraphQuery {
     }
 }
 
+/// An entry with its number of incoming links, as [`most_linked`](crate::GraphStore::most_linked) returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkCount {
+    /// The linked entry.
     pub key: EntryKey,
     /// Number of distinct entries linking to this one.
     pub count: u64,

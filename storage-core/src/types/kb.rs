@@ -9,15 +9,19 @@ use crate::error::Result;
 /// A named container of entries. Deleting it deletes everything in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnowledgeBase {
+    /// The KB's name, unique in the store.
     pub name: String,
+    /// What the KB holds, in words.
     pub description: String,
     /// `None` for a persistent KB; for an ephemeral one, the instant after which
     /// [`gc_expired`](crate::Store::gc_expired) removes it.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the KB was created.
     pub created_at: DateTime<Utc>,
 }
 
 impl KnowledgeBase {
+    /// Whether the KB expires.
     pub fn is_ephemeral(&self) -> bool {
         self.expires_at.is_some()
     }
@@ -26,14 +30,18 @@ impl KnowledgeBase {
 /// What to create: a persistent KB, or an ephemeral one with an expiry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewKnowledgeBase {
+    /// The name of the KB to create.
     pub name: String,
+    /// What the KB holds, in words.
     #[serde(default)]
     pub description: String,
+    /// When set, the KB is ephemeral and expires at this instant.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl NewKnowledgeBase {
+    /// A persistent KB without a description.
     pub fn persistent(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -49,10 +57,12 @@ impl NewKnowledgeBase {
             expires_at: Some(expiry_after(Utc::now(), ttl)),
         }
     }
+    /// Sets the description.
     pub fn description(mut self, d: impl Into<String>) -> Self {
         self.description = d.into();
         self
     }
+    /// Rejects a malformed name or a description with a NUL character.
     pub fn validate(&self) -> Result<()> {
         validate_name("knowledge base name", &self.name)?;
         check_no_nul("knowledge base description", &self.description)
@@ -73,7 +83,9 @@ pub(super) fn expiry_after(now: DateTime<Utc>, ttl: chrono::Duration) -> DateTim
 /// An expired KB `gc_expired` removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovedKnowledgeBase {
+    /// The KB's name.
     pub name: String,
+    /// Number of entries it held.
     pub entries: u64,
 }
 
@@ -87,6 +99,7 @@ pub struct GcReport {
 }
 
 impl GcReport {
+    /// Whether nothing was removed.
     pub fn is_empty(&self) -> bool {
         self.kbs.is_empty() && self.entries == 0
     }

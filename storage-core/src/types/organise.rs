@@ -8,7 +8,9 @@ use crate::error::{Result, StorageError};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SettingScope {
+    /// The whole store.
     Global,
+    /// One knowledge base.
     Kb(String),
 }
 
@@ -36,10 +38,15 @@ pub fn validate_setting_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// A named, ordered list of entries of one KB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collection {
+    /// The KB the collection belongs to.
     pub kb: String,
+    /// The collection's name, unique within its KB.
     pub name: String,
+    /// What the collection is for, in words.
     pub description: String,
+    /// Number of member entries.
     pub size: u64,
 }

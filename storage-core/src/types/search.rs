@@ -11,6 +11,7 @@ use crate::error::{Result, StorageError};
 /// JSON callers each render highlights their own way without escaping surprises.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snippet {
+    /// The snippet's plain text.
     pub text: String,
     /// Byte ranges `[start, end)` into `text`, sorted, non-overlapping.
     pub highlights: Vec<(usize, usize)>,
@@ -71,18 +72,21 @@ pub const HIGHLIGHT_CLOSE: char = '\u{3}';
 /// One full-text search result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
+    /// The matching entry.
     pub entry: Entry,
     /// Relevance: higher is better, always `>= 0`, unbounded above; comparable only within
     /// one result list (search-hybrid normalises it to `[0, 1]`).
     pub score: f64,
     /// 1-based position in the full ranking (offset included).
     pub rank: usize,
+    /// Matched text to show, with its highlights.
     pub snippet: Snippet,
 }
 
 /// One semantic search result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SemanticHit {
+    /// The matching entry.
     pub entry: Entry,
     /// Cosine similarity in `[-1, 1]` of the entry's best passage, higher is more similar.
     pub score: f32,
@@ -104,12 +108,14 @@ pub struct PassageVector {
     /// The passage text shown as the snippet of a semantic hit; `None` when the vector
     /// stands for the whole entry.
     pub text: Option<String>,
+    /// The passage's vector.
     pub vector: Vec<f32>,
 }
 
 /// All passages of one entry; writing them replaces the entry's previous passages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntryPassages {
+    /// The entry the passages belong to.
     pub key: EntryKey,
     /// In document order; index `i` is passage `i`. Never empty.
     pub passages: Vec<PassageVector>,
@@ -118,8 +124,11 @@ pub struct EntryPassages {
 /// A stored passage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredPassage {
+    /// Position among the entry's passages, from 0.
     pub index: u32,
+    /// The passage text; `None` when the vector stands for the whole entry.
     pub text: Option<String>,
+    /// The passage's vector.
     pub vector: Vec<f32>,
 }
 
@@ -142,7 +151,9 @@ pub fn check_k(k: usize) -> Result<()> {
 /// A nearest-neighbour query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SemanticQuery {
+    /// The query vector.
     pub vector: Vec<f32>,
+    /// Most hits to return, at most [`MAX_K`].
     pub k: usize,
     /// Drop hits whose cosine similarity is below this.
     pub min_score: Option<f32>,
@@ -151,6 +162,7 @@ pub struct SemanticQuery {
 }
 
 impl SemanticQuery {
+    /// The `k` nearest entries to `vector`, with the default filter and no minimum score.
     pub fn new(vector: Vec<f32>, k: usize) -> Self {
         Self {
             vector,
@@ -159,10 +171,12 @@ impl SemanticQuery {
             filter: crate::Filter::default(),
         }
     }
+    /// Sets the filter.
     pub fn filter(mut self, f: crate::Filter) -> Self {
         self.filter = f;
         self
     }
+    /// Sets the minimum score.
     pub fn min_score(mut self, s: f32) -> Self {
         self.min_score = Some(s);
         self

@@ -15,6 +15,21 @@ pub(super) fn check_len(what: &str, s: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Bounds the length of a list an entry or a call carries.
+pub(super) fn check_count(what: &str, n: usize, max: usize) -> Result<()> {
+    if n > max {
+        return Err(StorageError::invalid_input(format!(
+            "{n} {what}, more than the limit of {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// The size of one `upsert_entries` call, checked by every backend before it starts.
+pub fn check_batch(entries: &[NewEntry]) -> Result<()> {
+    check_count("entries in one write", entries.len(), MAX_ENTRIES_PER_BATCH)
+}
+
 /// Rejects text containing NUL (`\0`). Postgres cannot store it in `text` or `jsonb`
 /// (`\u0000`) while SQLite can, so without this rule the same write succeeded on one
 /// backend and failed with an engine error on the other.

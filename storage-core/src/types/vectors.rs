@@ -9,11 +9,14 @@ use crate::error::{Result, StorageError};
 /// many dimensions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EmbeddingSpace {
+    /// Id of the embedding model.
     pub model: String,
+    /// Number of dimensions of every vector.
     pub dimension: usize,
 }
 
 impl EmbeddingSpace {
+    /// A space from a model id and a dimension.
     pub fn new(model: impl Into<String>, dimension: usize) -> Self {
         Self {
             model: model.into(),
@@ -46,6 +49,7 @@ impl EmbeddingSpace {
     }
 }
 
+/// How many entries have a vector, as [`vector_coverage`](crate::VectorStore::vector_coverage) counts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VectorCoverage {
     /// Active entries that have a vector.
@@ -75,6 +79,7 @@ pub fn check_lease(lease: std::time::Duration) -> Result<()> {
 /// One claimed item of the embedding queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueItem {
+    /// The entry to embed.
     pub key: EntryKey,
     /// Failed attempts so far.
     pub attempts: u32,
@@ -88,13 +93,20 @@ pub struct QueueItem {
 #[serde(rename_all = "snake_case")]
 pub enum FailOutcome {
     /// Back in the queue, claimable again.
-    WillRetry { attempts: u32 },
+    WillRetry {
+        /// Failed attempts so far, this one included.
+        attempts: u32,
+    },
     /// Reached the attempt limit; kept with its error, no longer claimed.
-    GaveUp { attempts: u32 },
+    GaveUp {
+        /// Failed attempts, this one included; the limit was reached.
+        attempts: u32,
+    },
     /// The item was not in the queue (completed, deleted, or never claimed).
     NotQueued,
 }
 
+/// Embedding queue items by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueStats {
     /// Waiting to be claimed (including items whose lease expired).
@@ -108,7 +120,10 @@ pub struct QueueStats {
 /// A queue item that gave up, with the last error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedItem {
+    /// The entry that could not be embedded.
     pub key: EntryKey,
+    /// Failed attempts.
     pub attempts: u32,
+    /// The last failure's error message.
     pub last_error: String,
 }

@@ -36,7 +36,7 @@ pub(crate) fn decode(b: &[u8]) -> Vec<f32> {
 }
 
 impl VectorIndex {
-    pub fn load(conn: &Connection, dim: usize) -> Result<Self> {
+    pub(crate) fn load(conn: &Connection, dim: usize) -> Result<Self> {
         let mut idx = VectorIndex {
             dim,
             ..Default::default()
@@ -58,13 +58,13 @@ impl VectorIndex {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.owners.len()
     }
 
     /// Whether some entry has more than one passage.
     #[cfg(test)]
-    pub fn has_multi_passage_entries(&self) -> bool {
+    pub(crate) fn has_multi_passage_entries(&self) -> bool {
         self.owners.len() > self.passages_of.len()
     }
 
@@ -83,7 +83,7 @@ impl VectorIndex {
     }
 
     /// Replaces all passages of an entry.
-    pub fn replace(&mut self, rowid: i64, vectors: &[&[f32]]) {
+    pub(crate) fn replace(&mut self, rowid: i64, vectors: &[&[f32]]) {
         self.remove(rowid);
         for (i, v) in vectors.iter().enumerate() {
             self.insert(rowid, i as u32, v);
@@ -91,7 +91,7 @@ impl VectorIndex {
     }
 
     /// Removes all passages of an entry.
-    pub fn remove(&mut self, rowid: i64) {
+    pub(crate) fn remove(&mut self, rowid: i64) {
         let Some(n) = self.passages_of.remove(&rowid) else {
             return;
         };
@@ -115,7 +115,7 @@ impl VectorIndex {
     /// Cosine similarity of `query` (already normalised) with every stored passage vector,
     /// with the passage's owner. Large indexes are scanned on all cores: each thread takes
     /// a contiguous slice.
-    pub fn scores(&self, query: &[f32]) -> Vec<(f32, (i64, u32))> {
+    pub(crate) fn scores(&self, query: &[f32]) -> Vec<(f32, (i64, u32))> {
         let n = self.owners.len();
         let mut out = vec![(0f32, (0i64, 0u32)); n];
         let threads = std::thread::available_parallelism()
@@ -152,7 +152,7 @@ impl VectorIndex {
 
     /// Score of one stored vector, if present.
     #[cfg(test)]
-    pub fn score_of(&self, rowid: i64, query: &[f32]) -> Option<f32> {
+    pub(crate) fn score_of(&self, rowid: i64, query: &[f32]) -> Option<f32> {
         self.slot_of
             .get(&(rowid, 0))
             .map(|&s| dot(&self.data[s * self.dim..(s + 1) * self.dim], query))

@@ -1,4 +1,4 @@
-//! The seeded benchmark corpus every backend's benches share, so their numbers compare.
+//! The seeded corpus every bench shares, so the numbers of all backends compare.
 //!
 //! Titles of 3–12 words and bodies of 50–400 words drawn from a 30,000-word pseudo-word
 //! vocabulary with a Zipf(1.1) distribution; 1–4 tags from 200 hierarchical tags

@@ -11,7 +11,7 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(3000);
-    let entries = conformance::corpus::Corpus::new(42).entries("bench", n);
+    let entries = benchmarks::Corpus::new(42).entries("bench", n);
     let store = SqliteStore::open(SqliteConfig::temporary())
         .await
         .expect("open");
