@@ -344,7 +344,15 @@ impl ServerCertVerifier for AnyName {
 pub(crate) fn handshake_failure(e: &tokio_postgres::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if let Some(r) = s.downcast_ref::<rustls::Error>() {
+        // tokio-rustls wraps the rustls error in an io::Error, whose `source()` skips it.
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        let rustls = inner
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+            .or_else(|| s.downcast_ref::<rustls::Error>());
+        if let Some(r) = rustls {
             return Some(match r {
                 rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
                     "the server's certificate is not signed by a CA in sslrootcert".into()
