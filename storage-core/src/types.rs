@@ -104,4 +104,55 @@ mod tests {
             }
         }
     }
+
+    /// Any text in any field: validation never panics, and what it accepts is canonical
+    /// (validating it again changes nothing), so every backend stores the same entry.
+    fn arbitrary_entry(
+        kb: String,
+        id: String,
+        fields: Vec<String>,
+        tags: Vec<String>,
+        links: Vec<String>,
+        importance: i32,
+    ) -> NewEntry {
+        let f = |i: usize| fields.get(i).cloned().unwrap_or_default();
+        let mut e = NewEntry::new(kb, id)
+            .entry_type(format!("t{}", f(2)))
+            .title(f(3))
+            .summary(f(4))
+            .body(f(5))
+            .tags(tags)
+            .importance(importance)
+            .status(f(6))
+            .assignee(f(7))
+            .source_path(f(8));
+        e.links = links.into_iter().map(Link::to).collect();
+        e.sources = vec![Source {
+            title: f(9),
+            url: Some(f(10)),
+            date: None,
+        }];
+        e.meta(f(11), serde_json::Value::String(f(12)))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        #[test]
+        fn entry_validation_never_panics_and_is_idempotent(
+            kb in "[a-z][a-z0-9_-]{0,8}",
+            id in "[a-zA-Z0-9/._ -]{1,12}|(\\PC){1,8}",
+            // Mostly printable text (which short fields accept), sometimes a control
+            // character or a path separator (which some refuse).
+            fields in proptest::collection::vec("(\\PC){0,12}|[\\x00-\\x1f/\\\\ .a]{0,6}", 13),
+            tags in proptest::collection::vec("(\\PC){0,10}|[\\x00\\t /a]{0,4}", 0..6),
+            links in proptest::collection::vec("(\\PC|[ /#|]){0,10}", 0..4),
+            importance in proptest::num::i32::ANY,
+        ) {
+            let e = arbitrary_entry(kb, id, fields, tags, links, importance);
+            if let Ok(valid) = e.normalized() {
+                let again = valid.normalized().expect("a valid entry stays valid");
+                proptest::prop_assert_eq!(again, valid);
+            }
+        }
+    }
 }
