@@ -7,7 +7,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::GenericClient;
 
 use crate::error::map_pg;
-use crate::rows::{get, key_of, tag_count};
+use crate::rows::{get, key_of, read_tag_count};
 use crate::store::PgStore;
 
 #[async_trait]
@@ -18,7 +18,7 @@ impl OrganiseStore for PgStore {
                  WHERE $1::text IS NULL OR e.kb = $1 GROUP BY t.tag ORDER BY count(*) DESC, t.tag",
                 &[&kb],
             ).await?;
-        rows.iter().map(tag_count).collect()
+        rows.iter().map(read_tag_count).collect()
     }
 
     async fn tags_with_prefix(&self, kb: Option<&str>, prefix: &str) -> Result<Vec<TagCount>> {
@@ -30,7 +30,7 @@ impl OrganiseStore for PgStore {
                  GROUP BY t.tag ORDER BY t.tag",
                 &[&kb, &p, &below, &end],
             ).await?;
-        rows.iter().map(tag_count).collect()
+        rows.iter().map(read_tag_count).collect()
     }
 
     async fn get_setting(&self, scope: &SettingScope, key: &str) -> Result<Option<Value>> {

@@ -154,8 +154,11 @@ impl QueueStore for PgStore {
              SELECT e.rowid, e.text_hash, {ts} FROM live_entries e \
              WHERE (e.title <> '' OR e.summary <> '' OR e.body <> ''){cond}{missing} \
              ON CONFLICT (entry) DO UPDATE SET text_hash = EXCLUDED.text_hash, attempts = 0, \
-             last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL"
+             last_error = NULL, state = 'pending'"
         );
+        // A live lease is left alone: its worker is embedding the entry right now, and
+        // clearing it let a second worker claim the same item. An expired one is
+        // claimable anyway.
         let conn = self.conn().await?;
         conn.execute(&sql, &p.refs()).await.map_err(self.pg())
     }

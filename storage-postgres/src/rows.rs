@@ -77,7 +77,7 @@ pub(crate) fn read_kb(r: &Row) -> Result<KnowledgeBase> {
 }
 
 /// A `(tag, count)` row.
-pub(crate) fn tag_count(r: &Row) -> Result<TagCount> {
+pub(crate) fn read_tag_count(r: &Row) -> Result<TagCount> {
     Ok(TagCount {
         tag: get(r, 0)?,
         count: get::<i64>(r, 1)? as u64,

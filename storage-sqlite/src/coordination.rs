@@ -9,7 +9,7 @@ use storage_core::*;
 
 use crate::entries::get_entry_by_key;
 use crate::error::map_json;
-use crate::store::{execute, now_micros, query_opt, sql, SqliteStore};
+use crate::store::{execute, now, query_opt, sql, SqliteStore};
 
 #[async_trait]
 impl CoordinationStore for SqliteStore {
@@ -31,7 +31,7 @@ impl CoordinationStore for SqliteStore {
                 "UPDATE entries SET status = ?1, assignee = ?2, updated_at = ?3 \
                  WHERE rowid = (SELECT rowid FROM live_entries WHERE kb = ?4 AND id = ?5) \
                  AND status IS ?6",
-                params![new_status, assignee, now_micros(), key.kb, key.id, expected],
+                params![new_status, assignee, now(), key.kb, key.id, expected],
             )?;
             let outcome = if n == 1 {
                 let e = get_entry_by_key(&tx, &key)?
@@ -87,7 +87,7 @@ impl CoordinationStore for SqliteStore {
                 &tx,
                 "UPDATE entries SET metadata = ?1, content_hash = ?2, updated_at = ?3 \
                  WHERE kb = ?4 AND id = ?5",
-                params![metadata, e.content_hash(), now_micros(), key.kb, key.id],
+                params![metadata, e.content_hash(), now(), key.kb, key.id],
             )?;
             sql(tx.commit())?;
             Ok(CasOutcome::Swapped)

@@ -10,8 +10,8 @@ use storage_core::*;
 
 use crate::error::map_json;
 use crate::rows::{from_micros, read_entry, ENTRY_COLUMNS};
-use crate::sql::{filter_where, order_by};
-use crate::store::{execute, kb_exists, now_micros, query, rowid_of, sql, SqliteStore};
+use crate::sql::{filter_sql, order_by};
+use crate::store::{execute, kb_exists, now, query, rowid_of, sql, SqliteStore};
 
 #[async_trait]
 impl EntryStore for SqliteStore {
@@ -26,7 +26,7 @@ impl EntryStore for SqliteStore {
         }
         self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
-            let now = now_micros();
+            let now = now();
             let mut known = HashSet::new();
             let mut out = Vec::with_capacity(entries.len());
             let mut fts = Vec::with_capacity(entries.len());
@@ -82,7 +82,7 @@ impl EntryStore for SqliteStore {
     }
 
     async fn list_entries(&self, filter: &Filter) -> Result<Vec<Entry>> {
-        let w = filter_where(filter)?;
+        let w = filter_sql(filter)?;
         let text = format!(
             "SELECT {ENTRY_COLUMNS} FROM live_entries e {} {} LIMIT {} OFFSET {}",
             w.clause(),
@@ -95,7 +95,7 @@ impl EntryStore for SqliteStore {
     }
 
     async fn count_entries(&self, filter: &Filter) -> Result<u64> {
-        let w = filter_where(filter)?;
+        let w = filter_sql(filter)?;
         let text = format!("SELECT COUNT(*) FROM live_entries e {}", w.clause());
         self.run(move |c, _| {
             sql(c.query_row(&text, params_from_iter(w.params.iter()), |r| {
@@ -107,7 +107,7 @@ impl EntryStore for SqliteStore {
     }
 
     async fn entry_types(&self, filter: &Filter) -> Result<Vec<(String, u64)>> {
-        let w = filter_where(filter)?;
+        let w = filter_sql(filter)?;
         let text = format!(
             "SELECT e.entry_type, COUNT(*) FROM live_entries e {} GROUP BY e.entry_type ORDER BY e.entry_type",
             w.clause()
@@ -121,7 +121,7 @@ impl EntryStore for SqliteStore {
     }
 
     async fn timeline(&self, filter: &Filter) -> Result<Vec<Entry>> {
-        let w = filter_where(filter)?;
+        let w = filter_sql(filter)?;
         let text = format!(
             "SELECT {ENTRY_COLUMNS} FROM live_entries e WHERE e.date IS NOT NULL{} \
              ORDER BY e.date ASC, e.kb ASC, e.id ASC LIMIT {} OFFSET {}",

@@ -7,7 +7,7 @@ use storage_core::*;
 
 use crate::entries::fts_delete_where;
 use crate::rows::{from_micros, read_kb};
-use crate::store::{execute, kb_exists, now_micros, query, query_opt, sql, SqliteStore};
+use crate::store::{execute, kb_exists, now, query, query_opt, sql, SqliteStore};
 
 #[async_trait]
 impl KbStore for SqliteStore {
@@ -15,7 +15,7 @@ impl KbStore for SqliteStore {
         kb.validate()?;
         let kb = kb.clone();
         self.run(move |c, _| {
-            let now = now_micros();
+            let now = now();
             let n = execute(c, "INSERT INTO kbs (name, description, expires_at, created_at) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (name) DO NOTHING",
                 params![kb.name, kb.description, kb.expires_at.map(|t| t.timestamp_micros()), now])?;

@@ -7,8 +7,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, TransactionBehavior};
 use storage_core::*;
 
-use crate::sql::filter_where;
-use crate::store::{execute, now_micros, query, query_one, query_opt, rowid_of, sql, SqliteStore};
+use crate::sql::filter_sql;
+use crate::store::{execute, now, query, query_one, query_opt, rowid_of, sql, SqliteStore};
 
 #[async_trait]
 impl QueueStore for SqliteStore {
@@ -23,7 +23,7 @@ impl QueueStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let worker = worker.to_owned();
         self.run(move |c, _| {
-            let now = now_micros();
+            let now = now();
             // At most MAX_LEASE (checked above), so neither the cast nor the sum can overflow.
             let until = now + lease.as_micros() as i64;
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
@@ -122,7 +122,7 @@ impl QueueStore for SqliteStore {
             query_one(c, "SELECT COALESCE(SUM(state = 'pending' AND (lease_until IS NULL OR lease_until <= ?1)), 0), \
                         COALESCE(SUM(state = 'pending' AND lease_until > ?1), 0), \
                         COALESCE(SUM(state = 'failed'), 0) FROM embed_queue",
-                [now_micros()],
+                [now()],
                 |r| {
                     Ok(QueueStats {
                         pending: r.get::<_, i64>(0)? as u64,
@@ -154,13 +154,16 @@ impl QueueStore for SqliteStore {
     }
 
     async fn requeue_embeddings(&self, filter: &Filter, all: bool) -> Result<u64> {
-        let w = filter_where(filter)?;
+        // A live lease is left alone (its worker is embedding the entry right now, and
+        // clearing it let a second worker claim the same item); an expired one is
+        // claimable anyway.
+        let w = filter_sql(filter)?;
         let text = format!(
             "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
              SELECT e.rowid, e.text_hash, ? FROM live_entries e {} {} \
              (e.title <> '' OR e.summary <> '' OR e.body <> '') {} \
              ON CONFLICT (entry) DO UPDATE SET text_hash = excluded.text_hash, attempts = 0, \
-             last_error = NULL, state = 'pending', worker = NULL, lease_until = NULL",
+             last_error = NULL, state = 'pending'",
             w.clause(),
             if w.sql.is_empty() { "WHERE" } else { "AND" },
             if all {
@@ -170,7 +173,7 @@ impl QueueStore for SqliteStore {
             },
         );
         self.run(move |c, _| {
-            let mut params = vec![SqlValue::Integer(now_micros())];
+            let mut params = vec![SqlValue::Integer(now())];
             params.extend(w.params);
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let n = sql(tx.execute(&text, params_from_iter(params.iter())))?;

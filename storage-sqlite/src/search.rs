@@ -6,14 +6,14 @@ use rusqlite::{params, params_from_iter};
 use storage_core::*;
 
 use crate::entries::entries_by_rowids;
-use crate::sql::{filter_where, fts5_match, BM25_WEIGHTS};
+use crate::sql::{filter_sql, fts5_match, BM25_WEIGHTS};
 use crate::store::{sql, SqliteStore};
 
 #[async_trait]
 impl SearchStore for SqliteStore {
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
         let node = parse_query(query)?;
-        let w = filter_where(filter)?;
+        let w = filter_sql(filter)?;
         // Rank on (rowid, score, key) only, then load the page's entries and snippets:
         // SQLite would otherwise carry every matching row's full text (and build its
         // snippet) through the sort, not only the page it returns.

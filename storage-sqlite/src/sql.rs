@@ -54,7 +54,7 @@ impl Where {
 }
 
 /// The conditions of `f` (not its sort or page) over `entries e`.
-pub(crate) fn filter_where(f: &Filter) -> Result<Where> {
+pub(crate) fn filter_sql(f: &Filter) -> Result<Where> {
     f.validate()?;
     let mut w = Where::default();
     if !f.kbs.is_empty() {

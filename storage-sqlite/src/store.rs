@@ -25,7 +25,7 @@ pub(crate) type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 
 /// State shared by all connections of one store.
 #[derive(Debug, Default)]
-pub(crate) struct Shared {
+pub(crate) struct Inner {
     /// `None` until the first semantic query loads it; reset to `None` by bulk deletes.
     /// Writers that touch vectors hold the write lock across their transaction, so the
     /// index and the table never disagree once the lock is released.
@@ -36,7 +36,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: Pool<SqliteConnectionManager>,
-    shared: Arc<Shared>,
+    shared: Arc<Inner>,
     path: PathBuf,
     /// Keeps a temporary database's directory alive as long as any clone.
     _temp: Option<Arc<tempfile::TempDir>>,
@@ -50,7 +50,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-pub(crate) fn now_micros() -> i64 {
+pub(crate) fn now() -> i64 {
     Utc::now().timestamp_micros()
 }
 
@@ -119,7 +119,7 @@ impl SqliteStore {
         drop(conn);
         Ok(Self {
             pool,
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Inner::default()),
             path,
             _temp: temp,
         })
@@ -135,7 +135,7 @@ impl SqliteStore {
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Conn, &Shared) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut Conn, &Inner) -> Result<T> + Send + 'static,
     {
         let pool = self.pool.clone();
         let shared = self.shared.clone();

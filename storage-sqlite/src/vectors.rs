@@ -15,10 +15,8 @@ use index::{decode, encode};
 
 use crate::entries::entries_by_rowids;
 use crate::error::map_json;
-use crate::sql::filter_where;
-use crate::store::{
-    execute, now_micros, query, query_one, query_opt, rowid_of, sql, Shared, SqliteStore,
-};
+use crate::sql::filter_sql;
+use crate::store::{execute, now, query, query_one, query_opt, rowid_of, sql, Inner, SqliteStore};
 
 #[async_trait]
 impl VectorStore for SqliteStore {
@@ -30,7 +28,7 @@ impl VectorStore for SqliteStore {
         self.run(move |c, shared| {
             let mut index = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
-            let now = now_micros();
+            let now = now();
             let leased: i64 = query_one(
                 &tx,
                 "SELECT count(*) FROM embed_queue WHERE state = 'pending' AND lease_until > ?1",
@@ -151,7 +149,7 @@ impl VectorStore for SqliteStore {
     }
 
     async fn vector_coverage(&self, filter: &Filter) -> Result<VectorCoverage> {
-        let w = filter_where(filter)?;
+        let w = filter_sql(filter)?;
         let text = format!(
             "SELECT COALESCE(SUM(has), 0), COALESCE(SUM(NOT has), 0) FROM ( \
                SELECT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid) AS has \
@@ -225,7 +223,7 @@ pub(crate) fn first_vector(c: &Connection, key: &EntryKey) -> Result<Option<Vec<
 /// loading and reading would find it gone.
 pub(crate) fn index_scores(
     c: &Connection,
-    shared: &Shared,
+    shared: &Inner,
     dim: usize,
     query: &[f32],
 ) -> Result<Vec<(f32, (i64, u32))>> {
@@ -244,7 +242,7 @@ pub(crate) fn index_scores(
 
 pub(crate) fn semantic_in(
     c: &Connection,
-    shared: &Shared,
+    shared: &Inner,
     q: &SemanticQuery,
 ) -> Result<Vec<SemanticHit>> {
     let Some(space) = read_space(c)? else {
@@ -254,7 +252,7 @@ pub(crate) fn semantic_in(
     if q.k == 0 {
         return Ok(Vec::new());
     }
-    let where_ = filter_where(&q.filter)?;
+    let where_ = filter_sql(&q.filter)?;
     let query = normalized(&q.vector);
     let mut cands = index_scores(c, shared, space.dimension, &query)?;
     if let Some(min) = q.min_score {

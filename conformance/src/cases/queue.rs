@@ -19,6 +19,7 @@ crate::area! {
     concurrent_workers_claim_disjoint_batches,
     deleting_an_entry_drops_its_queue_item,
     requeue_covers_missing_vectors_or_all,
+    requeueing_keeps_live_leases,
     a_huge_lease_is_rejected,
     huge_limits_and_attempt_counts_are_clamped,
 }
@@ -231,7 +232,25 @@ async fn requeue_covers_missing_vectors_or_all(s: S) -> Result<()> {
         ["2", "3"]
     );
     assert_eq!(s.requeue_embeddings(&Filter::new().kb("q"), true).await?, 3);
-    assert_eq!(s.queue_stats().await?.pending, 3);
+    // "2" and "3" are still leased to the worker that claimed them above.
+    let stats = s.queue_stats().await?;
+    assert_eq!((stats.pending, stats.in_progress), (1, 2));
+    Ok(())
+}
+
+/// Requeueing leaves a live lease alone: the item stays with the worker embedding it,
+/// and no other worker can claim it until the lease ends.
+async fn requeueing_keeps_live_leases(s: S) -> Result<()> {
+    three(&s).await?;
+    let held = s.claim_embedding_batch("a", 10, LEASE).await?;
+    assert_eq!(held.len(), 3);
+    assert_eq!(s.requeue_embeddings(&Filter::new(), true).await?, 3);
+    assert!(
+        s.claim_embedding_batch("b", 10, LEASE).await?.is_empty(),
+        "a second worker claimed items leased to the first"
+    );
+    assert_eq!(s.complete_embedding(&held).await?, 3);
+    assert_eq!(s.queue_stats().await?, QueueStats::default());
     Ok(())
 }
 
