@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use benchmarks::{
     keyword_queries, load, pg_store, query_entries, raw, require_pg_url, runtime, sqlite_store,
-    Corpus, BATCH, DIMENSION, INGEST, K, SEED,
+    total, Corpus, BATCH, DIMENSION, INGEST, K, SEED,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use pgvector::Vector;
@@ -27,65 +27,51 @@ fn ingest(c: &mut Criterion) {
         .throughput(criterion::Throughput::Elements(INGEST as u64));
     g.bench_function("sqlite/text", |b| {
         b.iter_custom(|n| {
-            (0..n)
-                .map(|_| {
-                    rt.block_on(async { load(&sqlite_store().await, None, &entries, None).await })
-                })
-                .sum()
+            total(n, || {
+                rt.block_on(async { load(&sqlite_store().await, None, &entries, None).await })
+            })
         })
     });
     g.bench_function("sqlite/text+vectors", |b| {
         b.iter_custom(|n| {
-            (0..n)
-                .map(|_| {
-                    rt.block_on(async {
-                        load(&sqlite_store().await, None, &entries, Some(&corpus)).await
-                    })
+            total(n, || {
+                rt.block_on(async {
+                    load(&sqlite_store().await, None, &entries, Some(&corpus)).await
                 })
-                .sum()
+            })
         })
     });
     g.bench_function("raw_sqlite/text", |b| {
-        b.iter_custom(|n| {
-            (0..n)
-                .map(|_| raw::sqlite(&tempfile::tempdir().unwrap(), &entries).1)
-                .sum()
-        })
+        b.iter_custom(|n| total(n, || raw::sqlite(&tempfile::tempdir().unwrap(), &entries).1))
     });
     g.bench_function("postgres/text", |b| {
         b.iter_custom(|n| {
-            (0..n)
-                .map(|_| {
-                    rt.block_on(async {
-                        let s = pg_store(&require_pg_url(), 100).await;
-                        load(&s, Some(&s), &entries, None).await
-                    })
+            total(n, || {
+                rt.block_on(async {
+                    let s = pg_store(&require_pg_url(), 100).await;
+                    load(&s, Some(&s), &entries, None).await
                 })
-                .sum()
+            })
         })
     });
     g.bench_function("postgres/text+vectors", |b| {
         b.iter_custom(|n| {
-            (0..n)
-                .map(|_| {
-                    rt.block_on(async {
-                        let s = pg_store(&require_pg_url(), 100).await;
-                        load(&s, Some(&s), &entries, Some(&corpus)).await
-                    })
+            total(n, || {
+                rt.block_on(async {
+                    let s = pg_store(&require_pg_url(), 100).await;
+                    load(&s, Some(&s), &entries, Some(&corpus)).await
                 })
-                .sum()
+            })
         })
     });
     g.bench_function("raw_postgres/text", |b| {
         b.iter_custom(|n| {
-            (0..n)
-                .map(|_| {
-                    rt.block_on(async {
-                        let client = raw::postgres_client(&require_pg_url()).await;
-                        raw::postgres(&client, "raw_ingest", &entries).await
-                    })
+            total(n, || {
+                rt.block_on(async {
+                    let client = raw::postgres_client(&require_pg_url()).await;
+                    raw::postgres(&client, "raw_ingest", &entries).await
                 })
-                .sum()
+            })
         })
     });
     g.finish();

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use benchmarks::{
-    keyword_queries, load, query_entries, raw, runtime, sqlite_store, Corpus, DIMENSION, INGEST, K,
-    SEED,
+    keyword_queries, load, query_entries, raw, runtime, sqlite_store, total, Corpus, DIMENSION,
+    INGEST, K, SEED,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use storage_core::prelude::*;
@@ -33,18 +33,10 @@ fn ingest(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(20))
         .throughput(criterion::Throughput::Elements(INGEST as u64));
     g.bench_function("layer/text", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| rt.block_on(loaded(&entries, None)).1)
-                .sum()
-        })
+        b.iter_custom(|iters| total(iters, || rt.block_on(loaded(&entries, None)).1))
     });
     g.bench_function("layer/text+vectors", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| rt.block_on(loaded(&entries, Some(&corpus))).1)
-                .sum()
-        })
+        b.iter_custom(|iters| total(iters, || rt.block_on(loaded(&entries, Some(&corpus))).1))
     });
     // The cost of durability: the same load into a file with each `synchronous` level
     // (the temporary store above runs NORMAL; a file store defaults to FULL).
@@ -54,27 +46,59 @@ fn ingest(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| {
-                        let dir = tempfile::tempdir().unwrap();
-                        let mut config = SqliteConfig::file(dir.path().join("kb.db"));
-                        config.durability = durability;
-                        rt.block_on(async {
-                            let store = SqliteStore::open(config).await.unwrap();
-                            load(&store, None, &entries, None).await
-                        })
+                total(iters, || {
+                    let dir = tempfile::tempdir().unwrap();
+                    let mut config = SqliteConfig::file(dir.path().join("kb.db"));
+                    config.durability = durability;
+                    rt.block_on(async {
+                        let store = SqliteStore::open(config).await.unwrap();
+                        load(&store, None, &entries, None).await
                     })
-                    .sum()
+                })
             })
         });
     }
     g.bench_function("raw/text", |b| {
         b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| raw::sqlite(&tempfile::tempdir().unwrap(), &entries).1)
-                .sum()
+            total(iters, || {
+                raw::sqlite(&tempfile::tempdir().unwrap(), &entries).1
+            })
         })
     });
+    g.finish();
+}
+
+/// One entry per write, the agent-memory case: where durability costs (one fsync per
+/// commit at FULL).
+fn single_upserts(c: &mut Criterion) {
+    let rt = runtime();
+    let corpus = Corpus::new(SEED);
+    let mut g = c.benchmark_group("upsert_one");
+    for (name, durability) in [
+        ("file_full", Durability::Full),
+        ("file_normal", Durability::Normal),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = SqliteConfig::file(dir.path().join("kb.db"));
+        config.durability = durability;
+        let store = rt.block_on(async {
+            let store = SqliteStore::open(config).await.unwrap();
+            store
+                .create_kb(&storage_core::NewKnowledgeBase::persistent("bench"))
+                .await
+                .unwrap();
+            store
+        });
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                let e = corpus.entry("bench", i);
+                rt.block_on(store.upsert_entries(std::slice::from_ref(&e)))
+                    .unwrap()
+            })
+        });
+    }
     g.finish();
 }
 
@@ -173,5 +197,5 @@ fn queries(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ingest, queries);
+criterion_group!(benches, ingest, single_upserts, queries);
 criterion_main!(benches);

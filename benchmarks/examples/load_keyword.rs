@@ -2,8 +2,6 @@
 //! looking at query plans with psql: `KB_PG_URL=… cargo run --release -p benchmarks
 //! --example load_keyword [N]` (default 100,000; text only, no vectors).
 
-use std::time::Instant;
-
 use benchmarks::Corpus;
 use storage_core::*;
 use storage_postgres::{PgConfig, PgStore};
@@ -19,15 +17,8 @@ async fn main() {
     let store = PgStore::open(PgConfig::new(url).schema(format!("kb_bench_{n}")))
         .await
         .expect("open");
-    store
-        .create_kb(&NewKnowledgeBase::persistent("bench"))
-        .await
-        .expect("kb");
-    let start = Instant::now();
-    for chunk in corpus.entries("bench", n).chunks(1_000) {
-        store.upsert_entries(chunk).await.expect("upsert");
-    }
-    eprintln!("loaded {n} in {:.1}s", start.elapsed().as_secs_f64());
+    let took = benchmarks::load(&store, Some(&store), &corpus.entries("bench", n), None).await;
+    eprintln!("loaded {n} in {:.1}s", took.as_secs_f64());
     store.optimize().await.expect("optimize");
     for (i, w) in [300, 400, 1500, 1700, 1800].iter().enumerate() {
         eprintln!("word {i}: rank {w} = {}", corpus.word(*w));

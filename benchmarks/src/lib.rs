@@ -38,6 +38,12 @@ pub fn query_entries() -> usize {
         .unwrap_or(100_000)
 }
 
+/// The total of `iters` timed runs, for criterion's `iter_custom` when each run times
+/// only part of its work (a load, not the store's creation).
+pub fn total(iters: u64, mut once: impl FnMut() -> Duration) -> Duration {
+    (0..iters).map(|_| once()).sum()
+}
+
 /// A multi-threaded runtime, as a server would run the store on.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
