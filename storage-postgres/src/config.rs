@@ -12,7 +12,7 @@ pub(crate) const PORTER_CONFIG: &str = "porter";
 
 /// The variables a Postgres URL for tests, benches and project tasks is read from, in
 /// order: the library's own `KB_PG_URL` (see [`PgConfig::from_env`]), then `DATABASE_URL`.
-pub const URL_VARS: [&str; 2] = ["KB_PG_URL", "DATABASE_URL"];
+const URL_VARS: [&str; 2] = ["KB_PG_URL", "DATABASE_URL"];
 
 /// Names used before there was one variable; still read, with a deprecation line.
 const DEPRECATED_URL_VARS: [&str; 2] = ["KB_TEST_PG_URL", "KB_BENCH_PG_URL"];

@@ -346,7 +346,7 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
         .iter()
         .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
         .collect::<PgResult<_>>()?;
-    let written = tx
+    let rows = tx
         .query(
             "INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
              metadata, date, importance, status, assignee, lifecycle, source_path, created_at, updated_at, \
@@ -369,22 +369,14 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
         )
         .await?;
     let replaced: HashSet<i64> = old.values().map(|(rowid, _)| *rowid).collect();
-    let mut raced = HashSet::new();
-    for r in &written {
+    let (mut written, mut raced) = (HashMap::with_capacity(rows.len()), HashSet::new());
+    for r in &rows {
         let (rowid, inserted): (i64, bool) = (r.try_get(2)?, r.try_get(4)?);
         if !inserted && !replaced.contains(&rowid) {
             raced.insert(rowid);
         }
+        written.insert((r.try_get(0)?, r.try_get(1)?), (rowid, r.try_get(3)?));
     }
-    let written = written
-        .iter()
-        .map(|r| {
-            Ok((
-                (r.try_get(0)?, r.try_get(1)?),
-                (r.try_get(2)?, r.try_get(3)?),
-            ))
-        })
-        .collect::<PgResult<_>>()?;
     Ok(Merged {
         old,
         written,

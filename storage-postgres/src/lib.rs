@@ -35,7 +35,6 @@ mod store;
 mod tls;
 mod vectors;
 
-pub use config::{redact, require_test_url, test_url, validate_identifier, PgConfig, URL_VARS};
+pub use config::{redact, require_test_url, test_url, validate_identifier, PgConfig};
 pub use schema::SCHEMA_VERSION;
 pub use store::PgStore;
-pub use tls::{RootCert, SslMode, TlsOptions};

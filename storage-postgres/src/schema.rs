@@ -362,7 +362,6 @@ CREATE VIEW live_entries AS SELECT * FROM entries WHERE expires_at IS NULL OR ex
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// Brings the schema to [`SCHEMA_VERSION`]. Idempotent; serialised across processes.
 /// Refuses a database whose character classification is the C locale's (`initdb
 /// --no-locale`, many container images): there Postgres treats every non-ASCII character
 /// alike, so the index would split `Crème` into `Cr me` and never lowercase `Дом` —
@@ -395,6 +394,7 @@ async fn check_ctype(tx: &tokio_postgres::Transaction<'_>, endpoint: &str) -> Re
     Ok(())
 }
 
+/// Brings the schema to [`SCHEMA_VERSION`]. Idempotent; serialised across processes.
 pub(crate) async fn migrate(
     client: &mut Client,
     schema: &str,

@@ -20,7 +20,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// libpq's `sslmode`: whether the connection is encrypted and what is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SslMode {
+pub(crate) enum SslMode {
     /// Never TLS.
     Disable,
     /// TLS when the server offers it, else plain (libpq's default). No certificate check.
@@ -37,7 +37,7 @@ pub enum SslMode {
 
 /// Where trusted CA certificates come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootCert {
+pub(crate) enum RootCert {
     /// A PEM file of CA certificates (`sslrootcert=/path/ca.pem`).
     File(PathBuf),
     /// The public web roots (`sslrootcert=system`), for services with publicly signed
@@ -47,9 +47,9 @@ pub enum RootCert {
 
 /// The TLS part of a connection string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    pub mode: SslMode,
-    pub root_cert: Option<RootCert>,
+pub(crate) struct TlsOptions {
+    pub(crate) mode: SslMode,
+    pub(crate) root_cert: Option<RootCert>,
 }
 
 /// Splits `sslmode` and `sslrootcert` off a connection string (URL or libpq key-value
@@ -198,21 +198,18 @@ pub(crate) fn connector(opts: &TlsOptions) -> Result<MakeRustlsConnect> {
         }
         (None, _) => None,
     };
-    let verifier: Arc<dyn ServerCertVerifier> = match roots {
-        // Nothing to check against: encrypted, not authenticated (libpq's require).
-        None => Arc::new(Unverified(provider)),
-        Some(roots) => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+    let chain = roots
+        .map(|roots| {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|e| {
                     StorageError::invalid_input(format!("sslrootcert cannot be used: {e}"))
-                })?;
-            if opts.mode == SslMode::VerifyFull {
-                webpki
-            } else {
-                Arc::new(AnyName(webpki))
-            }
-        }
+                })
+        })
+        .transpose()?;
+    let verifier: Arc<dyn ServerCertVerifier> = match chain {
+        Some(chain) if opts.mode == SslMode::VerifyFull => chain,
+        chain => Arc::new(Lenient { chain, provider }),
     };
     let config = builder
         .dangerous()
@@ -242,62 +239,17 @@ fn load_roots(root: &RootCert) -> Result<RootCertStore> {
     Ok(store)
 }
 
-/// `require` without a root certificate: any certificate is accepted, but the handshake
-/// signatures are still checked, so the session is encrypted with the key the server
-/// presented.
+/// The checks rustls' own verifier does not offer: `require` without a root certificate
+/// (`chain: None`: any certificate, encrypted but not authenticated) and `verify-ca` (the
+/// chain must lead to a trusted CA; the name is not checked). Handshake signatures are
+/// always checked, so the session is keyed to the certificate the server presented.
 #[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-/// `verify-ca`: the chain must lead to a trusted CA; the name is not checked.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -306,10 +258,10 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -323,7 +275,8 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -332,11 +285,14 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
