@@ -16,6 +16,7 @@ pub mod filter;
 pub mod graph;
 pub mod protocol;
 pub mod query;
+pub mod text;
 pub mod types;
 
 pub use error::{BoxError, ConstraintKind, Result, StorageError};
