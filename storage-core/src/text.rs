@@ -5,11 +5,11 @@
 //! the work happens in the client rather than on a shared database server.
 //!
 //! The rules, as FTS5 applies them:
-//! - a token is a run of letters (`L*`), digits and other numbers (`N*`) and private-use
-//!   characters (`Co`); everything else separates tokens;
-//! - inside a token, a combining accent (U+0300–U+0331, the ones FTS5 lists) is dropped
+//! - a token is a run of letters (`L*`), digits and other numbers (`N*`), private-use
+//!   (`Co`) and unassigned code points; everything else separates tokens;
+//! - inside a token, a combining accent (those of U+0300–U+0331 FTS5 lists) is dropped
 //!   without ending the token, so a decomposed `é` reads like a composed one;
-//! - every character is lower-cased, and a Latin letter with accents becomes its ASCII
+//! - every character is case-folded, and a Latin letter with accents becomes its ASCII
 //!   base letter (`é` → `e`, `ǖ` → `u`); other scripts keep their accents (`й`, `ά`).
 //!
 //! SQLite's tables date from an older Unicode version than the crates used here, so a
@@ -19,39 +19,38 @@
 use unicode_normalization::char::decompose_canonical;
 use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
-/// The tokens of `text`, lower-cased and with Latin accents removed, in order.
+/// The tokens of `text`, case-folded and with Latin accents removed, in order.
 pub fn tokens(text: &str) -> Tokens<'_> {
     Tokens {
         chars: text.chars(),
-        buf: String::new(),
     }
 }
 
 /// Iterator returned by [`tokens`].
 pub struct Tokens<'a> {
     chars: std::str::Chars<'a>,
-    buf: String,
 }
 
 impl Iterator for Tokens<'_> {
     type Item = String;
 
     fn next(&mut self) -> Option<String> {
-        self.buf.clear();
+        let mut token = String::new();
         for c in self.chars.by_ref() {
             if is_token_char(c) {
-                fold_into(c, &mut self.buf);
-            } else if !self.buf.is_empty() && is_diacritic(c) {
+                fold_into(c, &mut token);
+            } else if !token.is_empty() && is_diacritic(c) {
                 // Dropped inside a token, as FTS5 does.
-            } else if !self.buf.is_empty() {
+            } else if !token.is_empty() {
                 break;
             }
         }
-        (!self.buf.is_empty()).then(|| self.buf.clone())
+        (!token.is_empty()).then_some(token)
     }
 }
 
-/// Letters, numbers and private-use characters (FTS5's default `L* N* Co`).
+/// Letters, numbers, private-use and unassigned code points (FTS5's default
+/// `L* N* Co`, whose tables count unassigned code points in).
 fn is_token_char(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphanumeric();
@@ -80,7 +79,7 @@ fn is_diacritic(c: char) -> bool {
     }
 }
 
-/// Appends `c` lower-cased, a Latin letter with accents as its ASCII base.
+/// Appends `c` case-folded, a Latin letter with accents as its ASCII base.
 fn fold_into(c: char, out: &mut String) {
     if c.is_ascii() {
         out.push(c.to_ascii_lowercase());
