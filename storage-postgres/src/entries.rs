@@ -4,7 +4,7 @@
 //! table), merge (one `INSERT … ON CONFLICT` from it, in key order), children (tags and
 //! links), enqueue (the embedding queue) — each its own function below.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use crate::error::map_json;
+use crate::search::analyze::{analyse, words, Analysed, Lexicon, Weight};
 use crate::rows::{get, read_entries, read_entry, ENTRY_COLUMNS};
 use crate::sql::{filter_sql, order_by, Params};
 use crate::store::{now, PgStore};
@@ -30,10 +31,13 @@ impl EntryStore for PgStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let staged = Staged::batch(&entries)?;
+        let mut staged = Staged::batch(&entries)?;
         let ts = now();
         let pg = self.pg();
         let mut conn = self.conn().await?;
+        analyse_batch(&self.inner.lexicon, &**conn, &mut staged)
+            .await
+            .map_err(&pg)?;
         let tx = conn.transaction().await.map_err(&pg)?;
         if let Some(kb) = missing_kb(&tx, &entries).await.map_err(&pg)? {
             return Err(StorageError::kb_not_found(kb));
@@ -42,6 +46,7 @@ impl EntryStore for PgStore {
         let merged = merge(&tx, ts).await.map_err(&pg)?;
         write_children(&tx, &staged, &merged).await.map_err(&pg)?;
         enqueue(&tx, &staged, &merged, ts).await.map_err(&pg)?;
+        write_postings(&tx, &staged, &merged).await.map_err(&pg)?;
         tx.commit().await.map_err(&pg)?;
 
         // Hashes were computed once per written row; an earlier duplicate of a key (not
@@ -54,7 +59,7 @@ impl EntryStore for PgStore {
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let (_, created) = merged.written[&(e.kb.clone(), e.id.clone())];
+                let (_, created, _) = merged.written[&(e.kb.clone(), e.id.clone())];
                 let hash = hashes.remove(&i).unwrap_or_else(|| e.content_hash());
                 e.clone().into_stored(created, ts, hash)
             })
@@ -160,9 +165,13 @@ struct Staged<'a> {
     entry: &'a NewEntry,
     content_hash: String,
     text_hash: String,
+    tags_text: String,
     tags: Value,
     links: Value,
     sources: Value,
+    /// The index data of its text, and the doc number of this version of it.
+    analysed: Option<Analysed>,
+    doc: i64,
 }
 
 impl<'a> Staged<'a> {
@@ -184,9 +193,12 @@ impl<'a> Staged<'a> {
                     entry: e,
                     content_hash: e.content_hash(),
                     text_hash: e.text_hash(),
+                    tags_text: e.tags.join(" "),
                     tags: serde_json::to_value(&e.tags).map_err(map_json)?,
                     links: serde_json::to_value(&e.links).map_err(map_json)?,
                     sources: serde_json::to_value(&e.sources).map_err(map_json)?,
+                    analysed: None,
+                    doc: 0,
                 })
             })
             .collect()
@@ -194,11 +206,11 @@ impl<'a> Staged<'a> {
 }
 
 /// What the merge step did: the replaced rows' previous text hashes (by `ord`), every
-/// written key's row id and `created_at`, and the rows that a concurrent transaction
+/// written key's row id, `created_at` and doc, and the rows that a concurrent transaction
 /// created after the old state was read (their previous text and children are unknown).
 struct Merged {
     old: HashMap<i32, (i64, String)>,
-    written: HashMap<(String, String), (i64, DateTime<Utc>)>,
+    written: HashMap<(String, String), (i64, DateTime<Utc>, i64)>,
     raced: HashSet<i64>,
 }
 
@@ -244,6 +256,41 @@ async fn missing_kb<'a>(
         .find(|kb| !found.contains(*kb)))
 }
 
+/// Step 0 (before the transaction): the text of every row is analysed for the index,
+/// with one lookup for the stems of words not seen before, and every row gets the doc
+/// number its text would have (see migration 6 in schema.rs).
+async fn analyse_batch<C: tokio_postgres::GenericClient + Sync>(
+    lexicon: &Lexicon,
+    client: &C,
+    staged: &mut [Staged<'_>],
+) -> PgResult<()> {
+    let texts = staged.iter().flat_map(|s| {
+        let e = s.entry;
+        [&e.title, &s.tags_text, &e.summary, &e.body].map(String::as_str)
+    });
+    let stems = lexicon.stems(client, words(texts)).await?;
+    let docs = client
+        .query(
+            "SELECT nextval('entry_docs') FROM generate_series(1, $1::int)",
+            &[&(staged.len() as i32)],
+        )
+        .await?;
+    for (s, d) in staged.iter_mut().zip(&docs) {
+        let e = s.entry;
+        s.doc = d.try_get(0)?;
+        s.analysed = Some(analyse(
+            &[
+                (&e.title, Weight::A),
+                (&s.tags_text, Weight::B),
+                (&e.summary, Weight::B),
+                (&e.body, Weight::C),
+            ],
+            &stems,
+        ));
+    }
+    Ok(())
+}
+
 /// Step 1: binary COPY of the batch into a session-local staging table (emptied at
 /// commit).
 async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>]) -> PgResult<()> {
@@ -251,15 +298,15 @@ async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>]) -> PgResult<()> {
         "CREATE TEMP TABLE IF NOT EXISTS kb_staging (ord int, kb text, id text, entry_type text, \
          title text, summary text, body text, tags_text text, tags jsonb, links jsonb, sources jsonb, \
          metadata jsonb, date date, importance int, status text, assignee text, lifecycle text, \
-         source_path text, content_hash text, text_hash text, expires_at timestamptz) \
-         ON COMMIT DELETE ROWS",
+         source_path text, content_hash text, text_hash text, expires_at timestamptz, doc bigint, \
+         tsv tsvector, terms text[], doc_len int) ON COMMIT DELETE ROWS",
     )
     .await?;
     let sink = tx
         .copy_in(
             "COPY kb_staging (ord, kb, id, entry_type, title, summary, body, tags_text, tags, links, \
              sources, metadata, date, importance, status, assignee, lifecycle, source_path, \
-             content_hash, text_hash, expires_at) FROM STDIN (FORMAT binary)",
+             content_hash, text_hash, expires_at, doc, tsv, terms, doc_len) FROM STDIN (FORMAT binary)",
         )
         .await?;
     const T: Type = Type::TEXT;
@@ -286,13 +333,17 @@ async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>]) -> PgResult<()> {
         T,
         T,
         Type::TIMESTAMPTZ,
+        Type::INT8,
+        Type::TS_VECTOR,
+        Type::TEXT_ARRAY,
+        Type::INT4,
     ];
     let writer = BinaryCopyInWriter::new(sink, &types);
     futures_util::pin_mut!(writer);
     for s in staged {
         let e = s.entry;
         let ord = s.ord as i32;
-        let tags_text = e.tags.join(" ");
+        let a = s.analysed.as_ref().expect("analysed before staging");
         let metadata = Value::Object(e.metadata.clone());
         writer
             .as_mut()
@@ -304,7 +355,7 @@ async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>]) -> PgResult<()> {
                 &e.title,
                 &e.summary,
                 &e.body,
-                &tags_text,
+                &s.tags_text,
                 &s.tags,
                 &s.links,
                 &s.sources,
@@ -318,6 +369,10 @@ async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>]) -> PgResult<()> {
                 &s.content_hash,
                 &s.text_hash,
                 &e.expires_at,
+                &s.doc,
+                &a.tsv,
+                &a.terms,
+                &a.len,
             ])
             .await?;
     }
@@ -346,15 +401,25 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
         .iter()
         .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
         .collect::<PgResult<_>>()?;
+    // The index columns change with the text only: an unchanged text keeps its doc
+    // number, and with it the postings already written.
+    let changed = "(entries.title, entries.tags_text, entries.summary, entries.body) IS DISTINCT FROM \
+                   (EXCLUDED.title, EXCLUDED.tags_text, EXCLUDED.summary, EXCLUDED.body)";
+    let index_columns = ["doc", "tsv", "terms", "doc_len"]
+        .map(|c| format!("{c} = CASE WHEN {changed} THEN EXCLUDED.{c} ELSE entries.{c} END"))
+        .join(", ");
     let rows = tx
         .query(
-            "INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
+            &format!("INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
              metadata, date, importance, status, assignee, lifecycle, source_path, created_at, updated_at, \
-             content_hash, text_hash, expires_at) \
+             content_hash, text_hash, expires_at, doc, tsv, terms, doc_len) \
              SELECT kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, metadata, date, \
-             importance, status, assignee, lifecycle, source_path, $1, $1, content_hash, text_hash, expires_at \
+             importance, status, assignee, lifecycle, source_path, $1, $1, content_hash, text_hash, expires_at, \
+             doc, tsv, terms, doc_len \
              FROM kb_staging ORDER BY kb COLLATE \"C\", id COLLATE \"C\" \
-             ON CONFLICT (kb, id) DO UPDATE SET entry_type = EXCLUDED.entry_type, title = EXCLUDED.title, \
+             ON CONFLICT (kb, id) DO UPDATE SET \
+             {index_columns}, \
+             entry_type = EXCLUDED.entry_type, title = EXCLUDED.title, \
              summary = EXCLUDED.summary, body = EXCLUDED.body, tags_text = EXCLUDED.tags_text, \
              tags = EXCLUDED.tags, links = EXCLUDED.links, sources = EXCLUDED.sources, \
              metadata = EXCLUDED.metadata, date = EXCLUDED.date, importance = EXCLUDED.importance, \
@@ -364,7 +429,7 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
              created_at = CASE WHEN entries.expires_at <= EXCLUDED.updated_at \
                  THEN EXCLUDED.created_at ELSE entries.created_at END, \
              expires_at = EXCLUDED.expires_at \
-             RETURNING kb, id, rowid, created_at, xmax = 0",
+             RETURNING kb, id, rowid, created_at, xmax = 0, doc"),
             &[&ts],
         )
         .await?;
@@ -375,7 +440,10 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
         if !inserted && !replaced.contains(&rowid) {
             raced.insert(rowid);
         }
-        written.insert((r.try_get(0)?, r.try_get(1)?), (rowid, r.try_get(3)?));
+        written.insert(
+            (r.try_get(0)?, r.try_get(1)?),
+            (rowid, r.try_get(3)?, r.try_get(5)?),
+        );
     }
     Ok(Merged {
         old,
@@ -434,6 +502,60 @@ async fn write_children(
         &link_params,
     );
     futures_util::try_join!(ins_tags, ins_links)?;
+    Ok(())
+}
+
+/// Step 5: the postings of the rows whose text is new — those that got the doc number
+/// staged for them (a row whose text did not change keeps its doc and its postings) —
+/// as one block per term, by binary COPY. The rows are new (fresh block numbers), so
+/// concurrent writers never wait on each other here.
+async fn write_postings(
+    tx: &Transaction<'_>,
+    staged: &[Staged<'_>],
+    merged: &Merged,
+) -> PgResult<()> {
+    type Block = (Vec<i64>, Vec<f32>, Vec<i32>);
+    let mut blocks: BTreeMap<&str, Block> = BTreeMap::new();
+    let mut fresh: Vec<&Staged<'_>> = staged
+        .iter()
+        .filter(|s| {
+            let e = s.entry;
+            merged.written[&(e.kb.clone(), e.id.clone())].2 == s.doc
+        })
+        .collect();
+    fresh.sort_unstable_by_key(|s| s.doc);
+    for s in fresh {
+        let a = s.analysed.as_ref().expect("analysed before staging");
+        for (term, tf) in a.terms.iter().zip(&a.tfs) {
+            let (docs, tfs, dls) = blocks.entry(term).or_default();
+            docs.push(s.doc);
+            tfs.push(*tf);
+            dls.push(a.len);
+        }
+    }
+    if blocks.is_empty() {
+        return Ok(());
+    }
+    let sink = tx
+        .copy_in("COPY term_blocks (term, n, docs, tfs, dls) FROM STDIN (FORMAT binary)")
+        .await?;
+    let types = [
+        Type::TEXT,
+        Type::INT4,
+        Type::INT8_ARRAY,
+        Type::FLOAT4_ARRAY,
+        Type::INT4_ARRAY,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures_util::pin_mut!(writer);
+    for (term, (docs, tfs, dls)) in &blocks {
+        let n = docs.len() as i32;
+        writer
+            .as_mut()
+            .write(&[term, &n, docs, tfs, dls])
+            .await?;
+    }
+    writer.finish().await?;
     Ok(())
 }
 

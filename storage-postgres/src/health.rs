@@ -11,13 +11,22 @@ use crate::store::PgStore;
 impl HealthStore for PgStore {
     async fn optimize(&self) -> Result<()> {
         let conn = self.conn().await?;
+        // Every term's blocks become one, without the postings of texts that have gone
+        // (a doc no row has) and with the sum of their frequency changes, so df is
+        // unchanged. Blocks written meanwhile are not touched (only the rows this
+        // statement deleted are merged), and two merges never count a block twice (a
+        // row deleted by one is skipped by the other).
+        conn.batch_execute(
+            "WITH old AS (DELETE FROM term_blocks b                  USING (SELECT term FROM term_blocks GROUP BY term HAVING count(*) > 1) g                  WHERE b.term = g.term RETURNING b.term, b.n, b.docs, b.tfs, b.dls),              live AS (SELECT o.term, u.doc, u.tf, u.dl                  FROM old o, unnest(o.docs, o.tfs, o.dls) u(doc, tf, dl)                  WHERE EXISTS (SELECT 1 FROM entries e WHERE e.doc = u.doc)),              sums AS (SELECT term, sum(n)::integer AS n FROM old GROUP BY term)              INSERT INTO term_blocks (term, n, docs, tfs, dls)              SELECT s.term, s.n,                  coalesce(array_agg(l.doc ORDER BY l.doc) FILTER (WHERE l.doc IS NOT NULL), '{}'),                  coalesce(array_agg(l.tf ORDER BY l.doc) FILTER (WHERE l.doc IS NOT NULL), '{}'),                  coalesce(array_agg(l.dl ORDER BY l.doc) FILTER (WHERE l.doc IS NOT NULL), '{}')              FROM sums s LEFT JOIN live l ON l.term = s.term              GROUP BY s.term, s.n HAVING s.n <> 0 OR count(l.doc) > 0",
+        )
+        .await
+        .map_err(self.pg())?;
         // Table names are fixed; the schema comes from search_path. VACUUM (one table per
         // statement: it cannot run in a transaction block) also sets the visibility map,
-        // so postings are read by index-only scans.
+        // so document frequencies are read by index-only scans.
         for table in [
             "entries",
-            "postings",
-            "term_df",
+            "term_blocks",
             "bm25_stats",
             "vectors",
             "entry_tags",

@@ -1,6 +1,7 @@
 //! Full-text search with BM25 (`SearchStore`): the statement is built in `search/bm25.rs`,
 //! snippets in `search/snippet.rs`.
 
+pub(crate) mod analyze;
 mod bm25;
 mod snippet;
 
@@ -8,18 +9,22 @@ use async_trait::async_trait;
 use serde_json::Value;
 use storage_core::*;
 
-use crate::config::PORTER_CONFIG;
+use tokio_postgres::GenericClient;
+
 use crate::rows::{get, read_entry, ENTRY_WIDTH};
 use crate::sql::Params;
 use crate::store::PgStore;
-use bm25::search_sql;
+use bm25::{query_words, search_sql};
 use snippet::Highlighter;
 
 #[async_trait]
 impl SearchStore for PgStore {
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
-        let (sql, p, highlighter) = self.keyword_statement(query, filter)?;
         let conn = self.conn().await?;
+        let Some((sql, p, highlighter)) = self.keyword_statement(&**conn, query, filter).await?
+        else {
+            return Ok(Vec::new());
+        };
         let rows = match p.typed() {
             Some(typed) => conn.query_cached(&sql, &typed).await,
             None => conn.query(&sql, &p.refs()).await,
@@ -45,23 +50,32 @@ impl PgStore {
     /// `EXPLAIN (FORMAT JSON)` of the keyword query `search` runs (diagnostics and tests).
     #[doc(hidden)]
     pub async fn explain_search(&self, query: &str, filter: &Filter) -> Result<Value> {
-        let (sql, params, _) = self.keyword_statement(query, filter)?;
+        let conn = self.conn().await?;
+        let Some((sql, params, _)) = self.keyword_statement(&**conn, query, filter).await? else {
+            return Ok(Value::Null);
+        };
+        drop(conn);
         self.explain(&sql, &params).await
     }
 
-    /// The keyword search statement for this store's BM25 parameters and configuration.
-    pub(crate) fn keyword_statement(
+    /// The keyword search statement for this store's BM25 parameters, with the query's
+    /// words stemmed (from the cache, or looked up on `client`); `None` when no word of
+    /// the query is indexed.
+    pub(crate) async fn keyword_statement<C: GenericClient + Sync>(
         &self,
+        client: &C,
         query: &str,
         filter: &Filter,
-    ) -> Result<(String, Params, Highlighter)> {
+    ) -> Result<Option<(String, Params, Highlighter)>> {
+        let node = parse_query(query)?;
+        filter.validate()?;
+        let stems = self
+            .inner
+            .lexicon
+            .stems(client, query_words(&node))
+            .await
+            .map_err(self.pg())?;
         let c = &self.inner.config;
-        search_sql(
-            query,
-            filter,
-            c.bm25_k1,
-            c.bm25_b,
-            c.text_search_config == PORTER_CONFIG,
-        )
+        search_sql(&node, &stems, filter, c.bm25_k1, c.bm25_b)
     }
 }

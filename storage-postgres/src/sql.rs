@@ -4,12 +4,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use storage_core::{
-    metadata_path_segments, Filter, LifecycleFilter, QueryNode, Result, SortField, SortOrder,
+    metadata_path_segments, Filter, LifecycleFilter, Result, SortField, SortOrder,
 };
 use tokio_postgres::types::{ToSql, Type};
-
-/// Text search configuration created by the migration.
-pub(crate) const TS_CONFIG: &str = "'kb_search'::regconfig";
 
 pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
@@ -143,38 +140,4 @@ pub(crate) fn order_by(f: &Filter) -> String {
         SortField::Importance => format!("e.importance {dir}"),
     };
     format!("ORDER BY {key}, e.kb ASC, e.id ASC")
-}
-
-/// Compiles a parsed query to a `tsquery` expression. Terms are letter/digit runs (the
-/// parser guarantees it) and still travel as parameters to `to_tsquery`.
-pub(crate) fn tsquery(node: &QueryNode, p: &mut Params) -> String {
-    match node {
-        QueryNode::Term(t) => format!("to_tsquery({TS_CONFIG}, {})", p.push(t.clone())),
-        QueryNode::Prefix(t) => format!("to_tsquery({TS_CONFIG}, {})", p.push(format!("{t}:*"))),
-        QueryNode::Phrase { terms, prefix } => {
-            let mut q = terms.join(" <-> ");
-            if *prefix {
-                q.push_str(":*");
-            }
-            format!("to_tsquery({TS_CONFIG}, {})", p.push(q))
-        }
-        QueryNode::Or(c) => format!(
-            "({})",
-            c.iter()
-                .map(|n| tsquery(n, p))
-                .collect::<Vec<_>>()
-                .join(" || ")
-        ),
-        QueryNode::And(c) => {
-            let parts: Vec<String> = c
-                .iter()
-                .map(|n| match n {
-                    QueryNode::Not(inner) => format!("!!{}", tsquery(inner, p)),
-                    n => tsquery(n, p),
-                })
-                .collect();
-            format!("({})", parts.join(" && "))
-        }
-        QueryNode::Not(inner) => format!("!!{}", tsquery(inner, p)),
-    }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     /// The embedding space never changes once fixed, so it is cached after first read.
     /// The embedding space once read (cleared by a reset in this process).
     pub(crate) space: std::sync::RwLock<Option<EmbeddingSpace>>,
+    /// Stems of the words seen, for analysing entries and queries (search/analyze.rs).
+    pub(crate) lexicon: crate::search::analyze::Lexicon,
     /// Drops the schema when the last clone goes away (test stores only).
     drop_schema: bool,
     /// How to open one more connection outside the pool (the schema drop of test stores).
@@ -136,6 +138,9 @@ impl PgStore {
                 config: config.clone(),
                 endpoint,
                 space: std::sync::RwLock::new(None),
+                lexicon: crate::search::analyze::Lexicon::new(
+                    config.text_search_config == crate::config::PORTER_CONFIG,
+                ),
                 drop_schema,
                 connect: (pg, connector),
             }),
