@@ -15,8 +15,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use crate::error::map_json;
-use crate::search::analyze::{analyse, words, Analysed, Lexicon, Weight};
 use crate::rows::{get, read_entries, read_entry, ENTRY_COLUMNS};
+use crate::search::analyze::{analyse, words, Analysed, Lexicon, Weight};
 use crate::sql::{filter_sql, order_by, Params};
 use crate::store::{now, PgStore};
 
@@ -403,7 +403,8 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
         .collect::<PgResult<_>>()?;
     // The index columns change with the text only: an unchanged text keeps its doc
     // number, and with it the postings already written.
-    let changed = "(entries.title, entries.tags_text, entries.summary, entries.body) IS DISTINCT FROM \
+    let changed =
+        "(entries.title, entries.tags_text, entries.summary, entries.body) IS DISTINCT FROM \
                    (EXCLUDED.title, EXCLUDED.tags_text, EXCLUDED.summary, EXCLUDED.body)";
     let index_columns = ["doc", "tsv", "terms", "doc_len"]
         .map(|c| format!("{c} = CASE WHEN {changed} THEN EXCLUDED.{c} ELSE entries.{c} END"))
@@ -550,10 +551,7 @@ async fn write_postings(
     futures_util::pin_mut!(writer);
     for (term, (docs, tfs, dls)) in &blocks {
         let n = docs.len() as i32;
-        writer
-            .as_mut()
-            .write(&[term, &n, docs, tfs, dls])
-            .await?;
+        writer.as_mut().write(&[term, &n, docs, tfs, dls]).await?;
     }
     writer.finish().await?;
     Ok(())

@@ -36,5 +36,5 @@ mod tls;
 mod vectors;
 
 pub use config::{redact, require_test_url, test_url, validate_identifier, PgConfig};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{create_schema_at_version, SCHEMA_VERSION};
 pub use store::PgStore;

@@ -478,6 +478,34 @@ pub(crate) async fn migrate(
     ts_config: &str,
     endpoint: &str,
 ) -> Result<()> {
+    migrate_to(client, schema, ts_config, endpoint, SCHEMA_VERSION).await
+}
+
+/// Creates `schema` at an older version, with the `porter` configuration: for tests of
+/// the upgrade from it (this build reads and writes only [`SCHEMA_VERSION`]).
+#[doc(hidden)]
+pub async fn create_schema_at_version(
+    client: &mut Client,
+    schema: &str,
+    version: u32,
+) -> Result<()> {
+    migrate_to(
+        client,
+        schema,
+        PORTER_CONFIG,
+        "test",
+        version.min(SCHEMA_VERSION),
+    )
+    .await
+}
+
+async fn migrate_to(
+    client: &mut Client,
+    schema: &str,
+    ts_config: &str,
+    endpoint: &str,
+    target: u32,
+) -> Result<()> {
     validate_identifier("schema", schema)?;
     validate_identifier("text search configuration", ts_config)?;
     let pg = |e| map_pg(e, endpoint);
@@ -539,7 +567,7 @@ pub(crate) async fn migrate(
         )));
     }
     let porter = ts_config == PORTER_CONFIG;
-    if current < SCHEMA_VERSION {
+    if current < target {
         let exists = if porter {
             Some(())
         } else {
@@ -606,7 +634,12 @@ pub(crate) async fn migrate(
             .map_err(pg)?;
         }
         let base = if porter { "simple" } else { ts_config };
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .take(target as usize)
+            .skip(current as usize)
+        {
             let sql = sql
                 .replace("{cfg}", base)
                 .replace("{dicts}", &dicts)

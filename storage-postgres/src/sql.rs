@@ -3,9 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
-use storage_core::{
-    metadata_path_segments, Filter, LifecycleFilter, Result, SortField, SortOrder,
-};
+use storage_core::{metadata_path_segments, Filter, LifecycleFilter, Result, SortField, SortOrder};
 use tokio_postgres::types::{ToSql, Type};
 
 pub(crate) type Param = Box<dyn ToSql + Sync + Send>;

@@ -157,12 +157,13 @@ pub(crate) fn analyse(fields: &[(&str, Weight)], stems: &Stems) -> Analysed {
                 let (tf, positions) = index.entry(l).or_default();
                 *tf += weight.tf();
                 // A lexeme's first position costs its bytes and a header; others two bytes.
-                let cost = if positions.is_empty() { l.len() + 10 } else { 2 };
+                let cost = if positions.is_empty() {
+                    l.len() + 10
+                } else {
+                    2
+                };
                 let last = positions.last().map(|q| q & 0x3fff);
-                if positions.len() < MAX_POSITIONS
-                    && last < Some(p & 0x3fff)
-                    && cost <= budget
-                {
+                if positions.len() < MAX_POSITIONS && last < Some(p & 0x3fff) && cost <= budget {
                     positions.push(p);
                     budget -= cost;
                 }

@@ -59,13 +59,15 @@ pub(crate) fn search_sql(
     // on the values: the generic plan of the cached statement then costs what a custom
     // plan does, and Postgres keeps it instead of planning every search (see pool.rs).
     let (k1, b) = (float_literal(k1)?, float_literal(b)?);
-    let score = format!(
-        "p.idf * p.tf * ({k1} + 1) / (p.tf + {k1} * (1 - {b} + {b} * p.dl / st.avgdl))"
-    );
+    let score =
+        format!("p.idf * p.tf * ({k1} + 1) / (p.tf + {k1} * (1 - {b} + {b} * p.dl / st.avgdl))");
     let (having, verify) = match &analysed.shape {
         Shape::AnyWord => (String::new(), String::new()),
         Shape::AllWords(n) => (format!(" HAVING count(*) = {n}"), String::new()),
-        Shape::General(q) => (String::new(), format!(" AND e.tsv @@ {}::tsquery", p.push(q.clone()))),
+        Shape::General(q) => (
+            String::new(),
+            format!(" AND e.tsv @@ {}::text::tsquery", p.push(q.clone())),
+        ),
     };
     let words = array_of(analysed.words.iter().cloned().collect(), &mut p);
     // The prefix branch is only written when there are prefixes: the planner cannot see
@@ -196,7 +198,8 @@ fn tsquery(node: &QueryNode, lexemes: &dyn Fn(&str) -> Vec<Vec<String>>) -> Opti
             .enumerate()
             .map(|(i, alts)| {
                 let star = if prefix && i + 1 == n { ":*" } else { "" };
-                let alts: Vec<String> = alts.iter().map(|l| format!("{}{star}", quote(l))).collect();
+                let alts: Vec<String> =
+                    alts.iter().map(|l| format!("{}{star}", quote(l))).collect();
                 if alts.len() == 1 {
                     alts.into_iter().next().expect("one")
                 } else {
@@ -304,9 +307,15 @@ mod tests {
         assert_eq!(analysed("alpha").shape, Shape::AnyWord);
         assert_eq!(analysed("alpha OR beta OR gamma").shape, Shape::AnyWord);
         assert_eq!(analysed("alpha beta").shape, Shape::AllWords(2));
-        assert_eq!(analysed("alpha AND beta AND gamma").shape, Shape::AllWords(3));
+        assert_eq!(
+            analysed("alpha AND beta AND gamma").shape,
+            Shape::AllWords(3)
+        );
         assert_eq!(analysed("alpha Alpha alphas").shape, Shape::AllWords(1));
-        assert_eq!(analysed("alpha the").shape, Shape::General("'alpha'".into()));
+        assert_eq!(
+            analysed("alpha the").shape,
+            Shape::General("'alpha'".into())
+        );
         assert_eq!(
             analysed("alpha -beta").shape,
             Shape::General("('alpha' & !'beta')".into())
