@@ -1,14 +1,28 @@
-//! Loads the benchmark corpus through the SQLite backend; a target for profilers
-//! (`valgrind --tool=callgrind target/release/examples/ingest_profile 3000`).
+//! Loads the benchmark corpus (text only, batches of 1,000) through one backend and
+//! prints the time; a target for profilers
+//! (`valgrind --tool=callgrind target/release/examples/ingest_profile 3000`), and the
+//! quick comparison `ingest_profile 10000 sqlite` / `KB_PG_URL=… ingest_profile 10000
+//! postgres`.
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(3000);
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3000);
+    let backend = args.next().unwrap_or_else(|| "sqlite".into());
     let entries = benchmarks::Corpus::new(benchmarks::SEED).entries("bench", n);
-    let store = benchmarks::sqlite_store().await;
-    let took = benchmarks::load(&store, None, &entries, None).await;
-    eprintln!("{n} entries in {took:?}");
+    let took = match backend.as_str() {
+        "postgres" => {
+            let store = benchmarks::pg_store(&benchmarks::require_pg_url(), 40).await;
+            benchmarks::load(&store, Some(&store), &entries, None).await
+        }
+        _ => {
+            let store = benchmarks::sqlite_store().await;
+            benchmarks::load(&store, None, &entries, None).await
+        }
+    };
+    eprintln!(
+        "{backend}: {n} entries in {:.2} s ({:.0}/s)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
 }

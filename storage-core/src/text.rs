@@ -36,17 +36,32 @@ impl Iterator for Tokens<'_> {
 
     fn next(&mut self) -> Option<String> {
         let mut token = String::new();
-        for c in self.chars.by_ref() {
-            if is_token_char(c) {
-                fold_into(c, &mut token);
-            } else if !token.is_empty() && is_diacritic(c) {
-                // Dropped inside a token, as FTS5 does.
-            } else if !token.is_empty() {
-                break;
-            }
-        }
-        (!token.is_empty()).then_some(token)
+        next_into(&mut self.chars, &mut token).then_some(token)
     }
+}
+
+/// Calls `f` with each token of `text`, in order: [`tokens`] without allocating one
+/// string per token (an index writer looks most tokens up and keeps few of them).
+pub fn for_each_token(text: &str, mut f: impl FnMut(&str)) {
+    let (mut chars, mut token) = (text.chars(), String::new());
+    while next_into(&mut chars, &mut token) {
+        f(&token);
+        token.clear();
+    }
+}
+
+/// Reads the next token into `token` (empty on entry); false at the end of the text.
+fn next_into(chars: &mut std::str::Chars<'_>, token: &mut String) -> bool {
+    for c in chars.by_ref() {
+        if is_token_char(c) {
+            fold_into(c, token);
+        } else if !token.is_empty() && is_diacritic(c) {
+            // Dropped inside a token, as FTS5 does.
+        } else if !token.is_empty() {
+            break;
+        }
+    }
+    !token.is_empty()
 }
 
 /// Letters, numbers, private-use and unassigned code points (FTS5's default
@@ -134,7 +149,11 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<String> {
-        tokens(s).collect()
+        let all: Vec<String> = tokens(s).collect();
+        let mut each = Vec::new();
+        for_each_token(s, |t| each.push(t.to_owned()));
+        assert_eq!(each, all, "for_each_token and tokens disagree on {s:?}");
+        all
     }
 
     #[test]

@@ -369,7 +369,8 @@ CREATE VIEW live_entries AS SELECT * FROM entries WHERE expires_at IS NULL OR ex
     // stale (no row has that doc) without rewriting the blocks that hold them. `n` is the
     // block's change to the term's document frequency: a block of new text counts its
     // docs, and a trigger writes a block of −1 per term (no docs) when a version leaves
-    // (edit or delete), from the `terms` stored with it — so df = Σ n stays exact.
+    // (edit or delete), from the lexemes of its tsvector (or `terms`, kept only when the
+    // tsvector could not hold them all) — so df = Σ n stays exact.
     // `optimize` merges a term's blocks into one, dropping stale docs and keeping Σ n.
     // Corpus totals keep their sharded counters, now 64 (pg_backend_pid() % 64).
     r#"
@@ -387,10 +388,9 @@ DROP INDEX entries_tsv;
 DROP VIEW live_entries;
 ALTER TABLE entries ALTER COLUMN tsv DROP EXPRESSION;
 ALTER TABLE entries ADD COLUMN doc bigint, ADD COLUMN terms text[], ADD COLUMN doc_len integer;
-UPDATE entries SET doc = nextval('entry_docs'), terms = tsvector_to_array(tsv),
-                   doc_len = kb_doc_len(tsv);
-ALTER TABLE entries ALTER COLUMN doc SET NOT NULL, ALTER COLUMN terms SET NOT NULL,
-                    ALTER COLUMN doc_len SET NOT NULL, ALTER COLUMN tsv SET NOT NULL;
+UPDATE entries SET doc = nextval('entry_docs'), doc_len = kb_doc_len(tsv);
+ALTER TABLE entries ALTER COLUMN doc SET NOT NULL, ALTER COLUMN doc_len SET NOT NULL,
+                    ALTER COLUMN tsv SET NOT NULL;
 CREATE UNIQUE INDEX entries_doc ON entries (doc);
 CREATE VIEW live_entries AS SELECT * FROM entries WHERE expires_at IS NULL OR expires_at > now();
 
@@ -442,7 +442,8 @@ BEGIN
         WHERE shard = pg_backend_pid() % 64;
     INSERT INTO term_blocks (term, n, docs, tfs, dls)
         SELECT t.term, -count(*), '{}', '{}', '{}'
-        FROM old_rows o JOIN new_rows n ON n.rowid = o.rowid, unnest(o.terms) t(term)
+        FROM old_rows o JOIN new_rows n ON n.rowid = o.rowid,
+             unnest(coalesce(o.terms, tsvector_to_array(o.tsv))) t(term)
         WHERE o.doc IS DISTINCT FROM n.doc GROUP BY t.term;
     RETURN NULL;
 END $$;
@@ -454,7 +455,8 @@ BEGIN
         WHERE shard = pg_backend_pid() % 64;
     INSERT INTO term_blocks (term, n, docs, tfs, dls)
         SELECT t.term, -count(*), '{}', '{}', '{}'
-        FROM old_rows o, unnest(o.terms) t(term) GROUP BY t.term;
+        FROM old_rows o, unnest(coalesce(o.terms, tsvector_to_array(o.tsv))) t(term)
+        GROUP BY t.term;
     RETURN NULL;
 END $$;
 

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) space: std::sync::RwLock<Option<EmbeddingSpace>>,
     /// Stems of the words seen, for analysing entries and queries (search/analyze.rs).
     pub(crate) lexicon: crate::search::analyze::Lexicon,
+    /// Whether the server compresses with lz4 (read at open; see entries.rs `stage`).
+    pub(crate) lz4: std::sync::atomic::AtomicBool,
     /// Drops the schema when the last clone goes away (test stores only).
     drop_schema: bool,
     /// How to open one more connection outside the pool (the schema drop of test stores).
@@ -141,6 +143,7 @@ impl PgStore {
                 lexicon: crate::search::analyze::Lexicon::new(
                     config.text_search_config == crate::config::PORTER_CONFIG,
                 ),
+                lz4: Default::default(),
                 drop_schema,
                 connect: (pg, connector),
             }),
@@ -154,6 +157,19 @@ impl PgStore {
                 &store.inner.endpoint,
             )
             .await?;
+            let lz4: bool = conn
+                .query_one(
+                    "SELECT coalesce('lz4' = ANY(enumvals), false) FROM pg_settings \
+                     WHERE name = 'default_toast_compression'",
+                    &[],
+                )
+                .await
+                .and_then(|r| r.try_get(0))
+                .unwrap_or(false);
+            store
+                .inner
+                .lz4
+                .store(lz4, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(space) = &config.embedding {
             store.ensure_embedding_space(space).await?;

@@ -30,6 +30,7 @@ crate::area! {
     keyword_scores_follow_edits_and_deletes,
     and_scores_sum_each_words_score,
     rare_terms_and_short_entries_rank_higher,
+    a_body_of_more_words_than_a_row_index_holds_is_indexed_and_leaves_the_scores_when_deleted,
 }
 
 /// A single term finds every entry containing it, in title or body.
@@ -561,4 +562,53 @@ async fn rare_terms_and_short_entries_rank_higher(s: S) -> Result<()> {
 
 fn ids_of(h: &[SearchHit]) -> Vec<&str> {
     h.iter().map(|h| h.entry.id.as_str()).collect()
+}
+
+/// A body of 1.5 MB of distinct words (more than an engine's index of one row may hold,
+/// e.g. Postgres' 1 MiB tsvector) is accepted, found by its first and last words and by
+/// a phrase at its start, and once deleted leaves every score as if it had never been
+/// written.
+async fn a_body_of_more_words_than_a_row_index_holds_is_indexed_and_leaves_the_scores_when_deleted(
+    s: S,
+) -> Result<()> {
+    kb(&s, "food").await?;
+    for (id, title, body) in FRUIT {
+        put(&s, note("food", id, title, body)).await?;
+    }
+    let before = scored(&s, "apple OR cherry").await?;
+    // Words of 9 letters and a space: wa…, distinct, up to the limit.
+    let word = |i: usize| {
+        let mut w = String::from("w");
+        let mut x = i;
+        for _ in 0..8 {
+            w.push((b'a' + (x % 26) as u8) as char);
+            x /= 26;
+        }
+        w
+    };
+    let n = 150_000;
+    let mut body = String::with_capacity(10 * n + 8);
+    for i in 0..n {
+        body.push_str(&word(i));
+        body.push(' ');
+    }
+    body.push_str("apple");
+    assert!(body.len() <= MAX_BODY_BYTES);
+    put(&s, note("food", "huge", "huge", &body)).await?;
+    for q in [word(0), word(n - 1), format!("\"{} {}\"", word(0), word(1))] {
+        assert_eq!(found(&s, &q).await?, ["huge"], "{q}");
+    }
+    assert!(s.delete_entry(&EntryKey::new("food", "huge")).await?);
+    assert!(found(&s, &word(n - 1)).await?.is_empty());
+    assert_eq!(scored(&s, "apple OR cherry").await?, before);
+    Ok(())
+}
+
+/// (id, score) of a query's hits, in order.
+async fn scored(s: &S, q: &str) -> Result<Vec<(String, f64)>> {
+    Ok(s.search(q, &Filter::new())
+        .await?
+        .into_iter()
+        .map(|h| (h.entry.id, h.score))
+        .collect())
 }

@@ -9,11 +9,11 @@
 //! `topic/ai` whole where SQLite splits it, fails above 1 MiB of tsvector, and its cost
 //! (about 0.13 ms per entry) lands on the one shared server instead of on the writers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::BufMut;
-use storage_core::text::tokens;
+use rustc_hash::{FxHashMap, FxHashSet};
+use storage_core::text::for_each_token;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::GenericClient;
 
@@ -68,17 +68,19 @@ pub(crate) struct Lexicon {
     porter: bool,
     /// A bounded cache: when full it is emptied rather than evicted entry by entry — a
     /// miss costs one row of a batched lookup, so recency tracking would buy little.
-    cache: Mutex<HashMap<String, Vec<String>>>,
+    cache: Mutex<FxHashMap<String, Vec<String>>>,
 }
 
-/// Lexemes of the words of one batch or query, borrowed from the lookup's result.
-pub(crate) type Stems = HashMap<String, Vec<String>>;
+/// Lexemes of the words of one batch or query. (Fx hashing: the keys are the writer's
+/// own words, hashed a few hundred times per entry; SipHash's flood resistance would
+/// cost a tenth of the analysis.)
+pub(crate) type Stems = FxHashMap<String, Vec<String>>;
 
 impl Lexicon {
     pub(crate) fn new(porter: bool) -> Self {
         Self {
             porter,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -86,9 +88,9 @@ impl Lexicon {
     pub(crate) async fn stems<C: GenericClient + Sync>(
         &self,
         client: &C,
-        words: HashSet<String>,
+        words: FxHashSet<String>,
     ) -> Result<Stems, tokio_postgres::Error> {
-        let mut out = Stems::with_capacity(words.len());
+        let mut out = Stems::with_capacity_and_hasher(words.len(), Default::default());
         let mut missing = Vec::new();
         {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,8 +127,16 @@ impl Lexicon {
 }
 
 /// The distinct tokens of texts (what [`Lexicon::stems`] needs for them).
-pub(crate) fn words<'a>(texts: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
-    texts.into_iter().flat_map(tokens).collect()
+pub(crate) fn words<'a>(texts: impl IntoIterator<Item = &'a str>) -> FxHashSet<String> {
+    let mut words = FxHashSet::default();
+    for text in texts {
+        for_each_token(text, |t| {
+            if !words.contains(t) {
+                words.insert(t.to_owned());
+            }
+        });
+    }
+    words
 }
 
 /// What the index keeps of one entry.
@@ -139,22 +149,32 @@ pub(crate) struct Analysed {
     pub tsv: TsVector,
 }
 
+impl Analysed {
+    /// The terms when the tsvector lacks some of them (the text outgrew its budget),
+    /// else `None`: the stored row then keeps them apart, for the trigger that takes
+    /// them out of the frequencies when this text goes. (Sending them for every row
+    /// doubled the server's time to receive a batch.)
+    pub(crate) fn terms_beyond_tsvector(&self) -> Option<&[String]> {
+        (self.tsv.0.len() < self.terms.len()).then_some(&self.terms[..])
+    }
+}
+
 /// Analyses an entry's fields, in order (a position gap between fields keeps a phrase
 /// from matching across two of them, as FTS5's columns do).
 pub(crate) fn analyse(fields: &[(&str, Weight)], stems: &Stems) -> Analysed {
     // lexeme → (tf, positions)
-    let mut index: BTreeMap<&str, (f32, Vec<u16>)> = BTreeMap::new();
+    let mut index: FxHashMap<&str, (f32, Vec<u16>)> = FxHashMap::default();
     let (mut pos, mut len, mut budget) = (0u32, 0i32, TSVECTOR_BUDGET);
     for (text, weight) in fields {
-        for token in tokens(text) {
+        for_each_token(text, |token| {
             pos += 1;
             len = len.saturating_add(1);
-            let Some(lexemes) = stems.get(&token) else {
-                continue;
+            let Some(lexemes) = stems.get(token) else {
+                return;
             };
             let p = pos.min(MAX_POSITION as u32) as u16 | weight.bits();
             for l in lexemes.iter().filter(|l| l.len() <= MAX_LEXEME_BYTES) {
-                let (tf, positions) = index.entry(l).or_default();
+                let (tf, positions) = index.entry(l.as_str()).or_default();
                 *tf += weight.tf();
                 // A lexeme's first position costs its bytes and a header; others two bytes.
                 let cost = if positions.is_empty() {
@@ -168,9 +188,12 @@ pub(crate) fn analyse(fields: &[(&str, Weight)], stems: &Stems) -> Analysed {
                     budget -= cost;
                 }
             }
-        }
+        });
         pos += 1;
     }
+    // Byte order, as a tsvector keeps its lexemes.
+    let mut index: Vec<(&str, (f32, Vec<u16>))> = index.into_iter().collect();
+    index.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut out = Analysed {
         terms: Vec::with_capacity(index.len()),
         tfs: Vec::with_capacity(index.len()),

@@ -34,7 +34,7 @@ use crate::sql::{filter_sql, Params};
 
 /// The words a query's statement needs stems for: every word it names, negated ones
 /// included (they go into the tsquery).
-pub(crate) fn query_words(node: &QueryNode) -> HashSet<String> {
+pub(crate) fn query_words(node: &QueryNode) -> rustc_hash::FxHashSet<String> {
     node.terms().into_iter().flat_map(tokens).collect()
 }
 
