@@ -1,5 +1,6 @@
-//! Full-text search with BM25 (`SearchStore`): the statement is built in `search/bm25.rs`,
-//! snippets in `search/snippet.rs`.
+//! Full-text search with BM25 (`SearchStore`): the query is analysed and planned in
+//! `search/bm25.rs`, its terms' blocks read in one statement, the candidates ranked here
+//! and their page fetched (filtered) in another; snippets in `search/snippet.rs`.
 
 pub(crate) mod analyze;
 mod bm25;
@@ -9,34 +10,45 @@ use async_trait::async_trait;
 use serde_json::Value;
 use storage_core::*;
 
-use tokio_postgres::GenericClient;
-
 use crate::rows::{get, read_entry, ENTRY_WIDTH};
-use crate::sql::Params;
 use crate::store::PgStore;
-use bm25::{query_words, search_sql};
-use snippet::Highlighter;
+use bm25::{page_sql, plan, postings_sql, query_words, rank, Block, Plan, STATS_SQL};
+
+/// Candidates sent with the first page statement, per entry of `offset + limit` (more
+/// are sent, four times as many each round, while the filter leaves the page short).
+const CANDIDATES_PER_HIT: usize = 4;
+const MIN_CANDIDATES: usize = 256;
 
 #[async_trait]
 impl SearchStore for PgStore {
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
         let conn = self.conn().await?;
-        let Some((sql, p, highlighter)) = self.keyword_statement(&**conn, query, filter).await?
-        else {
+        let Some((plan, ranked)) = self.keyword_candidates(&conn, query, filter).await? else {
             return Ok(Vec::new());
         };
-        let rows = match p.typed() {
-            Some(typed) => conn.query_cached(&sql, &typed).await,
-            None => conn.query(&sql, &p.refs()).await,
-        }
-        .map_err(self.pg())?;
+        let want = filter.offset + filter.effective_limit();
+        let mut take = (want * CANDIDATES_PER_HIT).max(MIN_CANDIDATES);
+        let rows = loop {
+            let cut = cut_at(&ranked, take);
+            let (sql, p) = page_sql(&plan, filter, &ranked[..cut])?;
+            let rows = match p.typed() {
+                Some(typed) => conn.query_cached(&sql, &typed).await,
+                None => conn.query(&sql, &p.refs()).await,
+            }
+            .map_err(self.pg())?;
+            // Short only because the filter turned candidates away: send more.
+            if rows.len() >= filter.effective_limit() || cut == ranked.len() {
+                break rows;
+            }
+            take = take.saturating_mul(4);
+        };
         rows.iter()
             .enumerate()
             .map(|(i, r)| {
                 let entry = read_entry(r, 0)?;
                 let text = format!("{}\n{}\n{}", entry.title, entry.summary, entry.body);
                 Ok(SearchHit {
-                    snippet: highlighter.snippet(&text),
+                    snippet: plan.highlighter.snippet(&text),
                     entry,
                     score: get::<f64>(r, ENTRY_WIDTH)?.max(0.0),
                     rank: filter.offset + i + 1,
@@ -46,36 +58,100 @@ impl SearchStore for PgStore {
     }
 }
 
+/// How many of the best candidates to send: `take`, and every candidate tied with the
+/// last of them (so the (kb, id) order among equal scores is decided by the database
+/// over all of them).
+fn cut_at(ranked: &[(i64, f64)], take: usize) -> usize {
+    if take >= ranked.len() {
+        return ranked.len();
+    }
+    let last = ranked[take - 1].1;
+    take + ranked[take..].iter().take_while(|c| c.1 == last).count()
+}
+
 impl PgStore {
-    /// `EXPLAIN (FORMAT JSON)` of the keyword query `search` runs (diagnostics and tests).
+    /// `EXPLAIN (FORMAT JSON)` of the two statements a keyword query runs, as an array
+    /// (diagnostics and tests).
     #[doc(hidden)]
     pub async fn explain_search(&self, query: &str, filter: &Filter) -> Result<Value> {
         let conn = self.conn().await?;
-        let Some((sql, params, _)) = self.keyword_statement(&**conn, query, filter).await? else {
+        let node = parse_query(query)?;
+        let stems = self
+            .inner
+            .lexicon
+            .stems(&**conn, query_words(&node))
+            .await
+            .map_err(self.pg())?;
+        let Some(plan) = plan(&node, &stems) else {
+            return Ok(Value::Null);
+        };
+        let Some((_, ranked)) = self.keyword_candidates(&conn, query, filter).await? else {
             return Ok(Value::Null);
         };
         drop(conn);
-        self.explain(&sql, &params).await
+        let (postings, p) = postings_sql(&plan);
+        let first = self.explain(&postings, &p).await?;
+        let (page, p) = page_sql(&plan, filter, &ranked[..cut_at(&ranked, MIN_CANDIDATES)])?;
+        let second = self.explain(&page, &p).await?;
+        Ok(Value::Array(vec![first, second]))
     }
 
-    /// The keyword search statement for this store's BM25 parameters, with the query's
-    /// words stemmed (from the cache, or looked up on `client`); `None` when no word of
-    /// the query is indexed.
-    pub(crate) async fn keyword_statement<C: GenericClient + Sync>(
+    /// The query's plan and its candidates, best first (`None`: nothing can match).
+    async fn keyword_candidates(
         &self,
-        client: &C,
+        conn: &crate::pool::Connection,
         query: &str,
         filter: &Filter,
-    ) -> Result<Option<(String, Params, Highlighter)>> {
+    ) -> Result<Option<(Plan, Vec<(i64, f64)>)>> {
         let node = parse_query(query)?;
         filter.validate()?;
+        let client: &tokio_postgres::Client = conn;
         let stems = self
             .inner
             .lexicon
             .stems(client, query_words(&node))
             .await
             .map_err(self.pg())?;
+        let Some(plan) = plan(&node, &stems) else {
+            return Ok(None);
+        };
+        let (sql, p) = postings_sql(&plan);
+        let typed = p.typed().expect("text arrays only");
+        // Issued together: pipelined on the one connection.
+        let (stats, rows) = futures_util::try_join!(
+            client.query_one(STATS_SQL, &[]),
+            conn.query_cached(&sql, &typed)
+        )
+        .map_err(self.pg())?;
+        let (n, avgdl): (f64, f64) = (get(&stats, 0)?, get(&stats, 1)?);
+        let blocks: Vec<Block> = rows
+            .iter()
+            .map(|r| {
+                Ok(Block {
+                    term: get(r, 0)?,
+                    n: get(r, 1)?,
+                    docs: get(r, 2)?,
+                    tfs: get(r, 3)?,
+                    dls: get(r, 4)?,
+                })
+            })
+            .collect::<Result<_>>()?;
         let c = &self.inner.config;
-        search_sql(&node, &stems, filter, c.bm25_k1, c.bm25_b)
+        let ranked = rank(&plan, &blocks, n, avgdl, c.bm25_k1, c.bm25_b);
+        Ok(Some((plan, ranked)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_at;
+
+    #[test]
+    fn the_cut_keeps_every_candidate_tied_with_the_last() {
+        let ranked = [(1, 3.0), (2, 2.0), (3, 2.0), (4, 2.0), (5, 1.0)];
+        assert_eq!(cut_at(&ranked, 1), 1);
+        assert_eq!(cut_at(&ranked, 2), 4);
+        assert_eq!(cut_at(&ranked, 4), 4);
+        assert_eq!(cut_at(&ranked, 9), 5);
     }
 }

@@ -27,6 +27,8 @@ macro_rules! param_type {
 param_type! {
     String => Some(Type::TEXT),
     Vec<String> => Some(Type::TEXT_ARRAY),
+    Vec<i64> => Some(Type::INT8_ARRAY),
+    Vec<f64> => Some(Type::FLOAT8_ARRAY),
     f64 => Some(Type::FLOAT8),
     i64 => Some(Type::INT8),
     i32 => Some(Type::INT4),
