@@ -109,20 +109,44 @@ pub(crate) struct Block {
 /// The candidates of a query, best first: BM25 summed per doc over the query's terms
 /// (computed here: a few nanoseconds a posting, against microseconds as SQL
 /// expressions), kept when the shape says they match.
-pub(crate) fn rank(plan: &Plan, blocks: &[Block], n: f64, avgdl: f64, k1: f64, b: f64) -> Vec<(i64, f64)> {
+pub(crate) fn rank(
+    plan: &Plan,
+    blocks: &[Block],
+    n: f64,
+    avgdl: f64,
+    k1: f64,
+    b: f64,
+) -> Vec<(i64, f64)> {
     let mut df: FxHashMap<&str, f64> = FxHashMap::default();
     for block in blocks {
         *df.entry(&block.term).or_default() += f64::from(block.n);
     }
+    // An AND starts from its rarest term: the others only add to docs already there, so
+    // a near-universal term costs lookups in a small map, not inserts into a large one.
+    let mut order: Vec<&Block> = blocks.iter().collect();
+    order.sort_by(|a, b| {
+        df[a.term.as_str()]
+            .total_cmp(&df[b.term.as_str()])
+            .then(a.term.cmp(&b.term))
+    });
+    let rarest = order.first().map(|b| b.term.as_str());
+    let and = matches!(plan.shape, Shape::AllWords(_));
     let mut scores: FxHashMap<i64, (f64, usize)> = FxHashMap::default();
-    for block in blocks {
+    for block in order {
         let df = df[block.term.as_str()];
         let idf = ((n - df + 0.5) / (df + 0.5)).ln().max(1e-6);
+        let insert = !and || Some(block.term.as_str()) == rarest;
         for ((doc, tf), dl) in block.docs.iter().zip(&block.tfs).zip(&block.dls) {
+            let e = if insert {
+                scores.entry(*doc).or_default()
+            } else {
+                match scores.get_mut(doc) {
+                    Some(e) => e,
+                    None => continue,
+                }
+            };
             let tf = f64::from(*tf);
-            let s = idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * f64::from(*dl) / avgdl));
-            let e = scores.entry(*doc).or_default();
-            e.0 += s;
+            e.0 += idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * f64::from(*dl) / avgdl));
             e.1 += 1;
         }
     }
@@ -142,7 +166,11 @@ pub(crate) fn rank(plan: &Plan, blocks: &[Block], n: f64, avgdl: f64, k1: f64, b
 /// (and that it is the entry's current text: a stale posting names a doc no row has;
 /// for the general shape, against the tsquery) by the `doc` index, ordered by score and
 /// then (kb, id).
-pub(crate) fn page_sql(plan: &Plan, filter: &Filter, candidates: &[(i64, f64)]) -> Result<(String, Params)> {
+pub(crate) fn page_sql(
+    plan: &Plan,
+    filter: &Filter,
+    candidates: &[(i64, f64)],
+) -> Result<(String, Params)> {
     let mut p = Params::default();
     let docs = p.push(candidates.iter().map(|c| c.0).collect::<Vec<i64>>());
     let scores = p.push(candidates.iter().map(|c| c.1).collect::<Vec<f64>>());
