@@ -15,6 +15,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use crate::error::map_json;
+use crate::pool::StatementCache;
 use crate::rows::{get, read_entries, read_entry, ENTRY_COLUMNS};
 use crate::search::analyze::{analyse, words, Analysed, Lexicon, Weight};
 use crate::sql::{filter_sql, order_by, Params};
@@ -36,36 +37,50 @@ impl EntryStore for PgStore {
         let pg = self.pg();
         let mut conn = self.conn().await?;
         let started = std::time::Instant::now();
-        analyse_batch(&self.inner.lexicon, &**conn, &mut staged)
+        let c = conn.statements();
+        analyse_batch(&self.inner.lexicon, &**conn, &c, &mut staged)
             .await
             .map_err(&pg)?;
-        let tx = conn.transaction().await.map_err(&pg)?;
-        if let Some(kb) = missing_kb(&tx, &entries).await.map_err(&pg)? {
-            return Err(StorageError::kb_not_found(kb));
-        }
-        let analysed = started.elapsed();
         let lz4 = self.inner.lz4.load(std::sync::atomic::Ordering::Relaxed);
-        stage(&tx, &staged, lz4).await.map_err(&pg)?;
-        let staged_at = started.elapsed();
-        let merged = merge(&tx, ts).await.map_err(&pg)?;
-        let merged_at = started.elapsed();
-        write_children(&tx, &staged, &merged).await.map_err(&pg)?;
-        enqueue(&tx, &staged, &merged, ts).await.map_err(&pg)?;
-        let children_at = started.elapsed();
-        write_postings(&tx, &staged, &merged).await.map_err(&pg)?;
-        let postings_at = started.elapsed();
-        tx.commit().await.map_err(&pg)?;
-        // Where a batch's time goes (cumulative), for profiling the write path.
-        tracing::debug!(
-            rows = staged.len(),
-            ?analysed,
-            ?staged_at,
-            ?merged_at,
-            ?children_at,
-            ?postings_at,
-            total = ?started.elapsed(),
-            "upsert batch"
-        );
+        let tx = conn.transaction().await.map_err(&pg)?;
+        let written = async {
+            let Some(kb) = missing_kb(&tx, &c, &entries).await? else {
+                let analysed = started.elapsed();
+                stage(&tx, &c, &staged, lz4).await?;
+                let staged_at = started.elapsed();
+                let merged = merge(&tx, &c, ts).await?;
+                let merged_at = started.elapsed();
+                write_children(&tx, &c, &staged, &merged).await?;
+                enqueue(&tx, &c, &staged, &merged, ts).await?;
+                let children_at = started.elapsed();
+                write_postings(&tx, &c, &staged, &merged).await?;
+                let postings_at = started.elapsed();
+                tx.commit().await?;
+                // Where a batch's time goes (cumulative), for profiling the write path.
+                tracing::debug!(
+                    rows = staged.len(),
+                    ?analysed,
+                    ?staged_at,
+                    ?merged_at,
+                    ?children_at,
+                    ?postings_at,
+                    total = ?started.elapsed(),
+                    "upsert batch"
+                );
+                return Ok(Ok(merged));
+            };
+            Ok(Err(kb))
+        }
+        .await;
+        let merged = match written {
+            Ok(Ok(merged)) => merged,
+            Ok(Err(kb)) => return Err(StorageError::kb_not_found(kb)),
+            Err(e) => {
+                // The error may come from a schema changed under a cached statement.
+                c.clear();
+                return Err(pg(e));
+            }
+        };
 
         // Hashes were computed once per written row; an earlier duplicate of a key (not
         // written) still reports its own content.
@@ -254,6 +269,7 @@ type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 /// The first KB of the batch that does not exist, if any.
 async fn missing_kb<'a>(
     tx: &Transaction<'_>,
+    c: &StatementCache,
     entries: &'a [NewEntry],
 ) -> PgResult<Option<&'a str>> {
     let kbs: Vec<&str> = entries
@@ -263,7 +279,11 @@ async fn missing_kb<'a>(
         .into_iter()
         .collect();
     let found: HashSet<String> = tx
-        .query("SELECT name FROM kbs WHERE name = ANY($1)", &[&kbs])
+        .query(
+            &c.get(tx, "SELECT name FROM kbs WHERE name = ANY($1)")
+                .await?,
+            &[&kbs],
+        )
         .await?
         .iter()
         .map(|r| r.try_get(0))
@@ -280,6 +300,7 @@ async fn missing_kb<'a>(
 async fn analyse_batch<C: tokio_postgres::GenericClient + Sync>(
     lexicon: &Lexicon,
     client: &C,
+    c: &StatementCache,
     staged: &mut [Staged<'_>],
 ) -> PgResult<()> {
     fn fields<'s>(s: &'s Staged<'_>) -> [&'s str; 4] {
@@ -290,10 +311,10 @@ async fn analyse_batch<C: tokio_postgres::GenericClient + Sync>(
     let n = staged.len() as i32;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&n];
     // Issued together: pipelined on the one connection.
-    let docs = client.query(
-        "SELECT nextval('entry_docs') FROM generate_series(1, $1::int)",
-        &params,
-    );
+    let docs = async {
+        let sql = "SELECT nextval('entry_docs') FROM generate_series(1, $1::int)";
+        client.query(&c.get(client, sql).await?, &params).await
+    };
     let (stems, docs) = futures_util::try_join!(lexicon.stems(client, words), docs)?;
     for (s, d) in staged.iter_mut().zip(&docs) {
         s.doc = d.try_get(0)?;
@@ -329,27 +350,33 @@ const PARALLEL_ANALYSIS: usize = 200;
 
 /// Step 1: binary COPY of the batch into a session-local staging table (emptied at
 /// commit). The compression method set here holds for the whole transaction.
-async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>], lz4: bool) -> PgResult<()> {
+async fn stage(
+    tx: &Transaction<'_>,
+    c: &StatementCache,
+    staged: &[Staged<'_>],
+    lz4: bool,
+) -> PgResult<()> {
     // lz4 where the server has it: pglz compression of bodies, tsvectors and postings
     // was a fifth of the server's time in a bulk load (lz4: a batch 15 % faster).
-    if lz4 {
-        tx.batch_execute("SET LOCAL default_toast_compression = lz4")
-            .await?;
-    }
-    tx.batch_execute(
-        "CREATE TEMP TABLE IF NOT EXISTS kb_staging (ord int, kb text, id text, entry_type text, \
+    let lz4 = if lz4 {
+        "SET LOCAL default_toast_compression = lz4; "
+    } else {
+        ""
+    };
+    tx.batch_execute(&format!(
+        "{lz4}CREATE TEMP TABLE IF NOT EXISTS kb_staging (ord int, kb text, id text, entry_type text, \
          title text, summary text, body text, tags_text text, tags jsonb, links jsonb, sources jsonb, \
          metadata jsonb, date date, importance int, status text, assignee text, lifecycle text, \
          source_path text, content_hash text, text_hash text, expires_at timestamptz, doc bigint, \
-         tsv tsvector, terms text[], doc_len int) ON COMMIT DELETE ROWS",
-    )
+         tsv tsvector, terms text[], doc_len int) ON COMMIT DELETE ROWS"
+    ))
     .await?;
     let sink = tx
-        .copy_in(
+        .copy_in(&c.get(tx,
             "COPY kb_staging (ord, kb, id, entry_type, title, summary, body, tags_text, tags, links, \
              sources, metadata, date, importance, status, assignee, lifecycle, source_path, \
              content_hash, text_hash, expires_at, doc, tsv, terms, doc_len) FROM STDIN (FORMAT binary)",
-        )
+        ).await?)
         .await?;
     const T: Type = Type::TEXT;
     const J: Type = Type::JSONB;
@@ -432,11 +459,11 @@ async fn stage(tx: &Transaction<'_>, staged: &[Staged<'_>], lz4: bool) -> PgResu
 /// are replaced) are the ones written over. A key another transaction inserts after the
 /// read is told apart by `xmax` (non-zero for a row this statement updated rather than
 /// inserted) and treated as changed.
-async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
+async fn merge(tx: &Transaction<'_>, c: &StatementCache, ts: DateTime<Utc>) -> PgResult<Merged> {
     let old: HashMap<i32, (i64, String)> = tx
         .query(
-            "SELECT s.ord, e.rowid, e.text_hash FROM kb_staging s JOIN entries e ON e.kb = s.kb AND e.id = s.id \
-             ORDER BY e.kb COLLATE \"C\", e.id COLLATE \"C\" FOR UPDATE OF e",
+            &c.get(tx, "SELECT s.ord, e.rowid, e.text_hash FROM kb_staging s JOIN entries e ON e.kb = s.kb AND e.id = s.id \
+             ORDER BY e.kb COLLATE \"C\", e.id COLLATE \"C\" FOR UPDATE OF e").await?,
             &[],
         )
         .await?
@@ -451,9 +478,7 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
     let index_columns = ["doc", "tsv", "terms", "doc_len"]
         .map(|c| format!("{c} = CASE WHEN {changed} THEN EXCLUDED.{c} ELSE entries.{c} END"))
         .join(", ");
-    let rows = tx
-        .query(
-            &format!("INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
+    let merge = format!("INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
              metadata, date, importance, status, assignee, lifecycle, source_path, created_at, updated_at, \
              content_hash, text_hash, expires_at, doc, tsv, terms, doc_len) \
              SELECT kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, metadata, date, \
@@ -472,10 +497,8 @@ async fn merge(tx: &Transaction<'_>, ts: DateTime<Utc>) -> PgResult<Merged> {
              created_at = CASE WHEN entries.expires_at <= EXCLUDED.updated_at \
                  THEN EXCLUDED.created_at ELSE entries.created_at END, \
              expires_at = EXCLUDED.expires_at \
-             RETURNING kb, id, rowid, created_at, xmax = 0, doc"),
-            &[&ts],
-        )
-        .await?;
+             RETURNING kb, id, rowid, created_at, xmax = 0, doc");
+    let rows = tx.query(&c.get(tx, &merge).await?, &[&ts]).await?;
     let replaced: HashSet<i64> = old.values().map(|(rowid, _)| *rowid).collect();
     let (mut written, mut raced) = (HashMap::with_capacity(rows.len()), HashSet::new());
     for r in &rows {
@@ -503,14 +526,19 @@ fn rowid_of(merged: &Merged, e: &NewEntry) -> i64 {
 /// with one `unnest` statement each.
 async fn write_children(
     tx: &Transaction<'_>,
+    c: &StatementCache,
     staged: &[Staged<'_>],
     merged: &Merged,
 ) -> PgResult<()> {
     let replaced = merged.replaced();
     if !replaced.is_empty() {
         let p: [&(dyn ToSql + Sync); 1] = [&replaced];
-        let del_tags = tx.execute("DELETE FROM entry_tags WHERE entry = ANY($1)", &p);
-        let del_links = tx.execute("DELETE FROM links WHERE source = ANY($1)", &p);
+        let (del_tags, del_links) = futures_util::try_join!(
+            c.get(tx, "DELETE FROM entry_tags WHERE entry = ANY($1)"),
+            c.get(tx, "DELETE FROM links WHERE source = ANY($1)")
+        )?;
+        let del_tags = tx.execute(&del_tags, &p);
+        let del_links = tx.execute(&del_links, &p);
         futures_util::try_join!(del_tags, del_links)?;
     }
     let (mut tag_rows, mut tag_vals) = (Vec::new(), Vec::new());
@@ -535,15 +563,19 @@ async fn write_children(
     let tag_params: [&(dyn ToSql + Sync); 2] = [&tag_rows, &tag_vals];
     let link_params: [&(dyn ToSql + Sync); 6] = [&l_src, &l_pos, &l_kb, &l_id, &l_rel, &l_note];
     // Issued together: tokio-postgres pipelines them over the one connection.
-    let ins_tags = tx.execute(
-        "INSERT INTO entry_tags (entry, tag) SELECT * FROM unnest($1::bigint[], $2::text[])",
-        &tag_params,
-    );
-    let ins_links = tx.execute(
-        "INSERT INTO links (source, position, target_kb, target_id, relation, note) \
-         SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])",
-        &link_params,
-    );
+    let (ins_tags, ins_links) = futures_util::try_join!(
+        c.get(
+            tx,
+            "INSERT INTO entry_tags (entry, tag) SELECT * FROM unnest($1::bigint[], $2::text[])"
+        ),
+        c.get(
+            tx,
+            "INSERT INTO links (source, position, target_kb, target_id, relation, note) \
+             SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])"
+        )
+    )?;
+    let ins_tags = tx.execute(&ins_tags, &tag_params);
+    let ins_links = tx.execute(&ins_links, &link_params);
     futures_util::try_join!(ins_tags, ins_links)?;
     Ok(())
 }
@@ -554,6 +586,7 @@ async fn write_children(
 /// concurrent writers never wait on each other here.
 async fn write_postings(
     tx: &Transaction<'_>,
+    c: &StatementCache,
     staged: &[Staged<'_>],
     merged: &Merged,
 ) -> PgResult<()> {
@@ -582,7 +615,13 @@ async fn write_postings(
     let mut blocks: Vec<(&str, Block)> = blocks.into_iter().collect();
     blocks.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let sink = tx
-        .copy_in("COPY term_blocks (term, n, docs, tfs, dls) FROM STDIN (FORMAT binary)")
+        .copy_in(
+            &c.get(
+                tx,
+                "COPY term_blocks (term, n, docs, tfs, dls) FROM STDIN (FORMAT binary)",
+            )
+            .await?,
+        )
         .await?;
     let types = [
         Type::TEXT,
@@ -606,6 +645,7 @@ async fn write_postings(
 /// text leave the queue.
 async fn enqueue(
     tx: &Transaction<'_>,
+    c: &StatementCache,
     staged: &[Staged<'_>],
     merged: &Merged,
     ts: DateTime<Utc>,
@@ -625,17 +665,18 @@ async fn enqueue(
     let queue_params: [&(dyn ToSql + Sync); 3] = [&q_rows, &q_hash, &ts];
     let unqueue_params: [&(dyn ToSql + Sync); 1] = [&unqueue];
     // A claimed item keeps its lease; its stale hash makes `complete` leave it queued.
-    let enqueue = tx.execute(
-        "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
-         SELECT u.entry, u.hash, $3 FROM unnest($1::bigint[], $2::text[]) AS u(entry, hash) \
-         ON CONFLICT (entry) DO UPDATE SET text_hash = EXCLUDED.text_hash, attempts = 0, \
-         last_error = NULL, state = 'pending', enqueued_at = EXCLUDED.enqueued_at",
-        &queue_params,
-    );
-    let dequeue = tx.execute(
-        "DELETE FROM embed_queue WHERE entry = ANY($1)",
-        &unqueue_params,
-    );
+    let (enqueue, dequeue) = futures_util::try_join!(
+        c.get(
+            tx,
+            "INSERT INTO embed_queue (entry, text_hash, enqueued_at) \
+             SELECT u.entry, u.hash, $3 FROM unnest($1::bigint[], $2::text[]) AS u(entry, hash) \
+             ON CONFLICT (entry) DO UPDATE SET text_hash = EXCLUDED.text_hash, attempts = 0, \
+             last_error = NULL, state = 'pending', enqueued_at = EXCLUDED.enqueued_at"
+        ),
+        c.get(tx, "DELETE FROM embed_queue WHERE entry = ANY($1)")
+    )?;
+    let enqueue = tx.execute(&enqueue, &queue_params);
+    let dequeue = tx.execute(&dequeue, &unqueue_params);
     futures_util::try_join!(enqueue, dequeue)?;
     Ok(())
 }

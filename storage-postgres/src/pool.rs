@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bb8::ManageConnection;
 use bb8_postgres::PostgresConnectionManager;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Error, Row, Statement};
+use tokio_postgres::{Client, Error, GenericClient, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Distinct statements kept per connection; past it the cache starts over (statements
@@ -31,7 +31,7 @@ impl ManageConnection for Manager {
     async fn connect(&self) -> Result<Connection, Error> {
         Ok(Connection {
             client: self.0.connect().await?,
-            statements: Mutex::new(HashMap::new()),
+            statements: Default::default(),
         })
     }
 
@@ -51,7 +51,43 @@ impl ManageConnection for Manager {
 /// A pooled client (it derefs to [`Client`]) with the statements it has prepared.
 pub(crate) struct Connection {
     client: Client,
-    statements: Mutex<HashMap<String, Statement>>,
+    statements: StatementCache,
+}
+
+/// Statements prepared on one connection, by SQL text. Shared (`Arc`) so that a
+/// transaction, which borrows the client, can still use and fill it.
+#[derive(Clone, Default)]
+pub(crate) struct StatementCache(Arc<Mutex<HashMap<String, Statement>>>);
+
+impl StatementCache {
+    /// The statement for `sql`, prepared on `client` (a transaction of this
+    /// connection's client) the first time. Named statements outlive the transaction.
+    pub(crate) async fn get<C: GenericClient + Sync>(
+        &self,
+        client: &C,
+        sql: &str,
+    ) -> Result<Statement, Error> {
+        if let Some(s) = self.lock().get(sql) {
+            return Ok(s.clone());
+        }
+        let s = client.prepare(sql).await?;
+        let mut cache = self.lock();
+        if cache.len() >= MAX_CACHED_STATEMENTS {
+            cache.clear();
+        }
+        cache.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    /// Forgets every statement, e.g. after an error that may come from a schema changed
+    /// under them ("cached plan must not change result type").
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Statement>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Deref for Connection {
@@ -68,6 +104,11 @@ impl DerefMut for Connection {
 }
 
 impl Connection {
+    /// This connection's statement cache (a cheap handle).
+    pub(crate) fn statements(&self) -> StatementCache {
+        self.statements.clone()
+    }
+
     /// Runs `sql` as a named statement prepared once per connection. Besides the parse,
     /// this lets Postgres keep a generic plan after a few executions (its `auto` plan
     /// cache mode, which still plans per call when the generic plan looks costlier):
@@ -77,18 +118,13 @@ impl Connection {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, Error> {
-        let cached = self
-            .statements
-            .lock()
-            .expect("not poisoned")
-            .get(sql)
-            .cloned();
+        let cached = self.statements.lock().get(sql).cloned();
         let statement = match cached {
             Some(s) => s,
             None => {
                 let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
                 let s = self.client.prepare_typed(sql, &types).await?;
-                let mut cache = self.statements.lock().expect("not poisoned");
+                let mut cache = self.statements.lock();
                 if cache.len() >= MAX_CACHED_STATEMENTS {
                     cache.clear();
                 }
@@ -101,7 +137,7 @@ impl Connection {
         if rows.is_err() {
             // E.g. "cached plan must not change result type" after another process
             // migrated the schema: prepare afresh next time.
-            self.statements.lock().expect("not poisoned").remove(sql);
+            self.statements.lock().remove(sql);
         }
         rows
     }
