@@ -1,7 +1,7 @@
 //! Both backends side by side on the shared seeded corpus, each beside raw SQL on its
 //! engine ([`benchmarks::raw`]), so the layer's cost and the engines' differences show.
 //!
-//! Run with `cargo xtask bench` (provisions Postgres unless `KB_PG_URL` is set).
+//! Run with `cargo xtask bench backends` (provisions Postgres unless `KB_PG_URL` is set).
 //! `KB_BENCH_ENTRIES` (default 100,000) sizes the query corpus; ingest loads 10,000.
 //! Loads of the query corpus are timed once and printed (they take minutes on Postgres).
 

@@ -8,34 +8,13 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use benchmarks::{load, pg_store, pg_url, runtime, sqlite_store, Corpus, DIMENSION, SEED};
+use benchmarks::{load, pg_store, pg_url, runtime, sqlite_store, Corpus, FixedQuery, SEED};
 use criterion::{criterion_group, criterion_main, Criterion};
 use embed::Embedder;
 use search_hybrid::{Fusion, SearchConfig, SearchMode, SearchRequest, Searcher};
 use storage_core::*;
 
 const ENTRIES: usize = 10_000;
-
-/// Returns one corpus query vector for every text.
-#[derive(Debug)]
-struct CorpusQuery(Vec<f32>);
-
-#[async_trait]
-impl Embedder for CorpusQuery {
-    fn model_id(&self) -> &str {
-        "bench"
-    }
-    fn dimension(&self) -> usize {
-        DIMENSION
-    }
-    fn max_input_tokens(&self) -> usize {
-        256
-    }
-    async fn embed(&self, texts: &[String]) -> embed::Result<Vec<Vec<f32>>> {
-        Ok(texts.iter().map(|_| self.0.clone()).collect())
-    }
-}
 
 /// The 10k corpus with vectors, then what autovacuum does shortly after a load:
 /// planner statistics for the new rows.
@@ -50,7 +29,7 @@ fn bench(c: &mut Criterion) {
     let corpus = Corpus::new(SEED);
     // Two frequent-ish words: a few hundred matches, like a real two-word query.
     let query = format!("{} OR {}", corpus.word(30), corpus.word(31));
-    let embedder: Arc<dyn Embedder> = Arc::new(CorpusQuery(corpus.query_vector(7, 1)));
+    let embedder: Arc<dyn Embedder> = Arc::new(FixedQuery(corpus.query_vector(7, 1)));
     let sqlite: Arc<dyn Store> = Arc::new(rt.block_on(sqlite_store()));
     rt.block_on(prepare(sqlite.as_ref(), None, &corpus));
     let mut backends = vec![("sqlite", sqlite)];

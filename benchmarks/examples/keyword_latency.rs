@@ -2,7 +2,7 @@
 //! fresh SQLite load of the same corpus: median of repeated searches per query shape.
 //! `KB_PG_URL=… cargo run --release -p benchmarks --example keyword_latency [N]`
 //! (`PAGE=100` for pages of 100, the hybrid searcher's keyword depth; default 10).
-//! The criterion bench (`cargo xtask bench -- keyword_100k`) is the reference figure.
+//! The criterion bench (`cargo xtask bench backends -- keyword_100k`) is the reference figure.
 
 use std::time::{Duration, Instant};
 

@@ -3,14 +3,17 @@
 //!
 //! - [`corpus`]: the seeded corpus, so every backend is measured on the same entries;
 //! - [`raw`]: the same work done on each engine without the layer (the baselines);
+//! - [`report`]: the whole-system report `cargo xtask bench` writes;
 //! - the openers and the protocol-level load below, so a bench says what it measures,
 //!   not how to reach a database.
 //!
-//! `cargo xtask bench` runs the side-by-side bench (provisioning Postgres unless
-//! `KB_PG_URL` is set); `cargo bench-sqlite` and `cargo bench-hybrid` are cargo aliases.
+//! `cargo xtask bench` writes the report and `cargo xtask bench backends` runs the
+//! side-by-side criterion bench (both provisioning Postgres unless `KB_PG_URL` is
+//! set); `cargo bench-sqlite` and `cargo bench-hybrid` are cargo aliases.
 
 pub mod corpus;
 pub mod raw;
+pub mod report;
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,8 @@ pub const INGEST: usize = 10_000;
 pub const BATCH: usize = 1_000;
 /// The page size of the query benches.
 pub const K: usize = 10;
+/// The Postgres pool of the concurrent-writer benches (the store's default).
+pub const PG_POOL: u32 = 16;
 
 /// The size of the query corpus: `KB_BENCH_ENTRIES`, default 100,000.
 pub fn query_entries() -> usize {
@@ -155,6 +160,8 @@ pub fn keyword_queries(corpus: &Corpus) -> Vec<KeywordQuery> {
             format!("{} | {}", w(1700), w(1800)),
         ),
         q("5terms_or", five.join(" OR "), five.join(" | ")),
+        // A word in nearly every entry: the longest posting list.
+        q("1term_common", w(5), w(5)),
         // A word in nearly every entry with a rare one, and three words of which one is
         // common: intersections whose lists differ in length by 100x.
         q(
@@ -168,4 +175,25 @@ pub fn keyword_queries(corpus: &Corpus) -> Vec<KeywordQuery> {
             format!("{} & {} & {}", w(300), w(400), w(20)),
         ),
     ]
+}
+
+/// A query embedder that returns one fixed vector: hybrid benches measure the layer's
+/// work, not a model's.
+#[derive(Debug)]
+pub struct FixedQuery(pub Vec<f32>);
+
+#[async_trait::async_trait]
+impl embed::Embedder for FixedQuery {
+    fn model_id(&self) -> &str {
+        "bench"
+    }
+    fn dimension(&self) -> usize {
+        DIMENSION
+    }
+    fn max_input_tokens(&self) -> usize {
+        256
+    }
+    async fn embed(&self, texts: &[String]) -> embed::Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|_| self.0.clone()).collect())
+    }
 }

@@ -31,9 +31,13 @@ tasks:
                   conformance + Postgres-only tests (then the crates above, unless
                   filtered) on KB_PG_URL, or on a throwaway server provisioned here
                   (pgvector built if missing)
-  bench [backends|hybrid|embed] [-- CRITERION ARGS]
-                  criterion benchmarks: both backends side by side (default), the
-                  search layer on both, the local model (e.g. -- --bench keyword_10k)
+  bench [--sizes 10000,100000] [--quick] [--out DIR]
+                  the report: both backends side by side in one release run (ingest,
+                  queries, recall, writers, embedding); report.json, report.md, plots
+                  in DIR (default target/bench-report); --quick: 10k, fewer queries
+  bench backends|hybrid|embed [-- CRITERION ARGS]
+                  criterion benchmarks: both backends side by side, the search layer
+                  on both, the local model (e.g. backends -- keyword_100k)
   help            this text
 
 Postgres: KB_PG_URL, else DATABASE_URL (KB_TEST_PG_URL and KB_BENCH_PG_URL still work).
