@@ -182,15 +182,41 @@ impl Embedder for LocalEmbedder {
             Err(_) => text.len().div_ceil(4),
         }
     }
+    /// Sorts the batch by length and runs it as one sub-batch per core, concurrently.
+    /// One forward pass keeps only about 1.2 of 2 cores busy (the matrix products are
+    /// parallel, the layer norms, softmax and GELU between them are not), so two passes
+    /// side by side fill the gaps; sorting first gives each sub-batch texts of similar
+    /// length, so less padding is computed.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let this = self.clone();
-        let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
-            .await
-            .map_err(|e| EmbedError::Model {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let parts = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(texts.len())
+            .max(1);
+        let per = texts.len().div_ceil(parts).max(1);
+        let tasks: Vec<_> = order
+            .chunks(per)
+            .map(|idx| {
+                let this = self.clone();
+                let part: Vec<String> = idx.iter().map(|&i| texts[i].clone()).collect();
+                tokio::task::spawn_blocking(move || this.embed_blocking(&part))
+            })
+            .collect();
+        let mut sorted = Vec::with_capacity(texts.len());
+        for task in tasks {
+            let vectors = task.await.map_err(|e| EmbedError::Model {
                 model: self.inner.model_id.clone(),
                 message: "the embedding task panicked".into(),
                 source: Some(e.into()),
-            })?
+            })??;
+            sorted.extend(vectors);
+        }
+        // Back to the caller's order.
+        let mut out = vec![Vec::new(); texts.len()];
+        for (vector, &i) in sorted.into_iter().zip(&order) {
+            out[i] = vector;
+        }
+        Ok(out)
     }
 }

@@ -13,6 +13,8 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod mcp;
+pub mod metrics;
+pub mod page;
 pub mod routes;
 pub mod state;
 
@@ -204,6 +206,7 @@ fn router_with(
         .route("/v1/kbs/{kb}/tags", get(tags))
         .route("/v1/kbs/{kb}/timeline", get(timeline))
         .route("/v1/search", get(search_all))
+        .route("/metrics", get(metrics::render))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -224,6 +227,9 @@ fn router_with(
             auth::authenticate,
         ));
     Router::new()
+        .route("/", get(page::index))
+        .route("/page.js", get(page::script))
+        .route("/page.css", get(page::style))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(v1)
@@ -237,6 +243,7 @@ fn router_with(
             opts.request_timeout,
         ))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

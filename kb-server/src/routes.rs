@@ -405,12 +405,33 @@ pub async fn entry_get(
     Extension(access): Extension<Access>,
     uri: OriginalUri,
     headers: HeaderMap,
-    params: Params,
+    mut params: Params,
 ) -> Resp {
-    params.finish(&[])?;
+    // `render=html` adds `body_html`, the body rendered for the search page.
+    let render = params.one("render")?;
+    params.finish(&["render"])?;
+    let render = match render.as_deref() {
+        None => false,
+        Some("html") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "render={other:?}: the only rendering is `html`"
+            )))
+        }
+    };
     let (kb, what) = entry_path(&uri)?;
     access.check_read(&kb)?;
     match what {
+        EntryPath::Entry(id) if render => {
+            let key = EntryKey::new(&kb, &id);
+            let Some(e) = st.store.get_entry(&key).await? else {
+                return Err(ApiError::not_found(format!("entry {key}")));
+            };
+            let mut v = serde_json::to_value(&e)
+                .map_err(|_| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+            v["body_html"] = Value::String(crate::page::render_markdown(&e.body));
+            Ok(Json(v).into_response())
+        }
         EntryPath::Entry(id) => {
             let key = EntryKey::new(&kb, &id);
             let Some(e) = st.store.get_entry(&key).await? else {

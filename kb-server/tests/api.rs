@@ -1013,3 +1013,231 @@ async fn entries_written_with_a_ttl_fade_from_reads_and_lists() {
         assert_eq!(list.json["entries"][0]["id"], "later", "[{n}]");
     }
 }
+
+/// Headless Chromium (`KB_CHROMIUM`, else `chromium` on PATH), or `None` with a message;
+/// `KB_REQUIRE_BROWSER=1` (set by `cargo xtask ci`, which installs it) makes a missing
+/// browser a failure.
+fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("KB_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("chromium"))
+                    .find(|c| c.is_file())
+            })
+        });
+    if path.is_none() {
+        assert!(
+            std::env::var("KB_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "KB_REQUIRE_BROWSER=1 but no chromium: install it (apt-get install chromium)"
+        );
+        eprintln!("skipping: no chromium (set KB_CHROMIUM or install it)");
+    }
+    path
+}
+
+/// The DOM of `url` after its scripts ran (and their requests returned).
+async fn rendered_dom(browser: &std::path::Path, url: &str) -> String {
+    let (browser, url) = (browser.to_owned(), url.to_owned());
+    let profile = tempfile::tempdir().unwrap();
+    let dir = profile.path().to_owned();
+    // A blocking child on the blocking pool: the server under test runs on this runtime.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", dir.display()))
+            .args(["--virtual-time-budget=15000", "--dump-dom"])
+            .arg(url)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The search page in a real browser: a keyword search shows the hit with its highlighted
+/// snippet, and the entry view shows the body rendered from markdown (raw HTML as text),
+/// its tags and its backlinks.
+#[tokio::test]
+async fn the_search_page_finds_and_shows_entries_in_a_browser() {
+    let Some(browser) = chromium() else { return };
+    for b in backends("page") {
+        let state = AppState::open(&b.config, false).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(kb_server::serve_listener(
+            state,
+            listener,
+            ServeOptions::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let http = reqwest::Client::new();
+        let n = b.name;
+        let r = http
+            .post(format!("{base}/v1/kbs"))
+            .json(&json!({"name": "notes"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        for (id, body) in [
+            (
+                "adr/postgres",
+                json!({"title": "Postgres over MongoDB", "tags": ["area/db"],
+                  "body": "## Decision\n\nWe chose a **relational** database.\n\n<script>alert(1)</script>"}),
+            ),
+            (
+                "meeting/kickoff",
+                json!({"title": "Kickoff", "body": "Agreed on storage.",
+                  "links": [{"target": "adr/postgres", "relation": "decided"}]}),
+            ),
+        ] {
+            let r = http
+                .put(format!("{base}/v1/kbs/notes/entries/{id}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "[{n}] {}", r.status());
+        }
+
+        let page = http.get(format!("{base}/")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+
+        let dom = rendered_dom(&browser, &format!("{base}/#q=relational&mode=keyword")).await;
+        assert!(dom.contains(r#"<li class="hit">"#), "[{n}] no hit in {dom}");
+        assert!(dom.contains("Postgres over MongoDB"), "[{n}] {dom}");
+        assert!(dom.contains("<mark>relational</mark>"), "[{n}] {dom}");
+        assert!(dom.contains("1 result"), "[{n}] {dom}");
+
+        let dom = rendered_dom(&browser, &format!("{base}/#kb-entry=notes/adr%2Fpostgres")).await;
+        assert!(
+            dom.contains("<h2>Postgres over MongoDB</h2>"),
+            "[{n}] {dom}"
+        );
+        assert!(
+            dom.contains("<h2>Decision</h2>"),
+            "[{n}] markdown not rendered: {dom}"
+        );
+        assert!(dom.contains("<strong>relational</strong>"), "[{n}] {dom}");
+        assert!(
+            dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "[{n}] raw HTML must show as text: {dom}"
+        );
+        assert!(dom.contains("area/db"), "[{n}] {dom}");
+        assert!(
+            dom.contains("Backlinks") && dom.contains("meeting/kickoff"),
+            "[{n}] {dom}"
+        );
+
+        stop.send(()).unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+    }
+}
+
+/// The text of `uri` (for non-JSON responses), with its status.
+async fn text(app: &Router, uri: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut req = Request::builder().uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// `/metrics` counts requests by route pattern (not path) and status, shows the pool and
+/// the queue, and needs an admin token once tokens exist.
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_show_the_pool_to_admins() {
+    for b in backends("metrics") {
+        let (state, app) = app_for(&b).await;
+        let n = b.name;
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/kbs",
+            None,
+            Some(json!({"name": "mx"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "[{n}]");
+        assert_eq!(
+            get(&app, "/v1/kbs/mx/entries/nope").await.status,
+            StatusCode::NOT_FOUND
+        );
+        let (status, body) = text(&app, "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK, "[{n}] {body}");
+        let counted = |route: &str, status: &str| {
+            body.lines().any(|l| {
+                l.starts_with("kb_http_requests_total{")
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+        };
+        assert!(counted("/v1/kbs", "201"), "[{n}] {body}");
+        assert!(
+            counted("/v1/kbs/{kb}/entries/{*rest}", "404"),
+            "[{n}] {body}"
+        );
+        assert!(
+            !body.contains("nope"),
+            "[{n}] paths must not reach the labels: {body}"
+        );
+        assert!(
+            body.contains("kb_http_request_duration_seconds_bucket{"),
+            "[{n}] {body}"
+        );
+        assert!(body.contains("kb_pool_max_connections "), "[{n}] {body}");
+        assert!(
+            body.contains("kb_embedding_queue{state=\"pending\"}"),
+            "[{n}] {body}"
+        );
+        assert!(body.contains("kb_database_up 1"), "[{n}] {body}");
+
+        let s = state.store.clone();
+        let (_, read) = create_token(s.as_ref(), Scope::Read, &["mx".into()], "r")
+            .await
+            .unwrap();
+        let (_, admin) = create_token(s.as_ref(), Scope::Admin, &[], "a")
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while text(&app, "/metrics", None).await.0 != StatusCode::UNAUTHORIZED {
+            assert!(Instant::now() < deadline, "[{n}] /metrics still open");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            text(&app, "/metrics", Some(&read)).await.0,
+            StatusCode::FORBIDDEN,
+            "[{n}]"
+        );
+        assert_eq!(
+            text(&app, "/metrics", Some(&admin)).await.0,
+            StatusCode::OK,
+            "[{n}]"
+        );
+    }
+}

@@ -19,6 +19,10 @@ pub(crate) fn ci(args: &[String]) -> Result<(), String> {
     let python = crate::mcp::python_sdk()?;
     std::env::set_var("KB_MCP_PYTHON", &python);
     std::env::set_var("KB_REQUIRE_MCP", "1");
+    // The search page is tested in a real browser.
+    let chromium = crate::browser::chromium()?;
+    std::env::set_var("KB_CHROMIUM", &chromium);
+    std::env::set_var("KB_REQUIRE_BROWSER", "1");
     cargo().args(["test", "--workspace"]).run()?;
     crate::postgres::test_postgres(&[])?;
     // The report as a smoke test: every bench path runs, on 10k entries, in minutes.

@@ -2,6 +2,7 @@
 //!
 //! One module per task; no dependencies beyond std so `cargo xtask` builds in seconds.
 
+mod browser;
 mod ci;
 mod demo;
 mod eval;

@@ -250,7 +250,7 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("paths are UTF-8")
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Cmd::new("id")
         .arg("-u")
         .output()
