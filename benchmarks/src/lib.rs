@@ -95,26 +95,47 @@ pub async fn load(
     entries: &[NewEntry],
     vectors: Option<&Corpus>,
 ) -> Duration {
+    let vector = vectors.map(|c| move |i| c.vector(i));
+    load_with(
+        store,
+        pg,
+        entries,
+        vector.as_ref().map(|f| f as _),
+        DIMENSION,
+    )
+    .await
+    .0
+}
+
+/// [`load`] with `vector(i)` for entry `i` (any source of vectors of `dimension`).
+/// Returns the whole time and, on Postgres with vectors, the HNSW build's part of it.
+pub async fn load_with(
+    store: &dyn Store,
+    pg: Option<&PgStore>,
+    entries: &[NewEntry],
+    vector: Option<&dyn Fn(usize) -> Vec<f32>>,
+    dimension: usize,
+) -> (Duration, Option<Duration>) {
     store
         .create_kb(&NewKnowledgeBase::persistent("bench"))
         .await
         .expect("create the bench KB");
     store
-        .ensure_embedding_space(&EmbeddingSpace::new("bench", DIMENSION))
+        .ensure_embedding_space(&EmbeddingSpace::new("bench", dimension))
         .await
         .expect("set the embedding space");
     let start = Instant::now();
-    let bulk = pg.filter(|_| vectors.is_some());
+    let bulk = pg.filter(|_| vector.is_some());
     if let Some(pg) = bulk {
         pg.drop_vector_index().await.expect("drop the HNSW index");
     }
     for (b, chunk) in entries.chunks(BATCH).enumerate() {
         store.upsert_entries(chunk).await.expect("upsert a batch");
-        if let Some(c) = vectors {
+        if let Some(vector) = vector {
             let items: Vec<(EntryKey, Vec<f32>)> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, e)| (e.key(), c.vector(b * BATCH + i)))
+                .map(|(i, e)| (e.key(), vector(b * BATCH + i)))
                 .collect();
             store
                 .put_vectors(&items)
@@ -122,10 +143,15 @@ pub async fn load(
                 .expect("put a batch of vectors");
         }
     }
-    if let Some(pg) = bulk {
-        pg.build_vector_index().await.expect("build the HNSW index");
-    }
-    start.elapsed()
+    let build = match bulk {
+        Some(pg) => {
+            let t = Instant::now();
+            pg.build_vector_index().await.expect("build the HNSW index");
+            Some(t.elapsed())
+        }
+        None => None,
+    };
+    (start.elapsed(), build)
 }
 
 /// One keyword query of the query benches: a name, the query in the protocol's

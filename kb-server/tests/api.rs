@@ -820,22 +820,34 @@ async fn non_loopback_without_tokens_refuses_to_start() {
 /// A real server on 127.0.0.1:0 with its embedding worker: an entry written over HTTP
 /// becomes findable by keyword at once and by hybrid search once the worker embedded it;
 /// /readyz reports the store; shutdown stops everything.
+/// A server on 127.0.0.1:0 with its workers, stopped by sending on `stop`.
+struct Served {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), kb_app::AppError>>,
+}
+
+async fn serve(b: &Backend) -> Served {
+    let state = AppState::open(&b.config, false).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kb_server::serve_listener(
+        state,
+        listener,
+        ServeOptions::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Served { base, stop, server }
+}
+
 #[tokio::test]
 async fn served_over_tcp_with_worker_keyword_hybrid_and_readyz() {
     for b in backends("served") {
-        let state = AppState::open(&b.config, false).await.unwrap();
         assert_eq!(b.config.embed_workers, 1);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(kb_server::serve_listener(
-            state,
-            listener,
-            ServeOptions::default(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let Served { base, stop, server } = serve(&b).await;
         let http = reqwest::Client::new();
         let n = b.name;
 
@@ -1074,18 +1086,7 @@ async fn rendered_dom(browser: &std::path::Path, url: &str) -> String {
 async fn the_search_page_finds_and_shows_entries_in_a_browser() {
     let Some(browser) = chromium() else { return };
     for b in backends("page") {
-        let state = AppState::open(&b.config, false).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(kb_server::serve_listener(
-            state,
-            listener,
-            ServeOptions::default(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let Served { base, stop, server } = serve(&b).await;
         let http = reqwest::Client::new();
         let n = b.name;
         let r = http

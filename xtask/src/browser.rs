@@ -25,29 +25,22 @@ pub(crate) fn chromium() -> Result<PathBuf, String> {
         );
     }
     eprintln!("xtask: installing chromium (apt) for the search page test");
-    Cmd::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "chromium",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .run()
-        .or_else(|_| {
-            // A fresh machine may have no package lists yet.
-            Cmd::new("apt-get").args(["update", "-qq"]).run()?;
-            Cmd::new("apt-get")
-                .args([
-                    "install",
-                    "-y",
-                    "-qq",
-                    "--no-install-recommends",
-                    "chromium",
-                ])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .run()
-        })?;
+    let install = || {
+        Cmd::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "chromium",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()
+    };
+    // A fresh machine may have no package lists yet.
+    install().or_else(|_| {
+        Cmd::new("apt-get").args(["update", "-qq"]).run()?;
+        install()
+    })?;
     on_path().ok_or_else(|| "apt-get installed chromium but it is not on PATH".into())
 }

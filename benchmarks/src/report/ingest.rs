@@ -4,16 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use storage_core::prelude::*;
-use storage_core::{EmbeddingSpace, EntryKey, NewEntry, NewKnowledgeBase};
-use storage_postgres::PgStore;
 use storage_sqlite::{Durability, SqliteConfig, SqliteStore};
 
 use super::{queries, Fixture, Options, EF_SEARCH};
-use crate::{raw, Corpus, BATCH};
+use crate::{load_with, raw, Corpus};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestRow {
@@ -53,48 +51,6 @@ fn row(
     }
 }
 
-/// Creates the `bench` KB and its embedding space and loads `entries` in batches of
-/// [`BATCH`] with `vector(i)` for entry `i`. On Postgres (`pg`) the HNSW index is dropped
-/// for the load and built after it. Returns the whole time and the build's part.
-pub(super) async fn load_with(
-    store: &dyn Store,
-    pg: Option<&PgStore>,
-    entries: &[NewEntry],
-    vector: impl Fn(usize) -> Vec<f32>,
-    dimension: usize,
-) -> (Duration, Option<Duration>) {
-    store
-        .create_kb(&NewKnowledgeBase::persistent("bench"))
-        .await
-        .expect("create the bench KB");
-    store
-        .ensure_embedding_space(&EmbeddingSpace::new("bench", dimension))
-        .await
-        .expect("set the embedding space");
-    let start = Instant::now();
-    if let Some(pg) = pg {
-        pg.drop_vector_index().await.expect("drop the HNSW index");
-    }
-    for (b, chunk) in entries.chunks(BATCH).enumerate() {
-        store.upsert_entries(chunk).await.expect("upsert a batch");
-        let items: Vec<(EntryKey, Vec<f32>)> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.key(), vector(b * BATCH + i)))
-            .collect();
-        store.put_vectors(&items).await.expect("put vectors");
-    }
-    let build = match pg {
-        Some(pg) => {
-            let t = Instant::now();
-            pg.build_vector_index().await.expect("build the HNSW index");
-            Some(t.elapsed())
-        }
-        None => None,
-    };
-    (start.elapsed(), build)
-}
-
 pub(super) async fn run(
     options: &Options,
     corpus: Arc<Corpus>,
@@ -121,12 +77,12 @@ pub(super) async fn run(
         .await
         .expect("open the SQLite bench store");
     let vector = |i| corpus.vector(i);
-    let (t, _) = load_with(&lite, None, &entries, vector, crate::DIMENSION).await;
+    let (t, _) = load_with(&lite, None, &entries, Some(&vector), crate::DIMENSION).await;
     lite.optimize().await.expect("optimize SQLite");
     let disk = dir_mib(dir.path());
     rows.push(row(size, "sqlite", "text+vectors", t, None, Some(disk)));
     let pg = crate::pg_store(&options.pg_url, EF_SEARCH).await;
-    let (t, build) = load_with(&pg, Some(&pg), &entries, vector, crate::DIMENSION).await;
+    let (t, build) = load_with(&pg, Some(&pg), &entries, Some(&vector), crate::DIMENSION).await;
     pg.optimize().await.expect("optimize Postgres");
     let raw_pg = Arc::new(raw::postgres_client(&options.pg_url).await);
     let disk = schema_mib(&raw_pg, pg.schema()).await;

@@ -298,17 +298,17 @@ async fn real_curve(options: &Options, report: &mut Report) {
     };
     let sqlite: Arc<dyn Store> = Arc::new(crate::sqlite_store().await);
     let pg = crate::pg_store(&options.pg_url, EF_SEARCH).await;
-    for store in [sqlite.as_ref(), &pg as &dyn Store] {
-        let is_pg = std::ptr::addr_eq(store, &pg as &dyn Store);
-        ingest::load_with(
-            store,
-            is_pg.then_some(&pg),
-            &real.entries,
-            |i| real.vectors[i].clone(),
-            real.vectors[0].len(),
-        )
-        .await;
-    }
+    let vector = |i: usize| real.vectors[i].clone();
+    let dimension = real.vectors[0].len();
+    crate::load_with(
+        sqlite.as_ref(),
+        None,
+        &real.entries,
+        Some(&vector),
+        dimension,
+    )
+    .await;
+    crate::load_with(&pg, Some(&pg), &real.entries, Some(&vector), dimension).await;
     report.recall.extend(
         recall::curve(
             "real",
