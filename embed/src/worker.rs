@@ -358,6 +358,12 @@ impl EmbedWorker {
         c.passages.fetch_add(out.passages, Ordering::Relaxed);
         c.gave_up.fetch_add(out.gave_up, Ordering::Relaxed);
         c.retrying.fetch_add(out.retrying, Ordering::Relaxed);
+        // For whoever installed a `metrics` recorder (`kb serve`'s /metrics); free otherwise.
+        metrics::counter!("kb_embed_entries_total").increment(out.embedded);
+        metrics::counter!("kb_embed_passages_total").increment(out.passages);
+        metrics::counter!("kb_embed_failures_total", "outcome" => "retrying")
+            .increment(out.retrying);
+        metrics::counter!("kb_embed_failures_total", "outcome" => "gave_up").increment(out.gave_up);
         self.refresh_remaining().await?;
         Ok(out)
     }

@@ -122,6 +122,7 @@ pub async fn serve_listener(
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    metrics::handle();
     let workers = state
         .services
         .start_workers(state.embed_workers, "serve", stop_rx.clone())

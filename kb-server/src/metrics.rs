@@ -23,9 +23,10 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// The process's recorder, installed on first use. One per process: servers started
-/// in the same process (tests) share it.
-fn handle() -> &'static PrometheusHandle {
+/// The process's recorder, installed on first use (the server calls it before starting
+/// its workers, so their first batch is counted). One per process: servers started in
+/// the same process (tests) share it.
+pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()

@@ -935,6 +935,20 @@ async fn served_over_tcp_with_worker_keyword_hybrid_and_readyz() {
             semantic["hits"][0]["id"], "adr/postgres",
             "[{n}] {semantic}"
         );
+        // The worker's throughput is in /metrics (counters shared by the process's servers).
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let passages = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("kb_embed_passages_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        assert!(passages.is_some_and(|p| p >= 1.0), "[{n}] {metrics}");
 
         stop.send(()).unwrap();
         let done = tokio::time::timeout(Duration::from_secs(20), server).await;
