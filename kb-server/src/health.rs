@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use storage_core::{HealthReport, QueueStats};
 
 use crate::state::AppState;
 
@@ -17,12 +18,23 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-pub async fn readyz(State(st): State<AppState>) -> Response {
+/// The store's health and queue, or why not: the error, or `Err(None)` when the database
+/// did not answer within [`READY_TIMEOUT`]. `/readyz` and `/metrics` both read it.
+pub(crate) async fn probe(
+    st: &AppState,
+) -> Result<(HealthReport, QueueStats), Option<storage_core::StorageError>> {
     let probe = async {
         let health = st.store.health().await?;
         let queue = st.store.queue_stats().await?;
         Ok::<_, storage_core::StorageError>((health, queue))
     };
+    match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Ok(r) => r.map_err(Some),
+        Err(_) => Err(None),
+    }
+}
+
+pub async fn readyz(State(st): State<AppState>) -> Response {
     let unavailable = |reason: &str| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -30,8 +42,8 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         )
             .into_response()
     };
-    match tokio::time::timeout(READY_TIMEOUT, probe).await {
-        Ok(Ok((health, queue))) => Json(json!({
+    match probe(&st).await {
+        Ok((health, queue)) => Json(json!({
             "status": "ready",
             "backend": health.backend,
             "schema_version": health.schema_version,
@@ -44,7 +56,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             },
         }))
         .into_response(),
-        Ok(Err(e)) => {
+        Err(Some(e)) => {
             tracing::warn!(error = %e, "readiness probe failed");
             unavailable(if e.is_retryable() {
                 "the database is unreachable"
@@ -52,6 +64,6 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
                 "the database reported an error"
             })
         }
-        Err(_) => unavailable("the database did not answer within 2 s"),
+        Err(None) => unavailable("the database did not answer within 2 s"),
     }
 }

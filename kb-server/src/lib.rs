@@ -192,6 +192,7 @@ fn router_with(
     mcp_cancel: tokio_util::sync::CancellationToken,
 ) -> Router {
     use routes::*;
+    metrics::handle();
     let v1 = Router::new()
         .route("/v1/kbs", get(list_kbs).post(create_kb))
         .route("/v1/kbs/{kb}", get(get_kb).delete(delete_kb))

@@ -15,7 +15,6 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::health::READY_TIMEOUT;
 use crate::state::AppState;
 
 /// Latency buckets, in seconds: 1 ms to 30 s (the request timeout).
@@ -23,9 +22,9 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// The process's recorder, installed on first use (the server calls it before starting
-/// its workers, so their first batch is counted). One per process: servers started in
-/// the same process (tests) share it.
+/// The process's recorder, installed on first use: when a router is built, and earlier in
+/// `serve_listener`, before the workers start, so their first batch is counted. One per
+/// process: servers started in the same process (tests) share it.
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -43,7 +42,6 @@ pub fn handle() -> &'static PrometheusHandle {
 /// Counts every request by route pattern (never the path: it holds ids), method and
 /// status, and records its latency.
 pub async fn track(req: Request, next: Next) -> Response {
-    handle();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -66,13 +64,8 @@ pub async fn render(
     if !access.is_admin() {
         return Err(ApiError::from_status(StatusCode::FORBIDDEN));
     }
-    let probe = async {
-        let health = st.store.health().await?;
-        let queue = st.store.queue_stats().await?;
-        Ok::<_, storage_core::StorageError>((health, queue))
-    };
-    match tokio::time::timeout(READY_TIMEOUT, probe).await {
-        Ok(Ok((health, queue))) => {
+    match crate::health::probe(&st).await {
+        Ok((health, queue)) => {
             metrics::gauge!("kb_database_up").set(1.0);
             let p = health.pool;
             metrics::gauge!("kb_pool_max_connections").set(f64::from(p.max_size));
@@ -85,7 +78,7 @@ pub async fn render(
                 .set(queue.in_progress as f64);
             metrics::gauge!("kb_embedding_queue", "state" => "failed").set(queue.failed as f64);
         }
-        Ok(Err(_)) | Err(_) => metrics::gauge!("kb_database_up").set(0.0),
+        Err(_) => metrics::gauge!("kb_database_up").set(0.0),
     }
     metrics::gauge!("kb_embed_workers").set(if st.embedder.is_some() {
         st.embed_workers as f64

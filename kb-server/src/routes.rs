@@ -422,21 +422,17 @@ pub async fn entry_get(
     let (kb, what) = entry_path(&uri)?;
     access.check_read(&kb)?;
     match what {
-        EntryPath::Entry(id) if render => {
-            let key = EntryKey::new(&kb, &id);
-            let Some(e) = st.store.get_entry(&key).await? else {
-                return Err(ApiError::not_found(format!("entry {key}")));
-            };
-            let mut v = serde_json::to_value(&e)
-                .map_err(|_| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
-            v["body_html"] = Value::String(crate::page::render_markdown(&e.body));
-            Ok(Json(v).into_response())
-        }
         EntryPath::Entry(id) => {
             let key = EntryKey::new(&kb, &id);
             let Some(e) = st.store.get_entry(&key).await? else {
                 return Err(ApiError::not_found(format!("entry {key}")));
             };
+            if render {
+                let mut v = serde_json::to_value(&e)
+                    .map_err(|_| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+                v["body_html"] = Value::String(crate::page::render_markdown(&e.body));
+                return Ok(Json(v).into_response());
+            }
             let tag = etag(&e);
             if none_match(&headers, &tag) {
                 let mut resp = StatusCode::NOT_MODIFIED.into_response();

@@ -37,7 +37,11 @@ type Op = Arc<dyn Fn(usize) -> BoxFut + Send + Sync>;
 
 /// Queries the protocol runs, as closures over a store: the argument picks the query
 /// vector or id, so repeated runs do not all hit one cached row.
-fn protocol_ops(fx: &Fixture, store: Arc<dyn Store>) -> Vec<(&'static str, String, Op)> {
+fn protocol_ops(
+    fx: &Fixture,
+    store: Arc<dyn Store>,
+    searcher: Arc<Searcher>,
+) -> Vec<(&'static str, String, Op)> {
     let mut ops: Vec<(&'static str, String, Op)> = Vec::new();
     let page = Filter::new().limit(K);
     for q in keyword_queries(&fx.corpus) {
@@ -66,18 +70,15 @@ fn protocol_ops(fx: &Fixture, store: Arc<dyn Store>) -> Vec<(&'static str, Strin
             }),
         ));
     }
-    let searcher = fx.searchers.get(store_name(fx, &store)).cloned();
-    if let Some(searcher) = searcher {
-        let req = SearchRequest::new(fx.hybrid_query(), SearchMode::Hybrid).filter(page.clone());
-        ops.push((
-            "hybrid",
-            "rrf".into(),
-            Arc::new(move |_| {
-                let (searcher, req) = (searcher.clone(), req.clone());
-                Box::pin(async move { searcher.search(&req).await.expect("hybrid").hits.len() })
-            }),
-        ));
-    }
+    let req = SearchRequest::new(fx.hybrid_query(), SearchMode::Hybrid).filter(page.clone());
+    ops.push((
+        "hybrid",
+        "rrf".into(),
+        Arc::new(move |_| {
+            let (searcher, req) = (searcher.clone(), req.clone());
+            Box::pin(async move { searcher.search(&req).await.expect("hybrid").hits.len() })
+        }),
+    ));
     let (s, n) = (store.clone(), fx.size);
     ops.push((
         "get",
@@ -103,20 +104,12 @@ fn protocol_ops(fx: &Fixture, store: Arc<dyn Store>) -> Vec<(&'static str, Strin
     ops
 }
 
-fn store_name(fx: &Fixture, store: &Arc<dyn Store>) -> &'static str {
-    if Arc::ptr_eq(store, &fx.sqlite) {
-        "sqlite"
-    } else {
-        "postgres"
-    }
-}
-
 /// Every query kind, interleaving the backends case by case so a slow spell of the
 /// machine does not land on one backend only.
 pub(super) async fn run(fx: &Fixture, warmup: usize, runs: usize) -> Vec<QueryRow> {
     let mut rows = Vec::new();
-    let lite = protocol_ops(fx, fx.sqlite.clone());
-    let pg = protocol_ops(fx, fx.pg.clone());
+    let lite = protocol_ops(fx, fx.sqlite.clone(), fx.searchers["sqlite"].clone());
+    let pg = protocol_ops(fx, fx.pg.clone(), fx.searchers["postgres"].clone());
     for ((kind, case, a), (_, _, b)) in lite.into_iter().zip(pg) {
         for clients in [1, 8] {
             for (backend, op) in [("sqlite", &a), ("postgres", &b)] {

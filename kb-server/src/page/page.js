@@ -107,7 +107,7 @@ async function showEntry(kb, id) {
     ]);
     const body = el("div", { class: "body" });
     // Rendered by the server from markdown with raw HTML escaped and unsafe links
-    // dropped (kb_app::render), so it is safe to insert.
+    // dropped (kb_server::page::render_markdown), so it is safe to insert.
     body.innerHTML = e.body_html || "";
     const links = (title, list, pick) => {
       const ul = el("ul", {});
