@@ -112,7 +112,14 @@ pub struct EmbedWorker {
     config: WorkerConfig,
     counters: Arc<Counters>,
     started: Instant,
+    /// The claims of a batch a retryable store error interrupted, with when they were
+    /// claimed: the next batch retries them while their lease lasts, rather than leaving
+    /// them leased (unclaimable by anyone) until the lease ends.
+    held: Arc<std::sync::Mutex<Option<Held>>>,
 }
+
+/// Claimed items and when they were claimed.
+type Held = (Instant, Vec<QueueItem>);
 
 /// The outcome of one batch.
 #[derive(Debug, Default)]
@@ -141,6 +148,7 @@ impl EmbedWorker {
             config,
             counters: Arc::default(),
             started: Instant::now(),
+            held: Arc::default(),
         })
     }
 
@@ -237,16 +245,28 @@ impl EmbedWorker {
         (self.config.backoff * factor).min(self.config.max_backoff)
     }
 
-    /// Claims, embeds and writes one batch.
+    /// Claims, embeds and writes one batch (or retries the held one).
     async fn batch(&self) -> StoreResult<BatchOutcome> {
-        let items = self
-            .store
-            .claim_embedding_batch(
-                &self.config.worker_id,
-                self.config.batch_size.max(1),
-                self.config.lease,
-            )
-            .await?;
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            // Half the lease leaves the retry time to finish before anyone else may claim.
+            .filter(|(at, _)| at.elapsed() < self.config.lease / 2);
+        let (claimed_at, items) = match held {
+            Some(held) => held,
+            None => (
+                Instant::now(),
+                self.store
+                    .claim_embedding_batch(
+                        &self.config.worker_id,
+                        self.config.batch_size.max(1),
+                        self.config.lease,
+                    )
+                    .await?,
+            ),
+        };
         let mut out = BatchOutcome {
             claimed: items.len(),
             ..Default::default()
@@ -255,6 +275,18 @@ impl EmbedWorker {
             self.refresh_remaining().await?;
             return Ok(out);
         }
+        match self.process(&items, &mut out).await {
+            Err(e) if e.is_retryable() => {
+                *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some((claimed_at, items));
+                Err(e)
+            }
+            other => other.map(|()| out),
+        }
+    }
+
+    /// Embeds and writes claimed items. Safe to run again on the same items: passages are
+    /// replaced, completing twice removes nothing more.
+    async fn process(&self, items: &[QueueItem], out: &mut BatchOutcome) -> StoreResult<()> {
         let keys: Vec<EntryKey> = items.iter().map(|i| i.key.clone()).collect();
         let entries: HashMap<EntryKey, String> = self
             .store
@@ -365,7 +397,7 @@ impl EmbedWorker {
             .increment(out.retrying);
         metrics::counter!("kb_embed_failures_total", "outcome" => "gave_up").increment(out.gave_up);
         self.refresh_remaining().await?;
-        Ok(out)
+        Ok(())
     }
 
     /// Pairs each passage with its vector, refusing vectors the store would refuse (an

@@ -321,6 +321,33 @@ async fn a_running_worker_outlives_a_database_outage(s: S) {
     assert_eq!(covered.with_vector, 6);
 }
 
+/// A batch whose write failed in an outage is retried once the store is back, by the
+/// worker that holds its claims, without waiting for the lease (10 minutes by default)
+/// to end.
+async fn a_batch_cut_by_an_outage_is_retried_without_waiting_for_its_lease(s: S) {
+    entries(&s, 4).await;
+    let store = faulty::Faulty::new(s.clone());
+    let w = EmbedWorker::new(
+        store.clone(),
+        TestEmbedder::new(0),
+        WorkerConfig {
+            idle_poll: Duration::from_millis(10),
+            ..fast_config("w1")
+        },
+    )
+    .await
+    .unwrap();
+    store.fail_next("put_passages", 2, faulty::unavailable);
+    let stats = w
+        .run(tokio::time::sleep(Duration::from_millis(800)))
+        .await
+        .unwrap();
+    assert_eq!(store.pending("put_passages"), 0, "the outage happened");
+    assert_eq!(stats.embedded, 4, "{stats:?}");
+    let q = s.queue_stats().await.unwrap();
+    assert_eq!((q.pending, q.in_progress), (0, 0), "{q:?}");
+}
+
 /// A provider that answers with an all-zero vector (which the store refuses) makes the
 /// item fail and count its attempts until it is given up, instead of being leased again
 /// forever; the other entries of the batch are embedded.
@@ -398,6 +425,7 @@ async fn vectors_the_store_refuses_fail_only_their_item(s: S) {
 
 on_both_backends!(
     a_running_worker_outlives_a_database_outage,
+    a_batch_cut_by_an_outage_is_retried_without_waiting_for_its_lease,
     unusable_vectors_fail_their_item_until_it_is_given_up,
     vectors_the_store_refuses_fail_only_their_item,
     drains_the_queue_into_passages,

@@ -10,6 +10,7 @@ use storage_core::{Lifecycle, Link, NewEntry, Source};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntryInput {
     #[serde(default)]
     pub kb: Option<String>,

@@ -124,7 +124,12 @@ pub(crate) async fn run(command: Command, g: &Globals, out: &Out) -> Result<Done
             out.status(&r);
             Ok(Done::Ok)
         }
-        Command::Serve { listen, no_auth } => {
+        Command::Serve {
+            listen,
+            no_auth,
+            max_in_flight,
+            request_timeout,
+        } => {
             let config = Config::load(&ConfigOverrides {
                 db: db.map(str::to_owned),
                 config: g.config.clone(),
@@ -133,6 +138,8 @@ pub(crate) async fn run(command: Command, g: &Globals, out: &Out) -> Result<Done
             let opts = kb_server::ServeOptions {
                 listen,
                 no_auth,
+                max_in_flight,
+                request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
                 ..Default::default()
             };
             out.note(&format!(

@@ -172,6 +172,12 @@ pub(crate) enum Command {
         /// Serve without authentication, even on a non-loopback address.
         #[arg(long)]
         no_auth: bool,
+        /// Requests one token may have running at once; more are answered 429 (retry).
+        #[arg(long, default_value_t = kb_server::auth::DEFAULT_MAX_IN_FLIGHT, value_name = "N")]
+        max_in_flight: usize,
+        /// Seconds a request may run before it is answered 504.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        request_timeout: u64,
     },
     /// Serve the knowledge base to an agent over MCP on stdin/stdout (for desktop agents
     /// that spawn it), with the background embedding workers, until stdin closes.

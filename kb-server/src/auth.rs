@@ -265,14 +265,80 @@ impl AuthPolicy {
 
 /// Middleware: resolves the caller's [`Access`] and puts it in the request's extensions;
 /// 401 for a missing or invalid token when tokens are required.
+/// 429 for a caller with more than [`InFlight`]'s limit of requests running.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let access = resolve(&state, req.headers()).await?;
+    let caller = match &access {
+        Access::Open => "open".to_owned(),
+        Access::Token(t) => t.id().to_owned(),
+    };
+    let _slot = state.in_flight.enter(caller)?;
     req.extensions_mut().insert(access);
     Ok(next.run(req).await)
+}
+
+/// Requests running per caller (token, or the open caller), so one client cannot take
+/// every connection of the pool from the others: past the limit it gets 429 with
+/// `Retry-After`. A counter map rather than a rate limiter: what runs out under load is
+/// database connections, which concurrency measures and a rate does not.
+#[derive(Debug)]
+pub struct InFlight {
+    limit: usize,
+    running: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// Default of [`InFlight`]'s limit (`kb serve --max-in-flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+impl InFlight {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            running: Default::default(),
+        }
+    }
+
+    fn enter(self: &Arc<Self>, caller: String) -> Result<Slot, ApiError> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let n = running.entry(caller.clone()).or_default();
+        if *n >= self.limit {
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                format!(
+                    "this caller already has {} requests running; retry when one finishes",
+                    self.limit
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(Slot {
+            owner: self.clone(),
+            caller,
+        })
+    }
+}
+
+/// One running request; leaving frees its place.
+struct Slot {
+    owner: Arc<InFlight>,
+    caller: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut running = self.owner.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.caller);
+            }
+        }
+    }
 }
 
 async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Access, ApiError> {

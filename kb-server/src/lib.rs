@@ -14,6 +14,7 @@ pub mod extract;
 pub mod health;
 pub mod mcp;
 pub mod metrics;
+pub mod openapi;
 pub mod page;
 pub mod routes;
 pub mod state;
@@ -27,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use kb_app::{AppError, Config};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -57,6 +58,8 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// After shutdown is signalled, how long in-flight requests may take to finish.
     pub shutdown_grace: Duration,
+    /// Requests one caller (token) may have running at once; more get 429.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServeOptions {
@@ -67,6 +70,7 @@ impl Default for ServeOptions {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            max_in_flight: auth::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -103,7 +107,7 @@ async fn check_exposure(state: &AppState, opts: &ServeOptions) -> Result<(), App
 
 /// Serves `state` on an already bound listener (tests bind `127.0.0.1:0`).
 pub async fn serve_listener(
-    state: AppState,
+    mut state: AppState,
     listener: tokio::net::TcpListener,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -122,6 +126,7 @@ pub async fn serve_listener(
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    state.in_flight = std::sync::Arc::new(auth::InFlight::new(opts.max_in_flight));
     metrics::handle();
     let workers = state
         .services
@@ -186,29 +191,81 @@ impl MakeRequestId for Counter {
     }
 }
 
-fn router_with(
-    state: AppState,
-    opts: &ServeOptions,
-    mcp_cancel: tokio_util::sync::CancellationToken,
-) -> Router {
+/// The routes behind the bearer tokens: the router is built from this table, and the
+/// OpenAPI test asks it which paths exist.
+pub fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    use axum::routing::post;
     use routes::*;
-    metrics::handle();
-    let v1 = Router::new()
-        .route("/v1/kbs", get(list_kbs).post(create_kb))
-        .route("/v1/kbs/{kb}", get(get_kb).delete(delete_kb))
-        .route("/v1/kbs/{kb}/entries", get(list_entries).post(upsert_batch))
-        .route(
+    vec![
+        ("/v1/kbs", get(list_kbs).post(create_kb)),
+        ("/v1/kbs/{kb}", get(get_kb).delete(delete_kb)),
+        ("/v1/kbs/{kb}/entries", get(list_entries).post(upsert_batch)),
+        (
             "/v1/kbs/{kb}/entries/{*rest}",
             get(entry_get)
                 .put(entry_put)
                 .delete(entry_delete)
                 .post(entry_post),
-        )
-        .route("/v1/kbs/{kb}/search", get(search_kb))
-        .route("/v1/kbs/{kb}/tags", get(tags))
-        .route("/v1/kbs/{kb}/timeline", get(timeline))
-        .route("/v1/search", get(search_all))
-        .route("/metrics", get(metrics::render))
+        ),
+        ("/v1/kbs/{kb}/search", get(search_kb)),
+        ("/v1/kbs/{kb}/tags", get(tags)),
+        ("/v1/kbs/{kb}/timeline", get(timeline)),
+        ("/v1/kbs/{kb}/graph", get(kb_graph)),
+        ("/v1/kbs/{kb}/stars", get(stars_kb)),
+        ("/v1/kbs/{kb}/settings", get(kb_settings_get)),
+        (
+            "/v1/kbs/{kb}/settings/{*key}",
+            get(kb_settings_get)
+                .put(kb_settings_put)
+                .delete(kb_settings_delete),
+        ),
+        (
+            "/v1/kbs/{kb}/collections",
+            get(collections_list).post(collection_create),
+        ),
+        (
+            "/v1/kbs/{kb}/collections/{*rest}",
+            get(collection_get)
+                .put(collection_put)
+                .delete(collection_delete),
+        ),
+        ("/v1/search", get(search_all)),
+        ("/v1/stars", get(stars_all)),
+        ("/v1/settings", get(global_settings)),
+        (
+            "/v1/settings/{*key}",
+            get(global_setting_get)
+                .put(global_setting_put)
+                .delete(global_setting_delete),
+        ),
+        ("/v1/gc", post(gc)),
+        ("/v1/queue", get(queue)),
+        ("/v1/queue/requeue", post(requeue)),
+        ("/metrics", get(metrics::render)),
+    ]
+}
+
+/// The routes anyone may call: the page, health, and the API's description.
+pub fn open_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/", get(page::index)),
+        ("/page.js", get(page::script)),
+        ("/page.css", get(page::style)),
+        ("/healthz", get(health::healthz)),
+        ("/readyz", get(health::readyz)),
+        ("/v1/openapi.json", get(openapi::serve)),
+    ]
+}
+
+fn router_with(
+    state: AppState,
+    opts: &ServeOptions,
+    mcp_cancel: tokio_util::sync::CancellationToken,
+) -> Router {
+    metrics::handle();
+    let v1 = api_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -228,12 +285,9 @@ fn router_with(
             state.clone(),
             auth::authenticate,
         ));
-    Router::new()
-        .route("/", get(page::index))
-        .route("/page.js", get(page::script))
-        .route("/page.css", get(page::style))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    open_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
         .merge(v1)
         .merge(mcp)
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })

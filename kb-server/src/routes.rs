@@ -2,12 +2,25 @@
 //!
 //! Entry ids may contain `/` (`glossary/wal`), so entry routes take the rest of the path:
 //! `/v1/kbs/{kb}/entries/glossary/wal` is the entry `glossary/wal`, and a last segment of
-//! `backlinks`, `outlinks` or `claim` names a sub-resource of the id before it. The split
-//! is made on the raw path, before percent-decoding, so an id whose last segment is one
-//! of those words is addressed with `%2F` (`foo%2Fclaim` is the entry `foo/claim`);
-//! `glossary%2Fwal` works as well as `glossary/wal`.
+//! `backlinks`, `outlinks`, `graph`, `similar`, `star`, `claim` or `metadata` names a
+//! sub-resource of the id before it. The split is made on the raw path, before
+//! percent-decoding, so an id whose last segment is one of those words is addressed with
+//! `%2F` (`foo%2Fclaim` is the entry `foo/claim`); `glossary%2Fwal` works as well as
+//! `glossary/wal`.
+//!
+//! The handlers are grouped as the protocol is: KBs, entries and search here;
+//! [`related`] (graph, similar, stars, metadata), [`organise`] (settings, collections)
+//! and [`admin`] (GC, the embedding queue) beside.
 
-use axum::extract::{OriginalUri, State};
+pub mod admin;
+pub mod organise;
+pub mod related;
+
+pub use admin::*;
+pub use organise::*;
+pub use related::*;
+
+use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -42,7 +55,7 @@ type Resp = ApiResult<Response>;
 // ------------------------------------------------------------------ request bodies
 
 /// A KB to create.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KbInput {
     pub name: String,
@@ -90,7 +103,7 @@ fn entry_from(
     Ok(e)
 }
 
-fn strip_kind(e: &storage_core::StorageError) -> String {
+pub(crate) fn strip_kind(e: &storage_core::StorageError) -> String {
     let s = e.to_string();
     s.strip_prefix("invalid input: ")
         .map(str::to_owned)
@@ -98,7 +111,7 @@ fn strip_kind(e: &storage_core::StorageError) -> String {
 }
 
 /// A compare-and-set claim of an entry's status.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimInput {
     /// Expected current status; `null` (or absent) for an entry without a status.
@@ -182,7 +195,7 @@ pub async fn delete_kb(
 }
 
 /// The caller may read `kb` and it exists, else 404 (the same answer either way).
-async fn require_kb(st: &AppState, access: &Access, kb: &str) -> ApiResult<()> {
+pub(crate) async fn require_kb(st: &AppState, access: &Access, kb: &str) -> ApiResult<()> {
     access.check_read(kb)?;
     if st.store.get_kb(kb).await?.is_none() {
         return Err(ApiError::not_found(format!("knowledge base {kb}")));
@@ -252,7 +265,7 @@ pub async fn list_entries(
 }
 
 /// The `Filter` fields every entry-selecting route takes, with a page of `default_limit`.
-fn filter_params(p: &mut Params, default_limit: usize) -> ApiResult<Filter> {
+pub(crate) fn filter_params(p: &mut Params, default_limit: usize) -> ApiResult<Filter> {
     let mut f = Filter::new();
     f.entry_types = p.list("type");
     f.tags = p.list("tag");
@@ -309,16 +322,41 @@ pub async fn upsert_batch(
     Ok(Json(json!({ "written": written.len(), "entries": written })).into_response())
 }
 
-/// What the rest of an entry path names.
-enum EntryPath {
+/// What the rest of an entry path names: the entry, or one of its sub-resources.
+pub(crate) enum EntryPath {
     Entry(String),
-    Backlinks(String),
-    Outlinks(String),
-    Claim(String),
+    Sub(Sub, String),
+}
+
+/// The sub-resources of an entry (`…/entries/{id}/{sub}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sub {
+    Backlinks,
+    Outlinks,
+    Graph,
+    Similar,
+    Star,
+    Claim,
+    Metadata,
+}
+
+impl Sub {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "backlinks" => Sub::Backlinks,
+            "outlinks" => Sub::Outlinks,
+            "graph" => Sub::Graph,
+            "similar" => Sub::Similar,
+            "star" => Sub::Star,
+            "claim" => Sub::Claim,
+            "metadata" => Sub::Metadata,
+            _ => return None,
+        })
+    }
 }
 
 /// `(kb, what)` from `/v1/kbs/{kb}/entries/{rest…}` (see the module doc).
-fn entry_path(uri: &OriginalUri) -> ApiResult<(String, EntryPath)> {
+pub(crate) fn entry_path(uri: &OriginalUri) -> ApiResult<(String, EntryPath)> {
     let path = uri.0.path();
     let mut parts = path.splitn(6, '/');
     let (Some(""), Some("v1"), Some("kbs"), Some(kb), Some("entries"), Some(rest)) = (
@@ -333,7 +371,10 @@ fn entry_path(uri: &OriginalUri) -> ApiResult<(String, EntryPath)> {
     };
     let kb = decode(kb)?;
     let (id_raw, sub) = match rest.rsplit_once('/') {
-        Some((id, sub @ ("backlinks" | "outlinks" | "claim"))) if !id.is_empty() => (id, Some(sub)),
+        Some((id, sub)) if !id.is_empty() => match Sub::parse(sub) {
+            Some(sub) => (id, Some(sub)),
+            None => (rest, None),
+        },
         _ => (rest, None),
     };
     let id = decode(id_raw)?;
@@ -342,14 +383,12 @@ fn entry_path(uri: &OriginalUri) -> ApiResult<(String, EntryPath)> {
     }
     let what = match sub {
         None => EntryPath::Entry(id),
-        Some("backlinks") => EntryPath::Backlinks(id),
-        Some("outlinks") => EntryPath::Outlinks(id),
-        _ => EntryPath::Claim(id),
+        Some(sub) => EntryPath::Sub(sub, id),
     };
     Ok((kb, what))
 }
 
-fn kb_of(uri: &OriginalUri) -> ApiResult<String> {
+pub(crate) fn kb_of(uri: &OriginalUri) -> ApiResult<String> {
     let raw = uri
         .0
         .path()
@@ -359,7 +398,7 @@ fn kb_of(uri: &OriginalUri) -> ApiResult<String> {
     decode(raw)
 }
 
-fn decode(raw: &str) -> ApiResult<String> {
+pub(crate) fn decode(raw: &str) -> ApiResult<String> {
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map(|c| c.into_owned())
@@ -381,7 +420,7 @@ pub fn etag(e: &Entry) -> String {
     format!("\"{}\"", &h.finalize().to_hex()[..32])
 }
 
-fn entry_response(status: StatusCode, e: &Entry) -> Response {
+pub(crate) fn entry_response(status: StatusCode, e: &Entry) -> Response {
     let mut resp = (status, Json(e)).into_response();
     if let Ok(v) = HeaderValue::from_str(&etag(e)) {
         resp.headers_mut().insert(header::ETAG, v);
@@ -407,6 +446,40 @@ pub async fn entry_get(
     headers: HeaderMap,
     mut params: Params,
 ) -> Resp {
+    let (kb, what) = entry_path(&uri)?;
+    access.check_read(&kb)?;
+    let id = match what {
+        EntryPath::Entry(id) => id,
+        EntryPath::Sub(Sub::Backlinks, id) => {
+            params.finish(&[])?;
+            require_kb(&st, &access, &kb).await?;
+            // Links from KBs the caller cannot read are left out: they would reveal them.
+            let links: Vec<_> = st
+                .store
+                .backlinks(&EntryKey::new(&kb, &id))
+                .await?
+                .into_iter()
+                .filter(|b| access.can_read(&b.source.kb))
+                .collect();
+            return Ok(Json(json!({ "kb": kb, "id": id, "backlinks": links })).into_response());
+        }
+        EntryPath::Sub(Sub::Outlinks, id) => {
+            params.finish(&[])?;
+            let key = EntryKey::new(&kb, &id);
+            if st.store.get_entry(&key).await?.is_none() {
+                return Err(ApiError::not_found(format!("entry {key}")));
+            }
+            let links = st.store.outlinks(&key).await?;
+            return Ok(Json(json!({ "kb": kb, "id": id, "outlinks": links })).into_response());
+        }
+        EntryPath::Sub(Sub::Graph, id) => {
+            return related::graph(&st, &access, &kb, &id, params).await
+        }
+        EntryPath::Sub(Sub::Similar, id) => {
+            return related::similar(&st, &access, &kb, &id, params).await
+        }
+        EntryPath::Sub(_, _) => return Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)),
+    };
     // `render=html` adds `body_html`, the body rendered for the search page.
     let render = params.one("render")?;
     params.finish(&["render"])?;
@@ -419,68 +492,46 @@ pub async fn entry_get(
             )))
         }
     };
-    let (kb, what) = entry_path(&uri)?;
-    access.check_read(&kb)?;
-    match what {
-        EntryPath::Entry(id) => {
-            let key = EntryKey::new(&kb, &id);
-            let Some(e) = st.store.get_entry(&key).await? else {
-                return Err(ApiError::not_found(format!("entry {key}")));
-            };
-            if render {
-                let mut v = serde_json::to_value(&e)
-                    .map_err(|_| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
-                v["body_html"] = Value::String(crate::page::render_markdown(&e.body));
-                return Ok(Json(v).into_response());
-            }
-            let tag = etag(&e);
-            if none_match(&headers, &tag) {
-                let mut resp = StatusCode::NOT_MODIFIED.into_response();
-                if let Ok(v) = HeaderValue::from_str(&tag) {
-                    resp.headers_mut().insert(header::ETAG, v);
-                }
-                return Ok(resp);
-            }
-            Ok(entry_response(StatusCode::OK, &e))
-        }
-        EntryPath::Backlinks(id) => {
-            require_kb(&st, &access, &kb).await?;
-            // Links from KBs the caller cannot read are left out: they would reveal them.
-            let links: Vec<_> = st
-                .store
-                .backlinks(&EntryKey::new(&kb, &id))
-                .await?
-                .into_iter()
-                .filter(|b| access.can_read(&b.source.kb))
-                .collect();
-            Ok(Json(json!({ "kb": kb, "id": id, "backlinks": links })).into_response())
-        }
-        EntryPath::Outlinks(id) => {
-            let key = EntryKey::new(&kb, &id);
-            if st.store.get_entry(&key).await?.is_none() {
-                return Err(ApiError::not_found(format!("entry {key}")));
-            }
-            let links = st.store.outlinks(&key).await?;
-            Ok(Json(json!({ "kb": kb, "id": id, "outlinks": links })).into_response())
-        }
-        EntryPath::Claim(_) => Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)),
+    let key = EntryKey::new(&kb, &id);
+    let Some(e) = st.store.get_entry(&key).await? else {
+        return Err(ApiError::not_found(format!("entry {key}")));
+    };
+    if render {
+        let mut v = serde_json::to_value(&e)
+            .map_err(|_| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        v["body_html"] = Value::String(crate::page::render_markdown(&e.body));
+        return Ok(Json(v).into_response());
     }
+    let tag = etag(&e);
+    if none_match(&headers, &tag) {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&tag) {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(resp);
+    }
+    Ok(entry_response(StatusCode::OK, &e))
 }
 
+/// PUT an entry (upsert; the body is an [`EntryInput`]) or its star (no body).
 pub async fn entry_put(
     State(st): State<AppState>,
     Extension(access): Extension<Access>,
     uri: OriginalUri,
-    ApiJson(input): ApiJson<EntryInput>,
+    req: Request,
 ) -> Resp {
     let (kb, what) = entry_path(&uri)?;
     access.check_write(&kb)?;
-    let EntryPath::Entry(id) = what else {
-        return Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED));
-    };
-    let entry = entry_from(input, &kb, Some(&id), None)?;
-    let stored = st.store.upsert_entry(&entry).await?;
-    Ok(entry_response(StatusCode::OK, &stored))
+    match what {
+        EntryPath::Entry(id) => {
+            let ApiJson(input) = ApiJson::<EntryInput>::from_request(req, &()).await?;
+            let entry = entry_from(input, &kb, Some(&id), None)?;
+            let stored = st.store.upsert_entry(&entry).await?;
+            Ok(entry_response(StatusCode::OK, &stored))
+        }
+        EntryPath::Sub(Sub::Star, id) => related::star(&st, &kb, &id).await,
+        EntryPath::Sub(..) => Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)),
+    }
 }
 
 pub async fn entry_delete(
@@ -490,28 +541,42 @@ pub async fn entry_delete(
 ) -> Resp {
     let (kb, what) = entry_path(&uri)?;
     access.check_write(&kb)?;
-    let EntryPath::Entry(id) = what else {
-        return Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED));
-    };
-    let key = EntryKey::new(&kb, &id);
-    if !st.store.delete_entry(&key).await? {
-        return Err(ApiError::not_found(format!("entry {key}")));
+    match what {
+        EntryPath::Entry(id) => {
+            let key = EntryKey::new(&kb, &id);
+            if !st.store.delete_entry(&key).await? {
+                return Err(ApiError::not_found(format!("entry {key}")));
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        EntryPath::Sub(Sub::Star, id) => related::unstar(&st, &kb, &id).await,
+        EntryPath::Sub(..) => Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)),
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// POST to an entry's `claim` or `metadata` (compare-and-set).
 pub async fn entry_post(
     State(st): State<AppState>,
     Extension(access): Extension<Access>,
     uri: OriginalUri,
-    ApiJson(input): ApiJson<ClaimInput>,
+    req: Request,
 ) -> Resp {
     let (kb, what) = entry_path(&uri)?;
     access.check_write(&kb)?;
-    let EntryPath::Claim(id) = what else {
-        return Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED));
-    };
-    let key = EntryKey::new(&kb, &id);
+    match what {
+        EntryPath::Sub(Sub::Claim, id) => {
+            let ApiJson(input) = ApiJson::from_request(req, &()).await?;
+            claim(&st, EntryKey::new(&kb, &id), input).await
+        }
+        EntryPath::Sub(Sub::Metadata, id) => {
+            let ApiJson(input) = ApiJson::from_request(req, &()).await?;
+            related::cas_metadata(&st, EntryKey::new(&kb, &id), input).await
+        }
+        _ => Err(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)),
+    }
+}
+
+async fn claim(st: &AppState, key: EntryKey, input: ClaimInput) -> Resp {
     match st
         .store
         .claim(&key, input.from.as_deref(), &input.to, &input.assignee)

@@ -7,7 +7,7 @@ use kb_app::{AppError, Config, OpenStore, Services};
 use search_hybrid::Searcher;
 use storage_core::Store;
 
-use crate::auth::AuthPolicy;
+use crate::auth::{AuthPolicy, InFlight, DEFAULT_MAX_IN_FLIGHT};
 
 /// Cheap to clone: everything is behind an `Arc`.
 #[derive(Clone)]
@@ -20,6 +20,8 @@ pub struct AppState {
     /// Why semantic and hybrid search are unavailable, when they are.
     pub semantic_unavailable: Option<String>,
     pub auth: Arc<AuthPolicy>,
+    /// Requests running per caller ([`InFlight`]).
+    pub in_flight: Arc<InFlight>,
     pub embed_workers: usize,
     /// The same store, searcher and embedder, as the MCP endpoint takes them.
     pub services: Services,
@@ -53,6 +55,7 @@ impl AppState {
             embedder: services.embedder.clone(),
             semantic_unavailable: services.semantic_unavailable.clone(),
             auth: Arc::new(AuthPolicy::new(no_auth)),
+            in_flight: Arc::new(InFlight::new(DEFAULT_MAX_IN_FLIGHT)),
             embed_workers,
             services,
             default_kb: None,

@@ -9,129 +9,17 @@ use std::time::{Duration, Instant};
 use storage_core::prelude::*;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use kb_app::{Config, ConfigOverrides, DatabaseConfig};
 use kb_server::auth::{create_token, Scope};
 use kb_server::{AppState, ServeOptions};
 use serde_json::{json, Value};
 use storage_core::{NewEntry, NewKnowledgeBase};
 use tower::ServiceExt;
 
-/// One backend to run a test on.
-struct Backend {
-    name: &'static str,
-    config: Config,
-    _dir: tempfile::TempDir,
-}
-
-fn backends(test: &str) -> Vec<Backend> {
-    // The same value in every test, so setting it from parallel tests is harmless.
-    std::env::set_var("KB_EMBEDDER", "hashing");
-    let load = |db: String, dir: &tempfile::TempDir| {
-        Config::load(&ConfigOverrides {
-            db: Some(db),
-            config: None,
-            cwd: Some(dir.path().to_owned()),
-        })
-        .unwrap()
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = load(
-        format!("sqlite:{}", dir.path().join("index.db").display()),
-        &dir,
-    );
-    let mut out = vec![Backend {
-        name: "sqlite",
-        config: sqlite,
-        _dir: dir,
-    }];
-    if cfg!(feature = "postgres-tests") {
-        let url = storage_postgres::require_test_url();
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = load(url, &dir);
-        // Set the schema on the config, not through KB_PG_SCHEMA: tests run in parallel.
-        let DatabaseConfig::Postgres(pg) = &mut config.database else {
-            panic!("KB_PG_URL is not a postgres:// URL");
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        pg.schema = format!("kbsrv_{test}_{}_{nanos}", std::process::id());
-        out.push(Backend {
-            name: "postgres",
-            config,
-            _dir: dir,
-        });
-    }
-    out
-}
-
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    json: Value,
-}
-
-async fn call(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Resp {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(serde_json::to_vec(&b).unwrap())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    send(app, req).await
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Resp {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let json = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "{status}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
-    };
-    Resp {
-        status,
-        headers,
-        json,
-    }
-}
-
-fn get<'a>(app: &'a Router, uri: &str) -> impl std::future::Future<Output = Resp> + 'a {
-    let uri = uri.to_owned();
-    async move { call(app, Method::GET, &uri, None, None).await }
-}
-
-fn kind(r: &Resp) -> &str {
-    r.json["error"]["kind"].as_str().unwrap_or("")
-}
-
-async fn app_for(b: &Backend) -> (AppState, Router) {
-    let state = AppState::open(&b.config, false).await.unwrap();
-    let app = kb_server::router(state.clone());
-    (state, app)
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn crud_round_trip_with_etag_and_304() {
@@ -820,29 +708,6 @@ async fn non_loopback_without_tokens_refuses_to_start() {
 /// A real server on 127.0.0.1:0 with its embedding worker: an entry written over HTTP
 /// becomes findable by keyword at once and by hybrid search once the worker embedded it;
 /// /readyz reports the store; shutdown stops everything.
-/// A server on 127.0.0.1:0 with its workers, stopped by sending on `stop`.
-struct Served {
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<Result<(), kb_app::AppError>>,
-}
-
-async fn serve(b: &Backend) -> Served {
-    let state = AppState::open(&b.config, false).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kb_server::serve_listener(
-        state,
-        listener,
-        ServeOptions::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Served { base, stop, server }
-}
-
 #[tokio::test]
 async fn served_over_tcp_with_worker_keyword_hybrid_and_readyz() {
     for b in backends("served") {

@@ -9,6 +9,7 @@ use crate::error::{Result, StorageError};
 
 /// An entry's identity: its knowledge base and its id within it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntryKey {
     /// The knowledge base's name.
     pub kb: String,
@@ -36,6 +37,7 @@ impl std::fmt::Display for EntryKey {
 /// and search unless a filter asks for them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Lifecycle {
     /// Live: listed, counted and searched (the default).
     #[default]
@@ -64,6 +66,7 @@ impl Lifecycle {
 
 /// A directed link from one entry to another. The target need not exist (yet).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Link {
     /// Target entry id.
     pub target: String,
@@ -115,6 +118,7 @@ impl Link {
 
 /// Where a piece of knowledge came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Source {
     /// What the source is called.
     pub title: String,
@@ -486,6 +490,7 @@ pub fn embeddable_text(title: &str, summary: &str, body: &str) -> String {
 
 /// A stored entry: what was written plus the store's timestamps and content hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// See [`NewEntry::kb`].
     pub kb: String,

@@ -6,6 +6,7 @@ use super::*;
 
 /// A tag with the number of entries carrying it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TagCount {
     /// The tag.
     pub tag: String,
@@ -15,6 +16,7 @@ pub struct TagCount {
 
 /// An incoming link, as seen from its target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Backlink {
     /// The linking entry.
     pub source: EntryKey,
@@ -26,6 +28,7 @@ pub struct Backlink {
 
 /// An entry, or a link target that does not exist, in a [`Graph`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphNode {
     /// The node's key.
     pub key: EntryKey,
@@ -37,6 +40,7 @@ pub struct GraphNode {
 
 /// A link between two nodes of a [`Graph`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphEdge {
     /// The linking entry.
     pub source: EntryKey,
@@ -48,6 +52,7 @@ pub struct GraphEdge {
 
 /// A neighbourhood of the link graph.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Graph {
     /// In BFS order: by depth, then by key.
     pub nodes: Vec<GraphNode>,
@@ -87,6 +92,7 @@ impl GraphQuery {
 
 /// An entry with its number of incoming links, as [`most_linked`](crate::GraphStore::most_linked) returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkCount {
     /// The linked entry.
     pub key: EntryKey,

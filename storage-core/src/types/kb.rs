@@ -8,6 +8,7 @@ use crate::error::Result;
 
 /// A named container of entries. Deleting it deletes everything in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnowledgeBase {
     /// The KB's name, unique in the store.
     pub name: String,
@@ -82,6 +83,7 @@ pub(super) fn expiry_after(now: DateTime<Utc>, ttl: chrono::Duration) -> DateTim
 
 /// An expired KB `gc_expired` removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemovedKnowledgeBase {
     /// The KB's name.
     pub name: String,
@@ -91,6 +93,7 @@ pub struct RemovedKnowledgeBase {
 
 /// What `gc_expired` removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GcReport {
     /// Expired KBs, ordered by name, each with the number of entries it held.
     pub kbs: Vec<RemovedKnowledgeBase>,

@@ -40,6 +40,7 @@ pub fn validate_setting_key(key: &str) -> Result<()> {
 
 /// A named, ordered list of entries of one KB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Collection {
     /// The KB the collection belongs to.
     pub kb: String,

@@ -10,6 +10,7 @@ use crate::error::{Result, StorageError};
 /// Ranges are kept separate from the text (not inline markers) so that HTML, terminal and
 /// JSON callers each render highlights their own way without escaping surprises.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snippet {
     /// The snippet's plain text.
     pub text: String,

@@ -108,6 +108,7 @@ pub enum FailOutcome {
 
 /// Embedding queue items by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueStats {
     /// Waiting to be claimed (including items whose lease expired).
     pub pending: u64,
@@ -119,6 +120,7 @@ pub struct QueueStats {
 
 /// A queue item that gave up, with the last error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailedItem {
     /// The entry that could not be embedded.
     pub key: EntryKey,
