@@ -49,7 +49,11 @@ async fn seeded(b: &Backend) -> (kb_server::AppState, axum::Router) {
             .await
             .unwrap()
             .unwrap();
-        let v = embedder.embed(std::slice::from_ref(&e.body)).await.unwrap().remove(0);
+        let v = embedder
+            .embed(std::slice::from_ref(&e.body))
+            .await
+            .unwrap()
+            .remove(0);
         store.put_vector(&e.key(), &v).await.unwrap();
     }
     (state, app)
