@@ -280,7 +280,14 @@ impl EmbedWorker {
                 *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some((claimed_at, items));
                 Err(e)
             }
-            other => other.map(|()| out),
+            Err(e) => Err(e),
+            Ok(()) => {
+                // Progress only: the batch is done and counted even if this fails.
+                if let Err(e) = self.refresh_remaining().await {
+                    tracing::debug!(error = %e, "could not read the queue's depth");
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -396,7 +403,6 @@ impl EmbedWorker {
         metrics::counter!("kb_embed_failures_total", "outcome" => "retrying")
             .increment(out.retrying);
         metrics::counter!("kb_embed_failures_total", "outcome" => "gave_up").increment(out.gave_up);
-        self.refresh_remaining().await?;
         Ok(())
     }
 

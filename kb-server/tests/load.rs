@@ -196,46 +196,11 @@ async fn a_hundred_clients_search_and_write_with_no_errors_and_nothing_lost() {
         );
         assert!(samples > 0 && max > 0.0, "{n}: /metrics was never read");
 
-        // Every acknowledged write is there, as written.
+        // Every acknowledged write is there, as written, and the worker embeds them.
         assert!(!seen.acked.is_empty(), "{n}: no write was acknowledged");
-        let ids: Vec<_> = seen.acked.iter().collect();
-        for chunk in ids.chunks(50) {
-            let checks = chunk.iter().map(|(id, body)| {
-                let (http, base) = (http.clone(), base.clone());
-                async move {
-                    let r = http
-                        .get(format!("{base}/v1/kbs/load/entries/{id}"))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 200, "{id} was acknowledged and is missing");
-                    let e: Value = r.json().await.unwrap();
-                    assert_eq!(e["body"].as_str(), Some(body.as_str()), "{id}");
-                }
-            });
-            futures_util::future::join_all(checks).await;
-        }
-        // The worker embeds what was written: the queue drains.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let q: Value = http
-                .get(format!("{base}/v1/queue"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if q["pending"] == 0 && q["in_progress"] == 0 {
-                assert_eq!(q["failed"], 0, "{n}: {q}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{n}: the queue did not drain: {q}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        check_acknowledged(&http, &base, "load", &seen.acked).await;
+        let q = queue_drains(&http, &base, Duration::from_secs(120)).await;
+        assert_eq!(q["failed"], 0, "{n}: {q}");
 
         let total: usize = seen.latency.values().map(Vec::len).sum();
         report += &format!(

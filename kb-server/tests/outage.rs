@@ -20,6 +20,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+mod common;
+
 /// A TCP forwarder on `127.0.0.1:port` to `upstream`; sending `true` closes the listener and
 /// every forwarded connection.
 async fn proxy(
@@ -310,34 +312,10 @@ async fn an_outage_under_load_fails_fast_recovers_and_loses_no_acknowledged_writ
         tally.slowest_refusal
     );
 
-    // Every write acknowledged before, during or after is there, as written.
-    for (id, body) in &tally.acked {
-        let r = http
-            .get(format!("{base}/v1/kbs/k/entries/{id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{id} was acknowledged and is missing");
-        let e: Value = r.json().await.unwrap();
-        assert_eq!(e["body"].as_str(), Some(body.as_str()), "{id}");
-    }
-    // The embedding worker resumed: the queue drains.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let q: Value = http
-            .get(format!("{base}/v1/queue"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if q["pending"] == 0 && q["in_progress"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the worker did not resume: {q}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // Every write acknowledged before, during or after is there, as written, and the
+    // embedding worker resumed: the queue drains.
+    common::check_acknowledged(&http, &base, "k", &tally.acked).await;
+    common::queue_drains(&http, &base, Duration::from_secs(90)).await;
     println!(
         "outage under load: {} writes acknowledged ({acked_before} before the cut, {acked_at_recovery} by the recovery), {} requests refused with 503/504, slowest refusal {:?}",
         tally.acked.len(),

@@ -1,8 +1,12 @@
 //! Entries: write, read, list, count and the timeline (`EntryStore`).
 //!
-//! A batch upsert is four steps in one transaction — stage (binary COPY into a temporary
+//! A batch upsert is five steps in one transaction — stage (binary COPY into a temporary
 //! table), merge (one `INSERT … ON CONFLICT` from it, in key order), children (tags and
-//! links), enqueue (the embedding queue) — each its own function below.
+//! links), enqueue (the embedding queue), postings (one block per term) — each its own
+//! function below. One entry (the agent-memory case) takes a short path with the same
+//! rules: [`upsert_one`] writes the row in one statement, then children, queue and
+//! postings go pipelined together — four round trips instead of about twelve, and no
+//! temporary table to create and empty.
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,12 +42,28 @@ impl EntryStore for PgStore {
         let mut conn = self.conn().await?;
         let started = std::time::Instant::now();
         let c = conn.statements();
-        analyse_batch(&self.inner.lexicon, &**conn, &c, &mut staged)
+        // One row (the agent-memory case: a note at a time) takes the short path: no
+        // staging table, one statement for the row, the rest pipelined after it.
+        let single = staged.len() == 1;
+        analyse_batch(&self.inner.lexicon, &**conn, &c, &mut staged, !single)
             .await
             .map_err(&pg)?;
         let lz4 = self.inner.lz4.load(std::sync::atomic::Ordering::Relaxed);
         let tx = conn.transaction().await.map_err(&pg)?;
         let written = async {
+            if single {
+                let Some(merged) = upsert_one(&tx, &c, &mut staged[0], ts, lz4).await? else {
+                    return Ok(Err(entries[0].kb.as_str()));
+                };
+                let s = &staged[..];
+                futures_util::try_join!(
+                    write_children(&tx, &c, s, &merged),
+                    enqueue(&tx, &c, s, &merged, ts),
+                    write_postings_one(&tx, &c, &s[0], &merged),
+                )?;
+                tx.commit().await?;
+                return Ok(Ok(merged));
+            }
             let Some(kb) = missing_kb(&tx, &c, &entries).await? else {
                 let analysed = started.elapsed();
                 stage(&tx, &c, &staged, lz4).await?;
@@ -302,6 +322,7 @@ async fn analyse_batch<C: tokio_postgres::GenericClient + Sync>(
     client: &C,
     c: &StatementCache,
     staged: &mut [Staged<'_>],
+    with_docs: bool,
 ) -> PgResult<()> {
     fn fields<'s>(s: &'s Staged<'_>) -> [&'s str; 4] {
         let e = s.entry;
@@ -312,6 +333,9 @@ async fn analyse_batch<C: tokio_postgres::GenericClient + Sync>(
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&n];
     // Issued together: pipelined on the one connection.
     let docs = async {
+        if !with_docs {
+            return Ok(Vec::new());
+        }
         let sql = "SELECT nextval('entry_docs') FROM generate_series(1, $1::int)";
         client.query(&c.get(client, sql).await?, &params).await
     };
@@ -470,34 +494,15 @@ async fn merge(tx: &Transaction<'_>, c: &StatementCache, ts: DateTime<Utc>) -> P
         .iter()
         .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
         .collect::<PgResult<_>>()?;
-    // The index columns change with the text only: an unchanged text keeps its doc
-    // number, and with it the postings already written.
-    let changed =
-        "(entries.title, entries.tags_text, entries.summary, entries.body) IS DISTINCT FROM \
-                   (EXCLUDED.title, EXCLUDED.tags_text, EXCLUDED.summary, EXCLUDED.body)";
-    let index_columns = ["doc", "tsv", "terms", "doc_len"]
-        .map(|c| format!("{c} = CASE WHEN {changed} THEN EXCLUDED.{c} ELSE entries.{c} END"))
-        .join(", ");
-    let merge = format!("INSERT INTO entries (kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, \
-             metadata, date, importance, status, assignee, lifecycle, source_path, created_at, updated_at, \
-             content_hash, text_hash, expires_at, doc, tsv, terms, doc_len) \
-             SELECT kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, metadata, date, \
-             importance, status, assignee, lifecycle, source_path, $1, $1, content_hash, text_hash, expires_at, \
-             doc, tsv, terms, doc_len \
-             FROM kb_staging ORDER BY kb COLLATE \"C\", id COLLATE \"C\" \
-             ON CONFLICT (kb, id) DO UPDATE SET \
-             {index_columns}, \
-             entry_type = EXCLUDED.entry_type, title = EXCLUDED.title, \
-             summary = EXCLUDED.summary, body = EXCLUDED.body, tags_text = EXCLUDED.tags_text, \
-             tags = EXCLUDED.tags, links = EXCLUDED.links, sources = EXCLUDED.sources, \
-             metadata = EXCLUDED.metadata, date = EXCLUDED.date, importance = EXCLUDED.importance, \
-             status = EXCLUDED.status, assignee = EXCLUDED.assignee, lifecycle = EXCLUDED.lifecycle, \
-             source_path = EXCLUDED.source_path, updated_at = EXCLUDED.updated_at, \
-             content_hash = EXCLUDED.content_hash, text_hash = EXCLUDED.text_hash, \
-             created_at = CASE WHEN entries.expires_at <= EXCLUDED.updated_at \
-                 THEN EXCLUDED.created_at ELSE entries.created_at END, \
-             expires_at = EXCLUDED.expires_at \
-             RETURNING kb, id, rowid, created_at, xmax = 0, doc");
+    let merge = format!(
+        "INSERT INTO entries ({ENTRY_WRITE_COLUMNS}) \
+         SELECT kb, id, entry_type, title, summary, body, tags_text, tags, links, sources, metadata, date, \
+         importance, status, assignee, lifecycle, source_path, $1, $1, content_hash, text_hash, expires_at, \
+         doc, tsv, terms, doc_len \
+         FROM kb_staging ORDER BY kb COLLATE \"C\", id COLLATE \"C\" {} \
+         RETURNING kb, id, rowid, created_at, xmax = 0, doc",
+        on_conflict()
+    );
     let rows = tx.query(&c.get(tx, &merge).await?, &[&ts]).await?;
     let replaced: HashSet<i64> = old.values().map(|(rowid, _)| *rowid).collect();
     let (mut written, mut raced) = (HashMap::with_capacity(rows.len()), HashSet::new());
@@ -516,6 +521,157 @@ async fn merge(tx: &Transaction<'_>, c: &StatementCache, ts: DateTime<Utc>) -> P
         written,
         raced,
     })
+}
+
+/// The columns an upsert writes, in the order both paths give them.
+const ENTRY_WRITE_COLUMNS: &str = "kb, id, entry_type, title, summary, body, tags_text, tags, \
+    links, sources, metadata, date, importance, status, assignee, lifecycle, source_path, \
+    created_at, updated_at, content_hash, text_hash, expires_at, doc, tsv, terms, doc_len";
+
+/// How an upsert replaces an existing row. The index columns change with the text only:
+/// an unchanged text keeps its doc number, and with it the postings already written. An
+/// expired row being replaced is a new entry (a fresh `created_at`).
+fn on_conflict() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let changed = "(entries.title, entries.tags_text, entries.summary, entries.body) \
+            IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.tags_text, EXCLUDED.summary, EXCLUDED.body)";
+        let index_columns = ["doc", "tsv", "terms", "doc_len"]
+            .map(|c| format!("{c} = CASE WHEN {changed} THEN EXCLUDED.{c} ELSE entries.{c} END"))
+            .join(", ");
+        format!(
+            "ON CONFLICT (kb, id) DO UPDATE SET {index_columns}, \
+             entry_type = EXCLUDED.entry_type, title = EXCLUDED.title, \
+             summary = EXCLUDED.summary, body = EXCLUDED.body, tags_text = EXCLUDED.tags_text, \
+             tags = EXCLUDED.tags, links = EXCLUDED.links, sources = EXCLUDED.sources, \
+             metadata = EXCLUDED.metadata, date = EXCLUDED.date, importance = EXCLUDED.importance, \
+             status = EXCLUDED.status, assignee = EXCLUDED.assignee, lifecycle = EXCLUDED.lifecycle, \
+             source_path = EXCLUDED.source_path, updated_at = EXCLUDED.updated_at, \
+             content_hash = EXCLUDED.content_hash, text_hash = EXCLUDED.text_hash, \
+             created_at = CASE WHEN entries.expires_at <= EXCLUDED.updated_at \
+                 THEN EXCLUDED.created_at ELSE entries.created_at END, \
+             expires_at = EXCLUDED.expires_at"
+        )
+    })
+}
+
+/// The short path for one row, in one statement: a doc number, the old row read and
+/// locked, the KB checked and the row written. `None` when the KB does not exist. The
+/// insert reads `old`, so the lock is taken before the row is written (a CTE nobody
+/// reads first would be scanned after the update, and find the row locked by itself).
+/// The same race rule as [`merge`]: a row another transaction inserted after this
+/// statement's snapshot is updated (`xmax` non-zero) without an old state, so it counts
+/// as raced (children replaced, text changed).
+async fn upsert_one(
+    tx: &Transaction<'_>,
+    c: &StatementCache,
+    s: &mut Staged<'_>,
+    ts: DateTime<Utc>,
+    lz4: bool,
+) -> PgResult<Option<Merged>> {
+    if lz4 {
+        // As in `stage`: bodies, tsvectors and postings compress faster with lz4.
+        tx.batch_execute("SET LOCAL default_toast_compression = lz4")
+            .await?;
+    }
+    let sql = format!(
+        "WITH d AS (SELECT nextval('entry_docs') AS doc), \
+         old AS (SELECT rowid, text_hash FROM entries WHERE kb = $1::text AND id = $2::text FOR UPDATE), \
+         ins AS (INSERT INTO entries ({ENTRY_WRITE_COLUMNS}) \
+           SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::jsonb, \
+           $10::jsonb, $11::jsonb, $12::date, $13::int, $14::text, $15::text, $16::text, $17::text, \
+           $18::timestamptz, $18, $19::text, $20::text, $21::timestamptz, d.doc, $22::tsvector, \
+           $23::text[], $24::int FROM d LEFT JOIN old ON TRUE \
+           WHERE EXISTS (SELECT 1 FROM kbs WHERE name = $1) {} \
+           RETURNING rowid, created_at, xmax = 0 AS inserted, doc) \
+         SELECT ins.rowid, ins.created_at, ins.inserted, ins.doc, d.doc, old.rowid, old.text_hash \
+         FROM ins CROSS JOIN d LEFT JOIN old ON TRUE",
+        on_conflict()
+    );
+    let e = s.entry;
+    let a = s.analysed.as_ref().expect("analysed before writing");
+    let metadata = Value::Object(e.metadata.clone());
+    let lifecycle = e.lifecycle.as_str();
+    let terms = a.terms_beyond_tsvector();
+    let params: [&(dyn ToSql + Sync); 24] = [
+        &e.kb,
+        &e.id,
+        &e.entry_type,
+        &e.title,
+        &e.summary,
+        &e.body,
+        &s.tags_text,
+        &s.tags,
+        &s.links,
+        &s.sources,
+        &metadata,
+        &e.date,
+        &e.importance,
+        &e.status,
+        &e.assignee,
+        &lifecycle,
+        &e.source_path,
+        &ts,
+        &s.content_hash,
+        &s.text_hash,
+        &e.expires_at,
+        &a.tsv,
+        &terms,
+        &a.len,
+    ];
+    let Some(r) = tx.query_opt(&c.get(tx, &sql).await?, &params).await? else {
+        return Ok(None);
+    };
+    let (rowid, created, inserted, doc, fresh): (i64, DateTime<Utc>, bool, i64, i64) = (
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+    );
+    // The doc number the row would get: `write_postings_one` writes postings when the
+    // row has it (its text is new).
+    s.doc = fresh;
+    let old_rowid: Option<i64> = r.try_get(5)?;
+    let mut old = HashMap::new();
+    if let Some(old_rowid) = old_rowid {
+        old.insert(s.ord as i32, (old_rowid, r.try_get::<_, String>(6)?));
+    }
+    let mut raced = HashSet::new();
+    if !inserted && old_rowid.is_none() {
+        raced.insert(rowid);
+    }
+    let mut written = HashMap::with_capacity(1);
+    written.insert((e.kb.clone(), e.id.clone()), (rowid, created, doc));
+    Ok(Some(Merged {
+        old,
+        written,
+        raced,
+    }))
+}
+
+/// [`write_postings`] for the one row of the short path: one block per term with one
+/// document, by one `INSERT … unnest` (a COPY cannot share the connection's pipeline).
+async fn write_postings_one(
+    tx: &Transaction<'_>,
+    c: &StatementCache,
+    s: &Staged<'_>,
+    merged: &Merged,
+) -> PgResult<()> {
+    let e = s.entry;
+    if merged.written[&(e.kb.clone(), e.id.clone())].2 != s.doc {
+        return Ok(());
+    }
+    let a = s.analysed.as_ref().expect("analysed before writing");
+    if a.terms.is_empty() {
+        return Ok(());
+    }
+    let sql = "INSERT INTO term_blocks (term, n, docs, tfs, dls) \
+               SELECT t, 1, ARRAY[$2::bigint], ARRAY[tf], ARRAY[$3::int] \
+               FROM unnest($1::text[], $4::real[]) AS u(t, tf)";
+    let params: [&(dyn ToSql + Sync); 4] = [&a.terms, &s.doc, &a.len, &a.tfs];
+    tx.execute(&c.get(tx, sql).await?, &params).await?;
+    Ok(())
 }
 
 fn rowid_of(merged: &Merged, e: &NewEntry) -> i64 {

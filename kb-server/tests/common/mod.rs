@@ -148,3 +148,54 @@ pub(crate) async fn serve(b: &Backend) -> Served {
     ));
     Served { base, stop, server }
 }
+
+/// Every acknowledged write (id → body) of KB `kb` reads back as written, over HTTP.
+pub(crate) async fn check_acknowledged(
+    http: &reqwest::Client,
+    base: &str,
+    kb: &str,
+    acked: &std::collections::BTreeMap<String, String>,
+) {
+    let ids: Vec<_> = acked.iter().collect();
+    for chunk in ids.chunks(50) {
+        let checks = chunk.iter().map(|(id, body)| async move {
+            let r = http
+                .get(format!("{base}/v1/kbs/{kb}/entries/{id}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{id} was acknowledged and is missing");
+            let e: Value = r.json().await.unwrap();
+            assert_eq!(e["body"].as_str(), Some(body.as_str()), "{id}");
+        });
+        futures_util::future::join_all(checks).await;
+    }
+}
+
+/// Waits until the server's embedding queue has nothing pending or in progress, and
+/// returns its last state; fails after `within`.
+pub(crate) async fn queue_drains(
+    http: &reqwest::Client,
+    base: &str,
+    within: std::time::Duration,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let q: Value = http
+            .get(format!("{base}/v1/queue"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if q["pending"] == 0 && q["in_progress"] == 0 {
+            return q;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue did not drain: {q}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
