@@ -928,42 +928,46 @@ fn chromium() -> Option<std::path::PathBuf> {
     path
 }
 
-/// The DOM of `url` after its scripts ran (and their requests returned).
-async fn rendered_dom(browser: &std::path::Path, url: &str) -> String {
-    let (browser, url) = (browser.to_owned(), url.to_owned());
-    let profile = tempfile::tempdir().unwrap();
-    let dir = profile.path().to_owned();
-    // A blocking child on the blocking pool: the server under test runs on this runtime.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-            ])
-            .arg(format!("--user-data-dir={}", dir.display()))
-            .args(["--virtual-time-budget=15000", "--dump-dom"])
-            .arg(url)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+/// Waits until `condition` (a JavaScript expression) is true in the page, or fails
+/// naming `what`.
+async fn wait_for(page: &chromiumoxide::Page, condition: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ok = page
+            .evaluate(format!("Boolean({condition})"))
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<bool>().ok())
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the page never showed {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
-/// The search page in a real browser: a keyword search shows the hit with its highlighted
-/// snippet, and the entry view shows the body rendered from markdown (raw HTML as text),
-/// its tags and its backlinks.
-#[tokio::test]
+/// The page's HTML under `selector`.
+async fn html_of(page: &chromiumoxide::Page, selector: &str) -> String {
+    page.find_element(selector)
+        .await
+        .unwrap()
+        .inner_html()
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// The search page in a real browser, driven over the DevTools protocol as a visitor
+/// would: type a query, pick keyword mode, submit; the expected entry comes first with
+/// its highlighted snippet; open it (the body rendered from markdown, raw HTML as text,
+/// its tags and backlinks); follow the backlink. Any console error or uncaught exception
+/// fails the test, and a screenshot of the entry view is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_search_page_finds_and_shows_entries_in_a_browser() {
-    let Some(browser) = chromium() else { return };
+    use chromiumoxide::cdp::js_protocol::runtime::{EventConsoleApiCalled, EventExceptionThrown};
+    use futures_util::StreamExt;
+    let Some(executable) = chromium() else { return };
     for b in backends("page") {
         let Served { base, stop, server } = serve(&b).await;
         let http = reqwest::Client::new();
@@ -995,38 +999,161 @@ async fn the_search_page_finds_and_shows_entries_in_a_browser() {
                 .unwrap();
             assert!(r.status().is_success(), "[{n}] {}", r.status());
         }
-
         let page = http.get(format!("{base}/")).send().await.unwrap();
         assert_eq!(page.status(), 200);
         let csp = page.headers()["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("script-src 'self'"), "{csp}");
 
-        let dom = rendered_dom(&browser, &format!("{base}/#q=relational&mode=keyword")).await;
-        assert!(dom.contains(r#"<li class="hit">"#), "[{n}] no hit in {dom}");
-        assert!(dom.contains("Postgres over MongoDB"), "[{n}] {dom}");
-        assert!(dom.contains("<mark>relational</mark>"), "[{n}] {dom}");
-        assert!(dom.contains("1 result"), "[{n}] {dom}");
+        let profile = tempfile::tempdir().unwrap();
+        let config = chromiumoxide::BrowserConfig::builder()
+            .chrome_executable(&executable)
+            .user_data_dir(profile.path())
+            .no_sandbox()
+            .window_size(1100, 800)
+            .arg("--disable-gpu")
+            .build()
+            .unwrap();
+        let (mut browser, mut handler) = chromiumoxide::Browser::launch(config).await.unwrap();
+        let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+        let page = browser.new_page("about:blank").await.unwrap();
+        // Console errors and uncaught exceptions, as the page reports them.
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut console = page
+            .event_listener::<EventConsoleApiCalled>()
+            .await
+            .unwrap();
+        let mut thrown = page.event_listener::<EventExceptionThrown>().await.unwrap();
+        let seen = errors.clone();
+        tokio::spawn(async move {
+            while let Some(e) = console.next().await {
+                let v = serde_json::to_value(&*e).unwrap_or_default();
+                if v["type"] == "error" || v["type"] == "assert" {
+                    seen.lock().unwrap().push(v["args"].to_string());
+                }
+            }
+        });
+        let seen = errors.clone();
+        tokio::spawn(async move {
+            while let Some(e) = thrown.next().await {
+                let v = serde_json::to_value(&*e).unwrap_or_default();
+                seen.lock().unwrap().push(v["exceptionDetails"].to_string());
+            }
+        });
+        // The listener hears errors: a probe on the blank page is caught (then cleared).
+        page.evaluate("console.error('kb-probe')").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.contains("kb-probe"))
+        {
+            assert!(Instant::now() < deadline, "console errors are not observed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        errors.lock().unwrap().clear();
 
-        let dom = rendered_dom(&browser, &format!("{base}/#kb-entry=notes/adr%2Fpostgres")).await;
+        // Type a query, switch to keyword, submit.
+        page.goto(format!("{base}/")).await.unwrap();
+        wait_for(&page, "document.getElementById('q')", "the search box").await;
+        page.find_element("#q")
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap()
+            .type_str("relational")
+            .await
+            .unwrap();
+        page.evaluate("document.getElementById('mode').value = 'keyword'")
+            .await
+            .unwrap();
+        page.find_element("#search button")
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(&page, "document.querySelector('#results li.hit')", "a hit").await;
+        let first = html_of(&page, "#results li.hit").await;
         assert!(
-            dom.contains("<h2>Postgres over MongoDB</h2>"),
-            "[{n}] {dom}"
+            first.contains("Postgres over MongoDB"),
+            "[{n}] first hit: {first}"
         );
-        assert!(
-            dom.contains("<h2>Decision</h2>"),
-            "[{n}] markdown not rendered: {dom}"
-        );
-        assert!(dom.contains("<strong>relational</strong>"), "[{n}] {dom}");
-        assert!(
-            dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-            "[{n}] raw HTML must show as text: {dom}"
-        );
-        assert!(dom.contains("area/db"), "[{n}] {dom}");
-        assert!(
-            dom.contains("Backlinks") && dom.contains("meeting/kickoff"),
-            "[{n}] {dom}"
-        );
+        assert!(first.contains("<mark>relational</mark>"), "[{n}] {first}");
+        let status = html_of(&page, "#status").await;
+        assert!(status.contains("1 result"), "[{n}] {status}");
 
+        // Open it.
+        page.find_element("#results li.hit a.title")
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(
+            &page,
+            "!document.getElementById('entry').hidden && document.querySelector('#entry h2')",
+            "the entry",
+        )
+        .await;
+        wait_for(
+            &page,
+            "document.getElementById('entry').textContent.includes('Backlinks')",
+            "its backlinks",
+        )
+        .await;
+        let entry = html_of(&page, "#entry").await;
+        assert!(
+            entry.contains("<h2>Postgres over MongoDB</h2>"),
+            "[{n}] {entry}"
+        );
+        assert!(
+            entry.contains("<h2>Decision</h2>"),
+            "[{n}] markdown not rendered: {entry}"
+        );
+        assert!(
+            entry.contains("<strong>relational</strong>"),
+            "[{n}] {entry}"
+        );
+        assert!(
+            entry.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "[{n}] raw HTML must show as text: {entry}"
+        );
+        assert!(entry.contains("area/db"), "[{n}] {entry}");
+        let shot =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("search-page-{n}.png"));
+        page.save_screenshot(
+            chromiumoxide::page::ScreenshotParams::builder().build(),
+            &shot,
+        )
+        .await
+        .unwrap();
+        assert!(
+            std::fs::metadata(&shot).unwrap().len() > 1000,
+            "[{n}] empty screenshot"
+        );
+        println!("[{n}] screenshot of the entry view: {}", shot.display());
+
+        // Follow the backlink to the meeting that links here.
+        page.find_element("#entry a[href*='meeting']")
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(&page, "document.querySelector('#entry h2') && document.querySelector('#entry h2').textContent === 'Kickoff'", "the linking entry").await;
+        let entry = html_of(&page, "#entry").await;
+        assert!(entry.contains("Agreed on storage."), "[{n}] {entry}");
+
+        let errors = errors.lock().unwrap().clone();
+        assert!(
+            errors.is_empty(),
+            "[{n}] the page logged errors: {errors:?}"
+        );
+        browser.close().await.unwrap();
+        let _ = browser.wait().await;
+        events.abort();
         stop.send(()).unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
     }
