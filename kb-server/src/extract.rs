@@ -135,10 +135,16 @@ impl Params {
         Ok(n)
     }
 
-    /// `true`/`false`/`1`/`0`, or an empty value (`?explain`) for true.
+    /// `true`/`false`/`1`/`0`, or an empty value (`?explain`) for true; false when absent.
     pub fn flag(&mut self, name: &str) -> Result<bool, ApiError> {
+        self.flag_or(name, false)
+    }
+
+    /// [`flag`](Self::flag) with `default` when the parameter is absent.
+    pub fn flag_or(&mut self, name: &str, default: bool) -> Result<bool, ApiError> {
         match self.one(name)?.as_deref() {
-            None | Some("false") | Some("0") => Ok(false),
+            None => Ok(default),
+            Some("false") | Some("0") => Ok(false),
             Some("") | Some("true") | Some("1") => Ok(true),
             Some(v) => Err(ApiError::bad_request(format!(
                 "query parameter `{name}` must be true or false, got {v:?}"

@@ -34,15 +34,7 @@ pub(crate) async fn graph(
 ) -> ApiResult<Response> {
     let depth = params.number("depth", 1, MAX_GRAPH_DEPTH)?;
     let max_nodes = params.number("max_nodes", 100, MAX_GRAPH_NODES)?.max(1);
-    let backlinks = match params.one("backlinks")?.as_deref() {
-        None | Some("true") | Some("1") | Some("") => true,
-        Some("false") | Some("0") => false,
-        Some(v) => {
-            return Err(ApiError::bad_request(format!(
-                "query parameter `backlinks` must be true or false, got {v:?}"
-            )))
-        }
-    };
+    let backlinks = params.flag_or("backlinks", true)?;
     params.finish(&["depth", "max_nodes", "backlinks"])?;
     let mut q = GraphQuery::new(EntryKey::new(kb, id), depth as u32);
     q.max_nodes = max_nodes;
