@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             $crate::__graph_cases!();
             $crate::__timeline_cases!();
             $crate::__search_cases!();
+            $crate::__scripts_cases!();
             $crate::__vectors_cases!();
             $crate::__passages_cases!();
             $crate::__queue_cases!();

@@ -13,8 +13,9 @@
 //! ```
 //!
 //! Operators are upper case; lower-case `or`/`and`/`not` are ordinary words. Words are
-//! lower-cased and split on anything that is not a letter or digit, the way the engines
-//! tokenise text: `topic/ai` means the phrase `"topic ai"`.
+//! split into the index's tokens ([`crate::text`]): folded, split on anything that is not
+//! a letter or digit, and a CJK character on its own, so `topic/ai` means the phrase
+//! `"topic ai"` and `東京` the phrase `"東 京"`.
 //!
 //! The parser is hand-written because the grammar is tiny and must report character
 //! positions for every error; a parser generator would add a dependency for ~200 lines.
@@ -166,11 +167,10 @@ struct Token {
     pos: usize,
 }
 
+/// The index's tokens of a word ([`crate::text::tokens`]): a word of several (`topic/ai`,
+/// or `東京`, whose characters are tokens of their own) becomes a phrase.
 fn split_runs(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
+    crate::text::tokens(s).collect()
 }
 
 fn lex(input: &str) -> Result<Vec<Token>> {

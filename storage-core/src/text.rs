@@ -12,9 +12,15 @@
 //! - every character is case-folded, and a Latin letter with accents becomes its ASCII
 //!   base letter (`é` → `e`, `ǖ` → `u`); other scripts keep their accents (`й`, `ά`).
 //!
+//! One rule is added to FTS5's: a character of a script written without spaces (CJK,
+//! [`is_unspaced`]) is a token of its own. SQLite indexes with this module through a
+//! custom FTS5 tokenizer, Postgres through its client-side analysis, so the two agree.
+//!
 //! SQLite's tables date from an older Unicode version than the crates used here, so a
 //! character assigned since may tokenise differently; `storage-sqlite`'s tokenizer test
 //! compares the two over the Basic Multilingual Plane.
+
+use std::ops::Range;
 
 use unicode_normalization::char::decompose_canonical;
 use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
@@ -22,13 +28,13 @@ use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCa
 /// The tokens of `text`, case-folded and with Latin accents removed, in order.
 pub fn tokens(text: &str) -> Tokens<'_> {
     Tokens {
-        chars: text.chars(),
+        scan: Scan::new(text),
     }
 }
 
 /// Iterator returned by [`tokens`].
 pub struct Tokens<'a> {
-    chars: std::str::Chars<'a>,
+    scan: Scan<'a>,
 }
 
 impl Iterator for Tokens<'_> {
@@ -36,32 +42,97 @@ impl Iterator for Tokens<'_> {
 
     fn next(&mut self) -> Option<String> {
         let mut token = String::new();
-        next_into(&mut self.chars, &mut token).then_some(token)
+        self.scan.next_into(&mut token).map(|_| token)
     }
 }
 
 /// Calls `f` with each token of `text`, in order: [`tokens`] without allocating one
 /// string per token (an index writer looks most tokens up and keeps few of them).
 pub fn for_each_token(text: &str, mut f: impl FnMut(&str)) {
-    let (mut chars, mut token) = (text.chars(), String::new());
-    while next_into(&mut chars, &mut token) {
-        f(&token);
+    for_each_token_span(text, |token, _| {
+        f(token);
+        true
+    });
+}
+
+/// Calls `f` with each token of `text` and the byte range of `text` it was read from
+/// (what a highlighter marks), until `f` returns false.
+pub fn for_each_token_span(text: &str, mut f: impl FnMut(&str, Range<usize>) -> bool) {
+    let (mut scan, mut token) = (Scan::new(text), String::new());
+    while let Some(span) = scan.next_into(&mut token) {
+        if !f(&token, span) {
+            return;
+        }
         token.clear();
     }
 }
 
-/// Reads the next token into `token` (empty on entry); false at the end of the text.
-fn next_into(chars: &mut std::str::Chars<'_>, token: &mut String) -> bool {
-    for c in chars.by_ref() {
-        if is_token_char(c) {
-            fold_into(c, token);
-        } else if !token.is_empty() && is_diacritic(c) {
-            // Dropped inside a token, as FTS5 does.
-        } else if !token.is_empty() {
-            break;
+/// Whether `c` belongs to a script written without spaces between words: Han
+/// ideographs, hiragana, katakana and Hangul. Each such character is a token of its
+/// own, so a word inside a sentence (`東京` in `東京都に住む`) is found as the phrase of
+/// its characters — the unigram indexing of CJK that needs no dictionary. FTS5's
+/// `unicode61` keeps the whole run as one token, which only the whole run finds.
+/// (Thai, Lao, Khmer and Myanmar need a dictionary to split and are left as runs.)
+pub fn is_unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x11FF         // Hangul Jamo
+        | 0x3005..=0x3007       // 々 〆 〇
+        | 0x3040..=0x30FF       // hiragana, katakana (with ー)
+        | 0x3130..=0x318F       // Hangul compatibility Jamo
+        | 0x31F0..=0x31FF       // katakana phonetic extensions
+        | 0x3400..=0x4DBF       // CJK extension A
+        | 0x4E00..=0x9FFF       // CJK unified ideographs
+        | 0xA960..=0xA97F       // Hangul Jamo extended A
+        | 0xAC00..=0xD7FF       // Hangul syllables, Jamo extended B
+        | 0xF900..=0xFAFF       // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F       // half-width katakana
+        | 0x20000..=0x3134F // CJK extensions B–G, compatibility supplement
+    )
+}
+
+/// A cursor over a text's characters that reads one token at a time.
+struct Scan<'a> {
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+}
+
+impl<'a> Scan<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            chars: text.char_indices().peekable(),
         }
     }
-    !token.is_empty()
+
+    /// Reads the next token into `token` (empty on entry) and returns the byte range it
+    /// spans; `None` at the end of the text.
+    fn next_into(&mut self, token: &mut String) -> Option<Range<usize>> {
+        let mut span: Option<Range<usize>> = None;
+        while let Some(&(i, c)) = self.chars.peek() {
+            let end = i + c.len_utf8();
+            if is_token_char(c) {
+                if is_unspaced(c) {
+                    if span.is_some() {
+                        break; // ends the token before it; read again next time
+                    }
+                    self.chars.next();
+                    fold_into(c, token);
+                    return Some(i..end);
+                }
+                self.chars.next();
+                fold_into(c, token);
+                span = Some(span.map_or(i, |s| s.start)..end);
+            } else if let Some(s) = span.as_mut().filter(|_| is_diacritic(c)) {
+                // Dropped inside a token, as FTS5 does.
+                self.chars.next();
+                s.end = end;
+            } else {
+                self.chars.next();
+                if span.is_some() {
+                    break;
+                }
+            }
+        }
+        span
+    }
 }
 
 /// Letters, numbers, private-use and unassigned code points (FTS5's default
@@ -181,8 +252,47 @@ mod tests {
     }
 
     #[test]
-    fn keeps_cjk_and_numbers_of_other_scripts() {
-        assert_eq!(toks("日本語のテキスト"), ["日本語のテキスト"]);
+    fn keeps_numbers_of_other_scripts() {
         assert_eq!(toks("٣٤ Ⅻ"), ["٣٤", "ⅻ"]);
+    }
+
+    #[test]
+    fn cjk_characters_are_tokens_of_their_own() {
+        assert_eq!(
+            toks("日本語のテキスト"),
+            ["日", "本", "語", "の", "テ", "キ", "ス", "ト"]
+        );
+        assert_eq!(
+            toks("한국어를 배운다"),
+            ["한", "국", "어", "를", "배", "운", "다"]
+        );
+        // Mixed with spaced scripts: the Latin run ends where the CJK run starts.
+        assert_eq!(toks("Rust语言v2"), ["rust", "语", "言", "v2"]);
+    }
+
+    #[test]
+    fn spans_are_the_byte_ranges_tokens_were_read_from() {
+        let text = "Crème, 東京 cafe\u{301}!";
+        let mut spans = Vec::new();
+        for_each_token_span(text, |t, r| {
+            spans.push((t.to_owned(), &text[r]));
+            true
+        });
+        assert_eq!(
+            spans,
+            [
+                ("creme".to_owned(), "Crème"),
+                ("東".to_owned(), "東"),
+                ("京".to_owned(), "京"),
+                ("cafe".to_owned(), "cafe\u{301}"),
+            ]
+        );
+        // Stopping early stops.
+        let mut n = 0;
+        for_each_token_span("a b c", |_, _| {
+            n += 1;
+            n < 2
+        });
+        assert_eq!(n, 2);
     }
 }

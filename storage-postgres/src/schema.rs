@@ -468,7 +468,15 @@ CREATE TRIGGER entries_bm25_update AFTER UPDATE ON entries
 CREATE TRIGGER entries_bm25_delete AFTER DELETE ON entries
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kb_bm25_delete();
 "#,
+    // v7: CJK characters are tokens of their own (`storage_core::text::is_unspaced`), so
+    // a word inside a sentence is found. Nothing changes in the tables; the entries whose
+    // text holds such characters are re-analysed in the client after this step
+    // (`REANALYSED_AT`, `entries::upsert::reanalyse_unspaced`).
+    "SELECT 1",
 ];
+
+/// The version whose upgrade re-analyses the entries with CJK text.
+const REANALYSED_AT: u32 = 7;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -656,6 +664,11 @@ async fn migrate_to(
                 )
                 .await
                 .map_err(pg)?;
+            }
+            if i as u32 + 1 == REANALYSED_AT && current > 0 {
+                crate::entries::upsert::reanalyse_unspaced(&tx, porter)
+                    .await
+                    .map_err(pg)?;
             }
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES ($1)",

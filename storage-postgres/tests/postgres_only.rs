@@ -348,6 +348,86 @@ async fn upgrading_a_version_5_store_converts_its_postings_to_blocks() {
         .unwrap();
 }
 
+/// A store written before CJK characters became tokens of their own (schema version 6,
+/// where `東京` inside a sentence was part of one long token) is re-analysed by the
+/// upgrade: the word is found, and every score equals a store written by this build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgrading_a_version_6_store_reanalyses_its_cjk_entries() {
+    let entries = [
+        NewEntry::new("k", "ja")
+            .title("日記 notes")
+            .body("私は東京に住んでいます"),
+        NewEntry::new("k", "en")
+            .title("notes")
+            .body("plain english notes"),
+    ];
+    let fresh = PgStore::open_for_test(&test_url()).await.unwrap();
+    let schema = format!("kb_test_v6_{}", std::process::id());
+    let old = PgStore::open(PgConfig::new(test_url()).schema(&schema))
+        .await
+        .unwrap();
+    for store in [&fresh, &old] {
+        store
+            .create_kb(&NewKnowledgeBase::persistent("k"))
+            .await
+            .unwrap();
+        store.upsert_entries(&entries).await.unwrap();
+    }
+    let written = old
+        .get_entry(&EntryKey::new("k", "ja"))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(old);
+    let (client, conn) = tokio_postgres::connect(&test_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // What version 6 kept for the Japanese entry: the run of kana and kanji as one
+    // token, the corpus totals and frequencies moved by the triggers and the blocks.
+    client
+        .batch_execute(&format!(
+            "SET search_path = {schema}, public;
+             UPDATE entries SET doc = nextval('entry_docs'), terms = NULL, doc_len = 3,
+                 tsv = '日記:1A note:2A 私は東京に住んでいます:4'::tsvector WHERE id = 'ja';
+             INSERT INTO term_blocks (term, n, docs, tfs, dls)
+                 SELECT t, 1, ARRAY[(SELECT doc FROM entries WHERE id = 'ja')], ARRAY[tf], ARRAY[3]
+                 FROM (VALUES ('日記', 2::real), ('note', 2), ('私は東京に住んでいます', 1)) v(t, tf);
+             DELETE FROM schema_version WHERE version = 7;
+             RESET search_path;"
+        ))
+        .await
+        .unwrap();
+    let upgraded = PgStore::open(PgConfig::new(test_url()).schema(&schema))
+        .await
+        .unwrap();
+    assert_eq!(
+        upgraded.health().await.unwrap().schema_version,
+        storage_postgres::SCHEMA_VERSION
+    );
+    let scores = |h: Vec<SearchHit>| -> Vec<(String, f64)> {
+        h.into_iter().map(|h| (h.entry.id, h.score)).collect()
+    };
+    for q in ["東京", "住んで", "notes", "日記 OR english", "\"私は東京\""] {
+        let before = scores(fresh.search(q, &Filter::new()).await.unwrap());
+        let after = scores(upgraded.search(q, &Filter::new()).await.unwrap());
+        assert!(!before.is_empty(), "{q}");
+        assert_eq!(after, before, "{q}");
+    }
+    // Re-analysis is invisible to readers: the entry is as it was written.
+    let after = upgraded
+        .get_entry(&EntryKey::new("k", "ja"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, written);
+    drop(upgraded);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 /// Two writers upserting the same keys in opposite orders, many times: rows are locked in
 /// key order, so neither deadlocks (before, Postgres aborted one with 40P01).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

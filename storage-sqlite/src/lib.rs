@@ -5,6 +5,7 @@
 //!   `kb.rs`, `entries.rs`, `graph.rs`, `search.rs`, `vectors.rs` (with the in-memory
 //!   index in `vectors/index.rs`), `queue.rs`, `organise.rs`, `coordination.rs`,
 //!   `health.rs`.
+//! - `search/analyze.rs` is the FTS5 tokenizer (the core's tokens, CJK included).
 //! - `rows.rs` decodes rows, `sql.rs` builds filter and FTS5 SQL, `schema.rs` holds the
 //!   tables and migrations, `error.rs` maps driver errors, `config.rs` the settings.
 //!
@@ -33,6 +34,7 @@ mod vectors;
 
 pub use config::{Durability, SqliteConfig, SqliteLocation};
 pub use schema::SCHEMA_VERSION;
+pub use search::analyze::register_tokenizer;
 pub use store::SqliteStore;
 
 /// The version of the bundled SQLite library (shown by `kb status`).

@@ -160,6 +160,18 @@ CREATE VIEW live_entries AS SELECT * FROM entries
 DROP INDEX entries_updated;
 CREATE INDEX entries_updated ON entries(updated_at DESC, kb, id);
 "#,
+    // v5: the index tokenises with the core's tokens (`search/analyze.rs`, the tokenizer
+    // every connection registers), so CJK characters are tokens of their own as on
+    // Postgres. Rebuilt from the entries: the old index's tokens cannot be reused.
+    r#"
+DROP TABLE entries_fts;
+CREATE VIRTUAL TABLE entries_fts USING fts5(
+    title, tags_text, summary, body,
+    content = 'entries', content_rowid = 'rowid',
+    tokenize = 'porter kb'
+);
+INSERT INTO entries_fts(entries_fts) VALUES ('rebuild');
+"#,
 ];
 
 /// The schema version this build writes.

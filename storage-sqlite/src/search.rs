@@ -9,6 +9,8 @@ use crate::entries::entries_by_rowids;
 use crate::sql::{filter_sql, fts5_match, BM25_WEIGHTS};
 use crate::store::{sql, SqliteStore};
 
+pub(crate) mod analyze;
+
 #[async_trait]
 impl SearchStore for SqliteStore {
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {

@@ -95,6 +95,7 @@ impl SqliteStore {
         // A 32 MiB page cache per connection (SQLite's default is 2 MiB) keeps the entry,
         // tag and FTS b-trees hot during bulk loads; it is allocated only as pages are used.
         let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
+            crate::register_tokenizer(c)?;
             c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
             c.execute_batch(&format!(
                 "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \

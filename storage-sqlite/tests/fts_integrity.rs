@@ -41,6 +41,7 @@ async fn full_text_index_matches_entries_after_every_kind_of_write() {
     store.delete_kb("b").await.unwrap();
 
     let conn = rusqlite::Connection::open(store.path()).unwrap();
+    storage_sqlite::register_tokenizer(&conn).unwrap();
     conn.execute(
         "INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)",
         [],
@@ -59,4 +60,64 @@ async fn full_text_index_matches_entries_after_every_kind_of_write() {
     let mut found = found;
     found.sort();
     assert_eq!(found, ["2", "3"]);
+}
+
+/// A database of schema version 4 (its index tokenised by `unicode61`, which keeps a run
+/// of CJK characters as one token) is re-indexed by the upgrade: a word inside a
+/// Japanese sentence is found, and the index is consistent with the entries.
+#[tokio::test]
+async fn upgrading_a_version_4_database_reindexes_cjk_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.sqlite3");
+    let store = SqliteStore::open(SqliteConfig::file(&path)).await.unwrap();
+    store
+        .create_kb(&NewKnowledgeBase::persistent("k"))
+        .await
+        .unwrap();
+    store
+        .upsert_entry(
+            &NewEntry::new("k", "ja")
+                .title("日記")
+                .body("私は東京に住んでいます"),
+        )
+        .await
+        .unwrap();
+    drop(store);
+    {
+        // Version 4's index, as it was built.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        storage_sqlite::register_tokenizer(&conn).unwrap();
+        conn.execute_batch(
+            "DROP TABLE entries_fts;
+             CREATE VIRTUAL TABLE entries_fts USING fts5(
+                 title, tags_text, summary, body, content = 'entries', content_rowid = 'rowid',
+                 tokenize = 'porter unicode61 remove_diacritics 2');
+             INSERT INTO entries_fts(entries_fts) VALUES ('rebuild');
+             DELETE FROM schema_version WHERE version = 5;",
+        )
+        .unwrap();
+        let old: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM entries_fts WHERE entries_fts MATCH '\"東京\"'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0, "version 4 could not find the word");
+    }
+    let store = SqliteStore::open(SqliteConfig::file(&path)).await.unwrap();
+    assert_eq!(
+        store.health().await.unwrap().schema_version,
+        storage_sqlite::SCHEMA_VERSION
+    );
+    let hits = store.search("東京", &Filter::new()).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].snippet.highlighted(), ["東京"]);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    storage_sqlite::register_tokenizer(&conn).unwrap();
+    conn.execute(
+        "INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)",
+        [],
+    )
+    .expect("the rebuilt index is consistent with the entries table");
 }

@@ -31,6 +31,7 @@ async fn a_filtered_list_in_the_default_order_walks_an_index() {
     drop(store);
 
     let c = rusqlite::Connection::open(&path).unwrap();
+    storage_sqlite::register_tokenizer(&c).unwrap();
     // The list query the store runs for `Filter::new().min_importance(7)`.
     let plan: Vec<String> = c
         .prepare(

@@ -1,7 +1,8 @@
-//! `storage_core::text::tokens` must find the tokens FTS5's `unicode61
-//! remove_diacritics 2` finds (the Postgres backend indexes with it so both backends see
-//! the same words). Compared over every character of the Basic Multilingual Plane, alone
-//! and inside a word, against the tokeniser this crate's index uses.
+//! `storage_core::text::tokens` (the tokenizer both backends index with) must find the
+//! tokens FTS5's `unicode61 remove_diacritics 2` finds, but for the one rule it adds
+//! (CJK characters are tokens of their own), so the index keeps FTS5's word rules.
+//! Compared over every character of the Basic Multilingual Plane, alone and inside a
+//! word.
 #![allow(clippy::unwrap_used)]
 
 use rusqlite::Connection;
@@ -49,8 +50,8 @@ fn core_tokens_match_fts5_unicode61_over_the_bmp() {
     let mut mismatches = Vec::new();
     for (i, (text, fts5)) in texts.iter().zip(&expected).enumerate() {
         let ours: Vec<String> = storage_core::text::tokens(text).collect();
-        if ours != *fts5 {
-            let c = chars[i / 2];
+        let c = chars[i / 2];
+        if ours != *fts5 && !storage_core::text::is_unspaced(c) {
             mismatches.push((
                 c,
                 format!("U+{:04X} {text:?}: fts5 {fts5:?}, ours {ours:?}", c as u32),
@@ -87,7 +88,8 @@ fn core_tokens_match_fts5_unicode61_over_the_bmp() {
 }
 
 /// ASCII, Latin-1 and Latin Extended-A, Greek and Coptic, Cyrillic, Hebrew, Arabic,
-/// Devanagari, hiragana, katakana, CJK ideographs and Hangul syllables.
+/// Devanagari, and the CJK blocks (where only characters `is_unspaced` leaves in runs
+/// are compared).
 const MUST_AGREE: &[std::ops::RangeInclusive<char>] = &[
     '\u{20}'..='\u{17f}',
     '\u{370}'..='\u{37e}',

@@ -38,6 +38,7 @@ pub mod kb;
 pub mod organise;
 pub mod passages;
 pub mod queue;
+pub mod scripts;
 pub mod search;
 pub mod tags;
 pub mod timeline;

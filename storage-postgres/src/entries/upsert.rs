@@ -745,3 +745,65 @@ async fn enqueue(
     futures_util::try_join!(enqueue, dequeue)?;
     Ok(())
 }
+
+/// Characters of the scripts written without spaces ([`storage_core::text::is_unspaced`]),
+/// as a Postgres regular expression: the rows the v7 migration re-analyses.
+const UNSPACED_PATTERN: &str = "[\\u1100-\\u11ff\\u3005-\\u3007\\u3040-\\u30ff\\u3130-\\u318f\
+\\u31f0-\\u31ff\\u3400-\\u4dbf\\u4e00-\\u9fff\\ua960-\\ua97f\\uac00-\\ud7ff\\uf900-\\ufaff\
+\\uff66-\\uff9f\\U00020000-\\U0003134f]";
+
+/// Re-analyses in place every entry whose text holds a CJK character: the v7 migration,
+/// when the tokenizer began to split those scripts into one token per character. Each
+/// row gets a new doc (so the update trigger takes its old terms out of the document
+/// frequencies and corrects the corpus length) and the postings of its new analysis;
+/// nothing a reader sees changes (not `updated_at`, not the embedding queue).
+pub(crate) async fn reanalyse_unspaced(tx: &Transaction<'_>, porter: bool) -> PgResult<usize> {
+    let lexicon = Lexicon::new(porter);
+    let rows = tx
+        .query(
+            "SELECT rowid, title, tags_text, summary, body FROM entries \
+             WHERE concat_ws(' ', title, tags_text, summary, body) ~ $1",
+            &[&UNSPACED_PATTERN],
+        )
+        .await?;
+    let update = tx
+        .prepare(
+            "UPDATE entries SET doc = nextval('entry_docs'), tsv = $2, terms = $3, doc_len = $4 \
+             WHERE rowid = $1 RETURNING doc",
+        )
+        .await?;
+    let postings = tx
+        .prepare(
+            "INSERT INTO term_blocks (term, n, docs, tfs, dls) \
+             SELECT t, 1, ARRAY[$2::bigint], ARRAY[tf], ARRAY[$3::int] \
+             FROM unnest($1::text[], $4::real[]) AS u(t, tf)",
+        )
+        .await?;
+    for chunk in rows.chunks(500) {
+        let mut texts = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let rowid: i64 = r.try_get(0)?;
+            let fields: [String; 4] = [r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?];
+            texts.push((rowid, fields));
+        }
+        let words = words(texts.iter().flat_map(|(_, f)| f.iter().map(String::as_str)));
+        let stems = lexicon.stems(tx, words).await?;
+        for (rowid, [title, tags, summary, body]) in &texts {
+            let fields = [
+                (title.as_str(), Weight::A),
+                (tags.as_str(), Weight::B),
+                (summary.as_str(), Weight::B),
+                (body.as_str(), Weight::C),
+            ];
+            let a = analyse(&fields, &stems);
+            let beyond = a.terms_beyond_tsvector();
+            let params: [&(dyn ToSql + Sync); 4] = [rowid, &a.tsv, &beyond, &a.len];
+            let doc: i64 = tx.query_one(&update, &params).await?.try_get(0)?;
+            if !a.terms.is_empty() {
+                let params: [&(dyn ToSql + Sync); 4] = [&a.terms, &doc, &a.len, &a.tfs];
+                tx.execute(&postings, &params).await?;
+            }
+        }
+    }
+    Ok(rows.len())
+}

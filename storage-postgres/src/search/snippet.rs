@@ -3,7 +3,7 @@
 //! `ts_headline` parses and stems the whole text of every hit it is given: ~45 µs for a
 //! 1.5 KB entry, more than half of a one-word search for a page of 10 at 100k entries, and
 //! 65–120 µs per hit for a page of 100 (the hybrid searcher's keyword depth). Here the
-//! text is split into words the way the index splits it (runs of letters and digits),
+//! text is split into words the way the index splits it (`storage_core::text`),
 //! each word is folded (lower case, accents removed) and stemmed, and the window of
 //! [`WINDOW_WORDS`] words holding the most distinct query terms is returned with the
 //! matches marked — FTS5's `snippet()` shape (one fragment, `…` where text was cut).
@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
+use storage_core::text::for_each_token_span;
 use storage_core::Snippet;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
@@ -138,27 +139,14 @@ fn fold(word: &str) -> String {
         .collect()
 }
 
-/// Byte ranges of the text's first `max` words: runs of letters and digits, as the index
-/// splits text.
+/// Byte ranges of the text's first `max` words, as the index splits text
+/// ([`for_each_token_span`]: runs of letters and digits, a CJK character on its own).
 fn words(text: &str, max: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in text.char_indices() {
-        match (c.is_alphanumeric(), start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                out.push((s, i));
-                start = None;
-                if out.len() == max {
-                    return out;
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, text.len()));
-    }
+    for_each_token_span(text, |_, span| {
+        out.push((span.start, span.end));
+        out.len() < max
+    });
     out
 }
 
