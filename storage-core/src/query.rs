@@ -205,7 +205,8 @@ fn lex(input: &str) -> Result<Vec<Token>> {
                 i += 1;
             }
             '-' if i + 1 < chars.len()
-                && (chars[i + 1].is_alphanumeric() || matches!(chars[i + 1], '"' | '(')) =>
+                && (crate::text::is_token_char(chars[i + 1])
+                    || matches!(chars[i + 1], '"' | '(')) =>
             {
                 // A leading '-' negates; elsewhere (e.g. `e-mail`) it is part of a word.
                 out.push(Token {
@@ -699,6 +700,21 @@ mod tests {
                 })
             ),
             "{parsed:?}"
+        );
+    }
+
+    /// Found by the fuzz run: `-` before a character that is a token character but not
+    /// `char::is_alphanumeric` (U+A82D) was part of the word, so `0 -꠭` (the canonical
+    /// text of a negation) did not parse back to one.
+    #[test]
+    fn a_minus_before_any_token_character_negates() {
+        let q = parse_query("0 -\u{a82d}").unwrap();
+        assert_eq!(
+            q,
+            QueryNode::And(vec![
+                QueryNode::Term("0".into()),
+                QueryNode::Not(Box::new(QueryNode::Term("\u{a82d}".into())))
+            ])
         );
     }
 

@@ -135,9 +135,9 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// Letters, numbers, private-use and unassigned code points (FTS5's default
-/// `L* N* Co`, whose tables count unassigned code points in).
-fn is_token_char(c: char) -> bool {
+/// Whether `c` can be part of a token: letters, numbers, private-use and unassigned code
+/// points (FTS5's default `L* N* Co`, whose tables count unassigned code points in).
+pub fn is_token_char(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphanumeric();
     }

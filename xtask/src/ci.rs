@@ -23,6 +23,8 @@ pub(crate) fn ci(args: &[String]) -> Result<(), String> {
     let chromium = crate::browser::chromium()?;
     std::env::set_var("KB_CHROMIUM", &chromium);
     std::env::set_var("KB_REQUIRE_BROWSER", "1");
+    // The fuzz targets (storage-core/tests/fuzz.rs) get half a minute each instead of 2 s.
+    std::env::set_var("KB_FUZZ_SECS", "30");
     cargo().args(["test", "--workspace"]).run()?;
     crate::postgres::test_postgres(&[])?;
     // The report as a smoke test: every bench path runs, on 10k entries, in minutes.

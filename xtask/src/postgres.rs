@@ -33,9 +33,53 @@ pub(crate) fn test_postgres(args: &[String]) -> Result<(), String> {
                 restart: server.restart_command(),
                 tls_ca: server.tls_ca.clone(),
             };
-            run_tests(&server.url, Some(&local), &[], extra)
+            run_tests(&server.url, Some(&local), &[], extra)?;
+            if extra.is_empty() {
+                run_in_other_locales(&server)?;
+            }
+            Ok(())
         }
     }
+}
+
+/// The databases besides the cluster's UTF-8 one that the conformance suite runs in:
+/// the `C` locale (what `initdb --no-locale` and many container images give, where
+/// Postgres' own parser cannot tell a letter outside ASCII), in UTF-8 and in SQL_ASCII
+/// encoding. Names and options are constants, never user input.
+const OTHER_LOCALES: [(&str, &str); 2] = [
+    ("kb_c_utf8", "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"),
+    (
+        "kb_c_ascii",
+        "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'",
+    ),
+];
+
+/// Runs the conformance suite again in each of [`OTHER_LOCALES`] on the throwaway
+/// server (never on a configured one: creating databases there is not ours to do).
+fn run_in_other_locales(server: &TempServer) -> Result<(), String> {
+    let (base, _) = server
+        .url
+        .rsplit_once('/')
+        .ok_or("the throwaway server's URL has no database")?;
+    for (db, options) in OTHER_LOCALES {
+        server.psql(&format!(
+            "CREATE DATABASE {db} TEMPLATE template0 {options}"
+        ))?;
+        eprintln!("xtask: the conformance suite in database {db} ({options})");
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "storage-postgres",
+                "--features",
+                "postgres-tests",
+                "--test",
+                "conformance",
+            ])
+            .env("KB_PG_URL", format!("{base}/{db}"))
+            .run()?;
+    }
+    Ok(())
 }
 
 /// What the tests may do to a server this task started: restart it, and reach it over
@@ -221,6 +265,23 @@ impl TempServer {
             s(&pg_ctl),
             s(&data),
             s(&log)
+        )
+    }
+
+    /// Runs one SQL statement on the server's `postgres` database.
+    fn psql(&self, sql: &str) -> Result<(), String> {
+        self.pg(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url,
+                "-c",
+                sql,
+            ],
         )
     }
 
