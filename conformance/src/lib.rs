@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used)] // The suite is test code: a failed unwrap is a failed case, with its location.
 
 pub mod cases;
+pub mod concurrency;
 pub mod fixtures;
 
 pub use storage_core::{Result, Store};
