@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use storage_core::{
-    EntryKey, EntryPassages, FailOutcome, PassageVector, QueueItem, StorageError, Store,
+    Completion, EntryKey, EntryPassages, FailOutcome, PassageVector, QueueItem, StorageError, Store,
 };
 
 use crate::{split_passages, EmbedError, Embedder, PassageConfig};
@@ -386,12 +386,8 @@ impl EmbedWorker {
                 _ => {}
             }
         }
-        let ok_items: Vec<QueueItem> = written.iter().map(|(item, _)| item.clone()).collect();
-        if !ok_items.is_empty() {
-            self.store.complete_embedding(&ok_items).await?;
-        }
         out.passages = written.iter().map(|(_, n)| *n).sum();
-        out.embedded = ok_items.len() as u64;
+        out.embedded = written.len() as u64;
         let c = &self.counters;
         c.done.fetch_add(out.embedded, Ordering::Relaxed);
         c.passages.fetch_add(out.passages, Ordering::Relaxed);
@@ -440,38 +436,52 @@ impl EmbedWorker {
             .collect()
     }
 
-    /// Writes the passages, in one call when it can. Returns the items written (with
-    /// their passage counts) and those the store refused, with its reason; an entry
-    /// deleted meanwhile is neither (its queue item went with it). A retryable error ends
-    /// the batch: nothing is lost, the claims come back when their leases end.
+    /// Writes the passages and completes their items, in one call when it can, fenced by
+    /// the claims' leases. Returns the items written (with their passage counts) and those
+    /// the store refused, with its reason; an entry deleted meanwhile is neither (its
+    /// queue item went with it), nor is an item another worker claimed after this
+    /// worker's lease ran out (that worker's vectors stand). A retryable error ends the
+    /// batch: nothing is lost, the claims are retried or come back when their leases end.
     async fn write(
         &self,
         embedded: Vec<(QueueItem, EntryPassages)>,
     ) -> StoreResult<(Vec<(QueueItem, u64)>, Vec<(QueueItem, String)>)> {
         let count = |p: &EntryPassages| p.passages.len() as u64;
+        let (mut written, mut refused) = (Vec::new(), Vec::new());
         if embedded.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok((written, refused));
         }
-        let all: Vec<EntryPassages> = embedded.iter().map(|(_, p)| p.clone()).collect();
-        match self.store.put_passages(&all).await {
-            Ok(()) => {
-                let written = embedded
-                    .into_iter()
-                    .map(|(item, p)| (item, count(&p)))
-                    .collect();
-                return Ok((written, Vec::new()));
+        let mut keep = |(item, p): (QueueItem, EntryPassages), outcome: Completion| match outcome {
+            Completion::Completed | Completion::TextChanged => written.push((item, count(&p))),
+            Completion::LeaseLost => {
+                tracing::debug!(entry = %item.key, "lease lost to another worker; its vectors stand");
+            }
+            Completion::EntryGone => {}
+        };
+        match self.store.complete_with_passages(&embedded).await {
+            Ok(outcomes) => {
+                for (done, outcome) in embedded.into_iter().zip(outcomes) {
+                    keep(done, outcome);
+                }
+                return Ok((written, refused));
             }
             Err(e) if e.is_retryable() => return Err(e),
-            // One entry deleted or refused: write them one by one to find it.
+            // One entry's vectors refused: write them one by one to find it.
             Err(_) => {}
         }
-        let (mut written, mut refused) = (Vec::new(), Vec::new());
-        for (item, p) in embedded {
-            match self.store.put_passages(std::slice::from_ref(&p)).await {
-                Ok(()) => written.push((item, count(&p))),
+        for done in embedded {
+            match self
+                .store
+                .complete_with_passages(std::slice::from_ref(&done))
+                .await
+            {
+                Ok(outcomes) => keep(
+                    done,
+                    outcomes.first().copied().unwrap_or(Completion::EntryGone),
+                ),
                 Err(StorageError::NotFound { .. }) => {}
                 Err(e) if e.is_retryable() => return Err(e),
-                Err(e) => refused.push((item, format!("the store refused the vectors: {e}"))),
+                Err(e) => refused.push((done.0, format!("the store refused the vectors: {e}"))),
             }
         }
         Ok((written, refused))

@@ -303,7 +303,7 @@ async fn a_running_worker_outlives_a_database_outage(s: S) {
     .await
     .unwrap();
     store.fail_next("claim_embedding_batch", 3, faulty::unavailable);
-    store.fail_next("put_passages", 2, faulty::unavailable);
+    store.fail_next("complete_with_passages", 2, faulty::unavailable);
     store.fail_next("queue_stats", 2, faulty::unavailable);
     let stats = w
         .run(tokio::time::sleep(Duration::from_millis(1500)))
@@ -314,7 +314,11 @@ async fn a_running_worker_outlives_a_database_outage(s: S) {
         0,
         "the outage happened"
     );
-    assert_eq!(store.pending("put_passages"), 0, "the outage happened");
+    assert_eq!(
+        store.pending("complete_with_passages"),
+        0,
+        "the outage happened"
+    );
     assert_eq!(stats.embedded, 6, "{stats:?}");
     assert_eq!(s.queue_stats().await.unwrap().pending, 0);
     let covered = s.vector_coverage(&Filter::new()).await.unwrap();
@@ -337,12 +341,16 @@ async fn a_batch_cut_by_an_outage_is_retried_without_waiting_for_its_lease(s: S)
     )
     .await
     .unwrap();
-    store.fail_next("put_passages", 2, faulty::unavailable);
+    store.fail_next("complete_with_passages", 2, faulty::unavailable);
     let stats = w
         .run(tokio::time::sleep(Duration::from_millis(800)))
         .await
         .unwrap();
-    assert_eq!(store.pending("put_passages"), 0, "the outage happened");
+    assert_eq!(
+        store.pending("complete_with_passages"),
+        0,
+        "the outage happened"
+    );
     assert_eq!(stats.embedded, 4, "{stats:?}");
     let q = s.queue_stats().await.unwrap();
     assert_eq!((q.pending, q.in_progress), (0, 0), "{q:?}");
@@ -411,7 +419,7 @@ async fn vectors_the_store_refuses_fail_only_their_item(s: S) {
         .await
         .unwrap();
     // The batch write and then the first single write are refused.
-    store.fail_next("put_passages", 2, || {
+    store.fail_next("complete_with_passages", 2, || {
         StorageError::invalid_input("vector refused")
     });
     let stats = w.drain().await.unwrap();

@@ -192,10 +192,20 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
         lease: std::time::Duration,
     ) -> Result<Vec<QueueItem>>;
     /// Removes completed items, unless the entry's text changed since the claim (then it
-    /// stays queued). Returns how many were removed.
+    /// stays queued). Items claimed again since (see [`QueueItem::lease`]) are left to
+    /// their new owner. Returns how many were removed.
     async fn complete_embedding(&self, items: &[QueueItem]) -> Result<u64>;
+    /// Writes the passages of claimed items and completes them, in one transaction and
+    /// fenced by each item's lease: what a worker calls when it has embedded a batch. An
+    /// item whose lease was lost keeps the new owner's vectors and queue state. One result
+    /// per item, in order. Refuses the whole call, writing nothing, when a vector does not
+    /// fit the embedding space (as [`put_passages`](crate::VectorStore::put_passages)).
+    async fn complete_with_passages(
+        &self,
+        done: &[(QueueItem, EntryPassages)],
+    ) -> Result<Vec<Completion>>;
     /// Records a failure; after `max_attempts` failures the item is given up and kept
-    /// with its error.
+    /// with its error. Fenced by the lease, as completion is ([`FailOutcome::LeaseLost`]).
     async fn fail_embedding(
         &self,
         item: &QueueItem,

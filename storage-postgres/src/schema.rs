@@ -473,6 +473,14 @@ CREATE TRIGGER entries_bm25_delete AFTER DELETE ON entries
     // text holds such characters are re-analysed in the client after this step
     // (`REANALYSED_AT`, `entries::upsert::reanalyse_unspaced`).
     "SELECT 1",
+    // v8: fenced leases on the database's clock. Every claim takes a new token from
+    // `embed_leases`; completing or failing an item checks it, so a worker whose lease ran
+    // out cannot undo its successor's work. Lease times are the server's `now()`, so
+    // workers on hosts whose clocks disagree cannot steal each other's leases.
+    r#"
+ALTER TABLE embed_queue ADD COLUMN lease bigint NOT NULL DEFAULT 0;
+CREATE SEQUENCE embed_leases;
+"#,
 ];
 
 /// The version whose upgrade re-analyses the entries with CJK text.

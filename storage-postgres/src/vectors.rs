@@ -30,8 +30,8 @@ impl VectorStore for PgStore {
         let ts = now();
         let leased: i64 = tx
             .query_one(
-                "SELECT count(*) FROM embed_queue WHERE state = 'pending' AND lease_until > $1",
-                &[&ts],
+                "SELECT count(*) FROM embed_queue WHERE state = 'pending' AND lease_until > now()",
+                &[],
             )
             .await
             .map_err(&pg)?
@@ -146,40 +146,7 @@ impl VectorStore for PgStore {
                 }
             }
         }
-        tx.execute(
-            "DELETE FROM vectors v USING entries e, unnest($1::text[], $2::text[]) AS k(kb, id) \
-             WHERE v.entry = e.rowid AND e.kb = k.kb AND e.id = k.id",
-            &[&kbs, &ids],
-        )
-        .await
-        .map_err(&pg)?;
-        let stmt = tx
-            .prepare(
-                "INSERT INTO vectors (entry, passage, text, embedding) \
-                 SELECT rowid, $3, $4, $5 FROM entries WHERE kb = $1 AND id = $2",
-            )
-            .await
-            .map_err(&pg)?;
-        let rows: Vec<(&EntryKey, i32, Option<&str>, Vector)> = items
-            .iter()
-            .flat_map(|item| {
-                item.passages.iter().enumerate().map(move |(i, p)| {
-                    (
-                        &item.key,
-                        i as i32,
-                        p.text.as_deref(),
-                        Vector::from(p.vector.clone()),
-                    )
-                })
-            })
-            .collect();
-        // Issued together: tokio-postgres pipelines them over the one connection.
-        try_join_all(rows.iter().map(|(k, i, text, v)| {
-            let p: [&(dyn ToSql + Sync); 5] = [&k.kb, &k.id, i, text, v];
-            tx.execute_raw(&stmt, p)
-        }))
-        .await
-        .map_err(&pg)?;
+        write_passages(&tx, items.iter()).await.map_err(&pg)?;
         tx.commit().await.map_err(&pg)
     }
 
@@ -483,4 +450,47 @@ pub(crate) fn semantic_count_sql(q: &SemanticQuery) -> Result<(String, Params)> 
         "SELECT count(DISTINCT v.entry) FROM vectors v JOIN live_entries e ON e.rowid = v.entry WHERE TRUE{cond}{min}"
     );
     Ok((sql, p))
+}
+
+/// Replaces the passages of entries that exist (inside the caller's transaction).
+pub(crate) async fn write_passages<'a>(
+    tx: &tokio_postgres::Transaction<'_>,
+    items: impl Iterator<Item = &'a EntryPassages> + Clone,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let kbs: Vec<&str> = items.clone().map(|i| i.key.kb.as_str()).collect();
+    let ids: Vec<&str> = items.clone().map(|i| i.key.id.as_str()).collect();
+    if kbs.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "DELETE FROM vectors v USING entries e, unnest($1::text[], $2::text[]) AS k(kb, id) \
+         WHERE v.entry = e.rowid AND e.kb = k.kb AND e.id = k.id",
+        &[&kbs, &ids],
+    )
+    .await?;
+    let stmt = tx
+        .prepare(
+            "INSERT INTO vectors (entry, passage, text, embedding) \
+             SELECT rowid, $3, $4, $5 FROM entries WHERE kb = $1 AND id = $2",
+        )
+        .await?;
+    let rows: Vec<(&EntryKey, i32, Option<&str>, Vector)> = items
+        .flat_map(|item| {
+            item.passages.iter().enumerate().map(move |(i, p)| {
+                (
+                    &item.key,
+                    i as i32,
+                    p.text.as_deref(),
+                    Vector::from(p.vector.clone()),
+                )
+            })
+        })
+        .collect();
+    // Issued together: tokio-postgres pipelines them over the one connection.
+    try_join_all(rows.iter().map(|(k, i, text, v)| {
+        let p: [&(dyn ToSql + Sync); 5] = [&k.kb, &k.id, i, text, v];
+        tx.execute_raw(&stmt, p)
+    }))
+    .await?;
+    Ok(())
 }

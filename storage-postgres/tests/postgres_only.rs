@@ -393,7 +393,9 @@ async fn upgrading_a_version_6_store_reanalyses_its_cjk_entries() {
              INSERT INTO term_blocks (term, n, docs, tfs, dls)
                  SELECT t, 1, ARRAY[(SELECT doc FROM entries WHERE id = 'ja')], ARRAY[tf], ARRAY[3]
                  FROM (VALUES ('日記', 2::real), ('note', 2), ('私は東京に住んでいます', 1)) v(t, tf);
-             DELETE FROM schema_version WHERE version = 7;
+             ALTER TABLE embed_queue DROP COLUMN lease;
+             DROP SEQUENCE embed_leases;
+             DELETE FROM schema_version WHERE version >= 7;
              RESET search_path;"
         ))
         .await

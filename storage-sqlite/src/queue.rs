@@ -9,6 +9,7 @@ use storage_core::*;
 
 use crate::sql::filter_sql;
 use crate::store::{execute, now, query, query_one, query_opt, rowid_of, sql, SqliteStore};
+use crate::vectors::{index_written, read_space, write_passages};
 
 #[async_trait]
 impl QueueStore for SqliteStore {
@@ -27,26 +28,34 @@ impl QueueStore for SqliteStore {
             // At most MAX_LEASE (checked above), so neither the cast nor the sum can overflow.
             let until = now + lease.as_micros() as i64;
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let lease: i64 = query_one(
+                &tx,
+                "INSERT INTO meta (key, value) VALUES ('lease_seq', '1') ON CONFLICT (key) \
+                 DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING CAST(value AS INTEGER)",
+                [],
+                |r| r.get(0),
+            )?;
             let items = {
                 let mut s = sql(tx.prepare_cached(
-                    "UPDATE embed_queue SET worker = ?1, lease_until = ?2 WHERE entry IN ( \
+                    "UPDATE embed_queue SET worker = ?1, lease_until = ?2, lease = ?5 WHERE entry IN ( \
                        SELECT entry FROM embed_queue WHERE state = 'pending' \
                        AND (lease_until IS NULL OR lease_until <= ?3) \
                        ORDER BY enqueued_at, entry LIMIT ?4) \
                      RETURNING entry, attempts, text_hash",
                 ))?;
-                let rows = sql(s.query_map(params![worker, until, now, limit], |r| {
+                let rows = sql(s.query_map(params![worker, until, now, limit, lease], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?))
                 }))?;
                 rows.map(sql).collect::<Result<Vec<_>>>()?
             };
+            let lease = lease as u64;
             let mut out = Vec::with_capacity(items.len());
             for (rowid, attempts, text_hash) in items {
                 let (kb, id, enq): (String, String, i64) = query_one(&tx, "SELECT e.kb, e.id, q.enqueued_at FROM live_entries e JOIN embed_queue q ON q.entry = e.rowid \
                      WHERE e.rowid = ?1",
                     [rowid],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                out.push((enq, rowid, QueueItem { key: EntryKey { kb, id }, attempts, text_hash }));
+                out.push((enq, rowid, QueueItem { key: EntryKey { kb, id }, attempts, text_hash, lease }));
             }
             sql(tx.commit())?;
             out.sort_by_key(|(enq, rowid, _)| (*enq, *rowid));
@@ -64,23 +73,48 @@ impl QueueStore for SqliteStore {
                 let Some(rowid) = rowid_of(&tx, &it.key)? else {
                     continue;
                 };
-                let n = execute(
-                    &tx,
-                    "DELETE FROM embed_queue WHERE entry = ?1 AND text_hash = ?2",
-                    params![rowid, it.text_hash],
-                )?;
-                if n == 0 {
-                    // The text changed while it was being embedded: release it for a new claim.
-                    execute(
-                        &tx,
-                        "UPDATE embed_queue SET worker = NULL, lease_until = NULL WHERE entry = ?1",
-                        [rowid],
-                    )?;
+                if let Held::Yes { same_text } = held(&tx, rowid, it)? {
+                    removed += u64::from(dequeue(&tx, rowid, same_text)?);
                 }
-                removed += n as u64;
             }
             sql(tx.commit())?;
             Ok(removed)
+        })
+        .await
+    }
+
+    async fn complete_with_passages(
+        &self,
+        done: &[(QueueItem, EntryPassages)],
+    ) -> Result<Vec<Completion>> {
+        let done = done.to_vec();
+        self.run(move |c, shared| {
+            let passages: Vec<EntryPassages> = done.iter().map(|(_, p)| p.clone()).collect();
+            let space = read_space(c)?.ok_or_else(StorageError::no_embedding_space)?;
+            check_passages(&passages, space.dimension)?;
+            let mut index = shared.vectors.write().expect("vector lock");
+            let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
+            let (mut out, mut written) = (Vec::with_capacity(done.len()), Vec::new());
+            for (item, p) in &done {
+                let Some(rowid) = rowid_of(&tx, &item.key)? else {
+                    out.push(Completion::EntryGone);
+                    continue;
+                };
+                let Held::Yes { same_text } = held(&tx, rowid, item)? else {
+                    out.push(Completion::LeaseLost);
+                    continue;
+                };
+                write_passages(&tx, rowid, p)?;
+                written.push((rowid, p));
+                out.push(if dequeue(&tx, rowid, same_text)? {
+                    Completion::Completed
+                } else {
+                    Completion::TextChanged
+                });
+            }
+            sql(tx.commit())?;
+            index_written(&mut index, &written);
+            Ok(out)
         })
         .await
     }
@@ -98,6 +132,11 @@ impl QueueStore for SqliteStore {
             let Some(rowid) = rowid_of(&tx, &item.key)? else {
                 return Ok(FailOutcome::NotQueued);
             };
+            match held(&tx, rowid, &item)? {
+                Held::NotQueued => return Ok(FailOutcome::NotQueued),
+                Held::Lost => return Ok(FailOutcome::LeaseLost),
+                Held::Yes { .. } => {}
+            }
             let row: Option<(u32, String)> = query_opt(
                 &tx,
                 "UPDATE embed_queue SET attempts = attempts + 1, last_error = ?2, worker = NULL, \
@@ -182,4 +221,45 @@ impl QueueStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Whether a claimed item is still this claim's.
+enum Held {
+    /// The lease is this claim's; `same_text`: the entry's text is the one claimed.
+    Yes { same_text: bool },
+    /// Another claim holds the item now.
+    Lost,
+    /// The item left the queue.
+    NotQueued,
+}
+
+fn held(tx: &rusqlite::Connection, rowid: i64, item: &QueueItem) -> Result<Held> {
+    let row: Option<(i64, String)> = query_opt(
+        tx,
+        "SELECT lease, text_hash FROM embed_queue WHERE entry = ?1",
+        [rowid],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(match row {
+        None => Held::NotQueued,
+        Some((lease, _)) if lease as u64 != item.lease => Held::Lost,
+        Some((_, hash)) => Held::Yes {
+            same_text: hash == item.text_hash,
+        },
+    })
+}
+
+/// Removes a held item from the queue, or, when its text changed since the claim,
+/// releases it for a new claim. True when it was removed.
+fn dequeue(tx: &rusqlite::Connection, rowid: i64, same_text: bool) -> Result<bool> {
+    if same_text {
+        execute(tx, "DELETE FROM embed_queue WHERE entry = ?1", [rowid])?;
+    } else {
+        execute(
+            tx,
+            "UPDATE embed_queue SET worker = NULL, lease_until = NULL WHERE entry = ?1",
+            [rowid],
+        )?;
+    }
+    Ok(same_text)
 }

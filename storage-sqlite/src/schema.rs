@@ -172,6 +172,12 @@ CREATE VIRTUAL TABLE entries_fts USING fts5(
 );
 INSERT INTO entries_fts(entries_fts) VALUES ('rebuild');
 "#,
+    // v6: fenced leases. Every claim takes a new token from the `lease_seq` counter in
+    // `meta` (never reused, unlike a max over the queue), and completing or failing an
+    // item checks it, so a worker whose lease ran out cannot undo its successor's work.
+    r#"
+ALTER TABLE embed_queue ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this build writes.

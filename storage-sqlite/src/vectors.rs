@@ -75,30 +75,15 @@ impl VectorStore for SqliteStore {
             check_passages(&items, space.dimension)?;
             let mut index = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
-            let mut rowids = Vec::with_capacity(items.len());
-            {
-                let mut del = sql(tx.prepare_cached("DELETE FROM vectors WHERE entry = ?1"))?;
-                let mut ins = sql(tx.prepare_cached(
-                    "INSERT INTO vectors (entry, passage, text, vector) VALUES (?1, ?2, ?3, ?4)",
-                ))?;
-                for item in &items {
-                    let rowid = rowid_of(&tx, &item.key)?
-                        .ok_or_else(|| StorageError::entry_not_found(&item.key))?;
-                    sql(del.execute([rowid]))?;
-                    for (i, p) in item.passages.iter().enumerate() {
-                        sql(ins.execute(params![rowid, i as u32, p.text, encode(&p.vector)]))?;
-                    }
-                    rowids.push(rowid);
-                }
+            let mut written = Vec::with_capacity(items.len());
+            for item in &items {
+                let rowid = rowid_of(&tx, &item.key)?
+                    .ok_or_else(|| StorageError::entry_not_found(&item.key))?;
+                write_passages(&tx, rowid, item)?;
+                written.push((rowid, item));
             }
             sql(tx.commit())?;
-            if let Some(idx) = index.as_mut() {
-                for (rowid, item) in rowids.iter().zip(&items) {
-                    let vectors: Vec<&[f32]> =
-                        item.passages.iter().map(|p| p.vector.as_slice()).collect();
-                    idx.replace(*rowid, &vectors);
-                }
-            }
+            index_written(&mut index, &written);
             Ok(())
         })
         .await
@@ -328,4 +313,27 @@ pub(crate) fn semantic_in(
         h.rank = i + 1;
     }
     Ok(out)
+}
+
+/// Replaces an entry's passages (inside the caller's transaction).
+pub(crate) fn write_passages(tx: &Connection, rowid: i64, item: &EntryPassages) -> Result<()> {
+    let mut del = sql(tx.prepare_cached("DELETE FROM vectors WHERE entry = ?1"))?;
+    let mut ins = sql(tx.prepare_cached(
+        "INSERT INTO vectors (entry, passage, text, vector) VALUES (?1, ?2, ?3, ?4)",
+    ))?;
+    sql(del.execute([rowid]))?;
+    for (i, p) in item.passages.iter().enumerate() {
+        sql(ins.execute(params![rowid, i as u32, p.text, encode(&p.vector)]))?;
+    }
+    Ok(())
+}
+
+/// Brings the loaded in-memory index (if any) up to date with committed passages.
+pub(crate) fn index_written(index: &mut Option<VectorIndex>, written: &[(i64, &EntryPassages)]) {
+    if let Some(idx) = index.as_mut() {
+        for (rowid, item) in written {
+            let vectors: Vec<&[f32]> = item.passages.iter().map(|p| p.vector.as_slice()).collect();
+            idx.replace(*rowid, &vectors);
+        }
+    }
 }

@@ -93,7 +93,8 @@ async fn upgrading_a_version_4_database_reindexes_cjk_text() {
                  title, tags_text, summary, body, content = 'entries', content_rowid = 'rowid',
                  tokenize = 'porter unicode61 remove_diacritics 2');
              INSERT INTO entries_fts(entries_fts) VALUES ('rebuild');
-             DELETE FROM schema_version WHERE version = 5;",
+             ALTER TABLE embed_queue DROP COLUMN lease;
+             DELETE FROM schema_version WHERE version >= 5;",
         )
         .unwrap();
         let old: i64 = conn

@@ -22,6 +22,10 @@ crate::area! {
     requeueing_keeps_live_leases,
     a_huge_lease_is_rejected,
     huge_limits_and_attempt_counts_are_clamped,
+    every_claim_gets_a_new_lease,
+    a_worker_whose_lease_ran_out_cannot_complete_or_fail_the_item_claimed_again,
+    completing_with_passages_writes_them_and_dequeues_the_items,
+    late_passages_of_a_lost_lease_leave_the_new_owners_vectors,
 }
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -296,5 +300,160 @@ async fn huge_limits_and_attempt_counts_are_clamped(s: S) -> Result<()> {
         );
     }
     assert_eq!(s.queue_stats().await?.failed, 0);
+    Ok(())
+}
+
+fn passages_of(item: &QueueItem, x: f32) -> EntryPassages {
+    EntryPassages {
+        key: item.key.clone(),
+        passages: vec![PassageVector {
+            text: None,
+            vector: vec![x, 1.0, 0.0],
+        }],
+    }
+}
+
+/// Each claim of an item carries a lease of its own (the fencing token completions check).
+async fn every_claim_gets_a_new_lease(s: S) -> Result<()> {
+    three(&s).await?;
+    let first = s
+        .claim_embedding_batch("w1", 3, Duration::from_millis(1))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = s.claim_embedding_batch("w2", 3, LEASE).await?;
+    assert_eq!(keys(&second), keys(&first));
+    for (a, b) in first.iter().zip(&second) {
+        assert_ne!(a.lease, b.lease, "{}", a.key);
+    }
+    Ok(())
+}
+
+/// A worker whose lease ran out while another worker claimed the item again can neither
+/// complete nor fail it: the new owner's lease stands, and so does its completion.
+async fn a_worker_whose_lease_ran_out_cannot_complete_or_fail_the_item_claimed_again(
+    s: S,
+) -> Result<()> {
+    three(&s).await?;
+    let late = s
+        .claim_embedding_batch("late", 3, Duration::from_millis(1))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let owner = s.claim_embedding_batch("owner", 3, LEASE).await?;
+    assert_eq!(owner.len(), 3);
+    assert_eq!(s.complete_embedding(&late).await?, 0);
+    assert_eq!(
+        s.fail_embedding(&late[0], "late failure", 3).await?,
+        FailOutcome::LeaseLost
+    );
+    // Still the owner's: in progress, not claimable, attempts untouched.
+    assert_eq!(
+        s.queue_stats().await?,
+        QueueStats {
+            pending: 0,
+            in_progress: 3,
+            failed: 0
+        }
+    );
+    assert!(s.claim_embedding_batch("third", 3, LEASE).await?.is_empty());
+    assert_eq!(
+        s.fail_embedding(&owner[0], "owner failure", 3).await?,
+        FailOutcome::WillRetry { attempts: 1 }
+    );
+    assert_eq!(s.complete_embedding(&owner[1..]).await?, 2);
+    Ok(())
+}
+
+/// Completing with passages writes each item's vectors and takes it out of the queue; an
+/// entry edited meanwhile gets its vectors but stays queued for its new text; a deleted
+/// entry is reported gone.
+async fn completing_with_passages_writes_them_and_dequeues_the_items(s: S) -> Result<()> {
+    three(&s).await?;
+    s.ensure_embedding_space(&space(3)).await?;
+    let items = s.claim_embedding_batch("w", 3, LEASE).await?;
+    put(&s, note("q", "2", "edited while embedding", "body")).await?;
+    s.delete_entry(&items[2].key).await?;
+    let done: Vec<(QueueItem, EntryPassages)> = items
+        .iter()
+        .map(|i| (i.clone(), passages_of(i, 0.5)))
+        .collect();
+    assert_eq!(
+        s.complete_with_passages(&done).await?,
+        [
+            Completion::Completed,
+            Completion::TextChanged,
+            Completion::EntryGone
+        ]
+    );
+    assert_eq!(
+        s.get_vector(&items[0].key).await?,
+        Some(vec![0.5, 1.0, 0.0])
+    );
+    assert_eq!(
+        s.get_vector(&items[1].key).await?,
+        Some(vec![0.5, 1.0, 0.0])
+    );
+    let again = s.claim_embedding_batch("w", 3, LEASE).await?;
+    assert_eq!(keys(&again), ["2"]);
+    // A vector of the wrong dimension refuses the whole call.
+    let bad = [(
+        again[0].clone(),
+        EntryPassages {
+            key: again[0].key.clone(),
+            passages: vec![PassageVector {
+                text: None,
+                vector: vec![1.0; 4],
+            }],
+        },
+    )];
+    assert!(matches!(
+        s.complete_with_passages(&bad).await,
+        Err(StorageError::DimensionMismatch { .. })
+    ));
+    assert_eq!(s.queue_stats().await?.in_progress, 1);
+    Ok(())
+}
+
+/// The late worker's vectors never replace those of the worker that claimed the item
+/// after its lease ran out, whichever finishes first.
+async fn late_passages_of_a_lost_lease_leave_the_new_owners_vectors(s: S) -> Result<()> {
+    three(&s).await?;
+    s.ensure_embedding_space(&space(3)).await?;
+    let late = s
+        .claim_embedding_batch("late", 2, Duration::from_millis(1))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let owner = s.claim_embedding_batch("owner", 2, LEASE).await?;
+    // Item 1: the owner finishes first, then the late worker.
+    let mine = [(owner[0].clone(), passages_of(&owner[0], 2.0))];
+    assert_eq!(
+        s.complete_with_passages(&mine).await?,
+        [Completion::Completed]
+    );
+    let stale = [(late[0].clone(), passages_of(&late[0], 9.0))];
+    assert_eq!(
+        s.complete_with_passages(&stale).await?,
+        [Completion::LeaseLost]
+    );
+    assert_eq!(
+        s.get_vector(&owner[0].key).await?,
+        Some(vec![2.0, 1.0, 0.0])
+    );
+    // Item 2: the late worker finishes first; nothing is written, the owner's claim stays.
+    let stale = [(late[1].clone(), passages_of(&late[1], 9.0))];
+    assert_eq!(
+        s.complete_with_passages(&stale).await?,
+        [Completion::LeaseLost]
+    );
+    assert_eq!(s.get_vector(&late[1].key).await?, None);
+    assert_eq!(s.queue_stats().await?.in_progress, 1);
+    let mine = [(owner[1].clone(), passages_of(&owner[1], 3.0))];
+    assert_eq!(
+        s.complete_with_passages(&mine).await?,
+        [Completion::Completed]
+    );
+    assert_eq!(
+        s.get_vector(&owner[1].key).await?,
+        Some(vec![3.0, 1.0, 0.0])
+    );
     Ok(())
 }

@@ -120,6 +120,7 @@ passes_through!(QueueStore {
     fn claim_embedding_batch(&self, worker: &str, limit: usize, lease: std::time::Duration)
         -> Vec<QueueItem>;
     fn complete_embedding(&self, items: &[QueueItem]) -> u64;
+    fn complete_with_passages(&self, done: &[(QueueItem, EntryPassages)]) -> Vec<Completion>;
     fn fail_embedding(&self, item: &QueueItem, error: &str, max_attempts: u32) -> FailOutcome;
     fn queue_stats(&self) -> QueueStats;
     fn failed_embeddings(&self) -> Vec<FailedItem>;

@@ -86,6 +86,29 @@ pub struct QueueItem {
     /// Hash of the embeddable text when claimed; completing with a stale hash keeps the
     /// item queued, so an edit made during embedding is not lost.
     pub text_hash: String,
+    /// The claim's fencing token, new at every claim of the item. Completing or failing
+    /// checks it: once a lease has run out and another worker claimed the item again,
+    /// the first worker's late calls change nothing (they would otherwise clear the new
+    /// owner's lease or replace its vectors).
+    #[serde(default)]
+    pub lease: u64,
+}
+
+/// What [`complete_with_passages`](crate::QueueStore::complete_with_passages) did with
+/// one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Completion {
+    /// The passages are written and the item left the queue.
+    Completed,
+    /// The passages are written, but the entry's text changed since the claim: the item
+    /// stays queued (released for a new claim) so the new text gets embedded too.
+    TextChanged,
+    /// Another worker holds the item now (this claim's lease ran out and it was claimed
+    /// again), or it already left the queue: nothing was written.
+    LeaseLost,
+    /// The entry was deleted since the claim: nothing to write.
+    EntryGone,
 }
 
 /// What happened to a failed queue item.
@@ -104,6 +127,9 @@ pub enum FailOutcome {
     },
     /// The item was not in the queue (completed, deleted, or never claimed).
     NotQueued,
+    /// Another worker claimed the item since this claim's lease ran out: its attempt
+    /// counts, not this one's.
+    LeaseLost,
 }
 
 /// Embedding queue items by state.
