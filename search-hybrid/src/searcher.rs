@@ -168,11 +168,27 @@ struct Leg {
     hits: Vec<LegHit>,
 }
 
+/// A candidate; a hybrid search's keyword leg ranks keys only (`search_ranked`), and the
+/// page's entries and snippets are loaded after fusion ([`Searcher::complete`]).
 struct LegHit {
-    entry: Entry,
+    key: EntryKey,
+    entry: Option<Entry>,
     score: LegScore,
-    snippet: Snippet,
+    snippet: Option<Snippet>,
     passage: Option<u32>,
+}
+
+/// A ranked candidate before its page is loaded.
+struct Fused {
+    key: EntryKey,
+    entry: Option<Entry>,
+    /// The snippet at hand: the keyword leg's when it matched, else the best passage;
+    /// `None`: the keyword leg matched and its snippet is still to be cut.
+    snippet: Option<Snippet>,
+    score: f64,
+    rank: usize,
+    passage: Option<u32>,
+    explanation: Explanation,
 }
 
 impl Searcher {
@@ -223,8 +239,17 @@ impl Searcher {
         candidates.offset = 0;
 
         let mut degraded = None;
+        let keyword_query = if req.any_words {
+            storage_core::any_words_query(&req.query)
+        } else {
+            Some(req.query.clone())
+        };
+        let keyword_query = keyword_query.as_deref();
         let (keyword, semantic) = match req.mode {
-            SearchMode::Keyword => (Some(self.keyword(req, &candidates).await?), None),
+            SearchMode::Keyword => (
+                Some(self.keyword(keyword_query, &candidates, false).await?),
+                None,
+            ),
             SearchMode::Semantic => match self.semantic(&req.query, &candidates, depth).await? {
                 Ok(leg) => (None, Some(leg)),
                 Err(why) => {
@@ -234,7 +259,7 @@ impl Searcher {
             },
             SearchMode::Hybrid => {
                 let (k, s) = tokio::join!(
-                    self.keyword(req, &candidates),
+                    self.keyword(keyword_query, &candidates, true),
                     self.semantic(&req.query, &candidates, depth),
                 );
                 let k = k?;
@@ -255,43 +280,121 @@ impl Searcher {
             legs.push(SearchMode::Semantic);
         }
         let mut hits = self.combine(req.mode, keyword, semantic);
-        let page: Vec<Hit> = hits.drain(..).skip(offset).take(limit).collect();
+        let page: Vec<Fused> = hits.drain(..).skip(offset).take(limit).collect();
         Ok(SearchResponse {
-            hits: page,
+            hits: self.complete(keyword_query, page).await?,
             mode: req.mode,
             legs,
             degraded,
         })
     }
 
-    async fn keyword(&self, req: &SearchRequest, filter: &Filter) -> Result<Leg, SearchError> {
-        let query = if req.any_words {
-            match storage_core::any_words_query(&req.query) {
-                Some(q) => q,
-                None => return Ok(Leg { hits: Vec::new() }),
-            }
-        } else {
-            req.query.clone()
+    /// The keyword leg for `query` (`None`: free text without words, nothing to match);
+    /// with `ranked_only`, keys and scores without entries or snippets.
+    async fn keyword(
+        &self,
+        query: Option<&str>,
+        filter: &Filter,
+        ranked_only: bool,
+    ) -> Result<Leg, SearchError> {
+        let Some(query) = query else {
+            return Ok(Leg { hits: Vec::new() });
         };
-        let hits = self.store.search(&query, filter).await?;
-        let raw: Vec<f64> = hits.iter().map(|h| h.score).collect();
+        let (ranked, mut full): (Vec<(EntryKey, f64, usize)>, Vec<_>) = if ranked_only {
+            let hits = self.store.search_ranked(query, filter).await?;
+            let ranked = hits.into_iter().map(|h| (h.key, h.score, h.rank)).collect();
+            (ranked, Vec::new())
+        } else {
+            let hits = self.store.search(query, filter).await?;
+            let ranked = hits
+                .iter()
+                .map(|h| (h.entry.key(), h.score, h.rank))
+                .collect();
+            let full = hits
+                .into_iter()
+                .map(|h| (Some(h.entry), Some(h.snippet)))
+                .collect();
+            (ranked, full)
+        };
+        let raw: Vec<f64> = ranked.iter().map(|h| h.1).collect();
         let norm = normalize_keyword(&raw);
+        full.resize_with(ranked.len(), || (None, None));
         Ok(Leg {
-            hits: hits
+            hits: ranked
                 .into_iter()
                 .zip(norm)
-                .map(|(h, normalized)| LegHit {
-                    score: LegScore {
-                        rank: h.rank,
-                        raw: h.score,
-                        normalized,
+                .zip(full)
+                .map(
+                    |(((key, raw, rank), normalized), (entry, snippet))| LegHit {
+                        key,
+                        entry,
+                        score: LegScore {
+                            rank,
+                            raw,
+                            normalized,
+                        },
+                        snippet,
+                        passage: None,
                     },
-                    entry: h.entry,
-                    snippet: h.snippet,
-                    passage: None,
-                })
+                )
                 .collect(),
         })
+    }
+
+    /// Loads what a page of candidates still lacks: the entries only the keyword leg
+    /// ranked (by key), and the keyword snippets of the hits it matched. A candidate whose
+    /// entry was deleted since it was ranked is left out.
+    async fn complete(
+        &self,
+        query: Option<&str>,
+        page: Vec<Fused>,
+    ) -> Result<Vec<Hit>, SearchError> {
+        let missing: Vec<EntryKey> = page
+            .iter()
+            .filter(|f| f.entry.is_none())
+            .map(|f| f.key.clone())
+            .collect();
+        let mut entries: HashMap<EntryKey, Entry> = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .get_entries(&missing)
+                .await?
+                .into_iter()
+                .map(|e| (e.key(), e))
+                .collect()
+        };
+        let unsnipped: Vec<EntryKey> = page
+            .iter()
+            .filter(|f| f.snippet.is_none())
+            .map(|f| f.key.clone())
+            .collect();
+        let mut snippets: HashMap<EntryKey, Snippet> = match query {
+            Some(q) if !unsnipped.is_empty() => unsnipped
+                .iter()
+                .cloned()
+                .zip(self.store.snippets(q, &unsnipped).await?)
+                .collect(),
+            _ => HashMap::new(),
+        };
+        Ok(page
+            .into_iter()
+            .filter_map(|f| {
+                let entry = f.entry.or_else(|| entries.remove(&f.key))?;
+                let snippet = f
+                    .snippet
+                    .or_else(|| snippets.remove(&f.key))
+                    .unwrap_or_default();
+                Some(Hit {
+                    entry,
+                    score: f.score,
+                    rank: f.rank,
+                    snippet,
+                    passage: f.passage,
+                    explanation: f.explanation,
+                })
+            })
+            .collect())
     }
 
     /// The semantic leg, or (as the inner error) why it cannot run: no vectors yet, or the
@@ -336,16 +439,17 @@ impl Searcher {
                         .clone()
                         .unwrap_or_else(|| passage_fallback(&h.entry));
                     LegHit {
+                        key: h.entry.key(),
                         score: LegScore {
                             rank: h.rank,
                             raw: h.score as f64,
                             normalized: normalize_semantic(h.score as f64),
                         },
-                        entry: h.entry,
-                        snippet: Snippet {
+                        entry: Some(h.entry),
+                        snippet: Some(Snippet {
                             text,
                             highlights: Vec::new(),
-                        },
+                        }),
                         passage: Some(h.passage),
                     }
                 })
@@ -354,10 +458,12 @@ impl Searcher {
     }
 
     /// Fuses the legs (or passes one through), best first, ties by (kb, id).
-    fn combine(&self, mode: SearchMode, keyword: Option<Leg>, semantic: Option<Leg>) -> Vec<Hit> {
+    fn combine(&self, mode: SearchMode, keyword: Option<Leg>, semantic: Option<Leg>) -> Vec<Fused> {
         struct Acc {
-            entry: Entry,
-            snippet: Snippet,
+            entry: Option<Entry>,
+            /// The keyword leg's snippet (`None` until loaded when it matched).
+            keyword_snippet: Option<Snippet>,
+            passage_snippet: Option<Snippet>,
             passage: Option<u32>,
             keyword: Option<LegScore>,
             semantic: Option<LegScore>,
@@ -366,18 +472,24 @@ impl Searcher {
         let both = keyword.is_some() && semantic.is_some();
         for (leg, is_keyword) in [(keyword, true), (semantic, false)] {
             for h in leg.map(|l| l.hits).unwrap_or_default() {
-                let acc = by_key.entry(h.entry.key()).or_insert_with(|| Acc {
-                    entry: h.entry.clone(),
-                    snippet: h.snippet.clone(),
+                let acc = by_key.entry(h.key).or_insert_with(|| Acc {
+                    entry: None,
+                    keyword_snippet: None,
+                    passage_snippet: None,
                     passage: None,
                     keyword: None,
                     semantic: None,
                 });
+                if acc.entry.is_none() {
+                    acc.entry = h.entry;
+                }
                 if is_keyword {
                     acc.keyword = Some(h.score);
+                    acc.keyword_snippet = h.snippet;
                 } else {
                     acc.semantic = Some(h.score);
                     acc.passage = h.passage;
+                    acc.passage_snippet = h.snippet;
                 }
             }
         }
@@ -392,9 +504,9 @@ impl Searcher {
         } else {
             "keyword".to_owned()
         };
-        let mut hits: Vec<Hit> = by_key
-            .into_values()
-            .map(|a| {
+        let mut hits: Vec<Fused> = by_key
+            .into_iter()
+            .map(|(key, a)| {
                 let score = if both {
                     fuse(
                         c.fusion,
@@ -406,11 +518,18 @@ impl Searcher {
                 } else {
                     a.keyword.or(a.semantic).map_or(0.0, |l| l.normalized)
                 };
-                Hit {
+                // The keyword snippet when the keyword leg matched, else the passage.
+                let snippet = if a.keyword.is_some() {
+                    a.keyword_snippet
+                } else {
+                    a.passage_snippet
+                };
+                Fused {
+                    key,
                     entry: a.entry,
+                    snippet,
                     score,
                     rank: 0,
-                    snippet: a.snippet,
                     passage: a.passage,
                     explanation: Explanation {
                         keyword: a.keyword,
@@ -423,7 +542,7 @@ impl Searcher {
         // Single-leg results keep the leg's own order (its ranking may use more than the
         // normalised score shows, e.g. ties); fused results sort by the fused score.
         hits.sort_by(|a, b| {
-            let leg_rank = |h: &Hit| {
+            let leg_rank = |h: &Fused| {
                 h.explanation
                     .keyword
                     .or(h.explanation.semantic)
@@ -432,7 +551,7 @@ impl Searcher {
             if both {
                 b.score
                     .total_cmp(&a.score)
-                    .then_with(|| (&a.entry.kb, &a.entry.id).cmp(&(&b.entry.kb, &b.entry.id)))
+                    .then_with(|| (&a.key.kb, &a.key.id).cmp(&(&b.key.kb, &b.key.id)))
             } else {
                 leg_rank(a).cmp(&leg_rank(b))
             }

@@ -88,7 +88,9 @@ pub trait KbStore: Send + Sync + std::fmt::Debug {
     /// Deletes every ephemeral KB whose `expires_at` is at or before `now`, with
     /// everything in it, and every entry whose `expires_at` is at or before `now`, with
     /// its links, vectors, queue item, stars and collection memberships (links pointing at
-    /// it are kept, as for `delete_entry`).
+    /// it are kept, as for `delete_entry`). For entries, `now` is capped at the store's own
+    /// clock (the one reads hide expired entries by: the server's on Postgres), so a
+    /// caller whose clock runs ahead never deletes an entry readers still see.
     async fn gc_expired(&self, now: DateTime<Utc>) -> Result<GcReport>;
 }
 
@@ -143,6 +145,13 @@ pub trait SearchStore: Send + Sync + std::fmt::Debug {
     /// the entries selected by `filter` that match, best first (ties by key); paged by
     /// `filter.limit`/`offset`.
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>>;
+    /// [`search`](Self::search)'s ranking alone: the same keys, scores and ranks, without
+    /// loading entries or cutting snippets. For fusion, which weighs many candidates and
+    /// shows only a page of them ([`snippets`](Self::snippets) then cuts the page's).
+    async fn search_ranked(&self, query: &str, filter: &Filter) -> Result<Vec<RankedKey>>;
+    /// The snippets [`search`](Self::search) would give `keys` for `query`, one per key in
+    /// order; an empty snippet for a key that is absent or no longer matches.
+    async fn snippets(&self, query: &str, keys: &[EntryKey]) -> Result<Vec<Snippet>>;
 }
 
 /// Embedding space, passage vectors and semantic search.

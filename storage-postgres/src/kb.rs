@@ -94,7 +94,13 @@ impl KbStore for PgStore {
         // queue items, tags, links, stars and memberships cascade; the BM25 triggers keep
         // the statistics).
         let entries = tx
-            .execute("DELETE FROM entries WHERE expires_at <= $1", &[&now])
+            .execute(
+                // Never later than the server's clock, which `live_entries` reads by: an
+                // entry is collected only once every reader already misses it (a caller
+                // whose clock runs ahead would otherwise delete entries still shown).
+                "DELETE FROM entries WHERE expires_at <= LEAST($1, now())",
+                &[&now],
+            )
             .await
             .map_err(self.pg())?;
         tx.commit().await.map_err(self.pg())?;

@@ -146,7 +146,7 @@ impl OrganiseStore for PgStore {
         name: &str,
         description: &str,
     ) -> Result<Collection> {
-        validate_name("collection name", name)?;
+        validate_collection(name, description)?;
         let pg = self.pg();
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(&pg)?;

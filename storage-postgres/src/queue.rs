@@ -173,7 +173,7 @@ impl QueueStore for PgStore {
         error: &str,
         max_attempts: u32,
     ) -> Result<FailOutcome> {
-        let error: String = error.chars().take(4000).collect();
+        let error = queue_error_text(error);
         let lease = item.lease as i64;
         let row = self.query_opt(
                 "UPDATE embed_queue q SET attempts = q.attempts + 1, last_error = $3, worker = NULL, lease_until = NULL, \

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use storage_core::*;
 
-use crate::rows::{get, read_entry, ENTRY_WIDTH};
+use crate::rows::{get, key_of, read_entry, ENTRY_WIDTH};
 use crate::store::PgStore;
 use bm25::{page_sql, plan, postings_sql, query_words, rank, Block, Plan, STATS_SQL};
 
@@ -22,15 +22,104 @@ const MIN_CANDIDATES: usize = 256;
 #[async_trait]
 impl SearchStore for PgStore {
     async fn search(&self, query: &str, filter: &Filter) -> Result<Vec<SearchHit>> {
+        let Some((plan, rows)) = self.keyword_page(query, filter, false).await? else {
+            return Ok(Vec::new());
+        };
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let entry = read_entry(r, 0)?;
+                Ok(SearchHit {
+                    snippet: plan.highlighter.snippet(&snippet_text(
+                        &entry.title,
+                        &entry.summary,
+                        &entry.body,
+                    )),
+                    entry,
+                    score: get::<f64>(r, ENTRY_WIDTH)?.max(0.0),
+                    rank: filter.offset + i + 1,
+                })
+            })
+            .collect()
+    }
+
+    async fn search_ranked(&self, query: &str, filter: &Filter) -> Result<Vec<RankedKey>> {
+        let Some((_, rows)) = self.keyword_page(query, filter, true).await? else {
+            return Ok(Vec::new());
+        };
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Ok(RankedKey {
+                    key: key_of(r, 0)?,
+                    score: get::<f64>(r, 2)?.max(0.0),
+                    rank: filter.offset + i + 1,
+                })
+            })
+            .collect()
+    }
+
+    async fn snippets(&self, query: &str, keys: &[EntryKey]) -> Result<Vec<Snippet>> {
+        let node = parse_query(query)?;
+        let conn = self.conn().await?;
+        let client: &tokio_postgres::Client = &conn;
+        let stems = self
+            .inner
+            .lexicon
+            .stems(client, query_words(&node))
+            .await
+            .map_err(self.pg())?;
+        let Some(plan) = plan(&node, &stems) else {
+            return Ok(vec![Snippet::default(); keys.len()]);
+        };
+        let kbs: Vec<&str> = keys.iter().map(|k| k.kb.as_str()).collect();
+        let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        let rows = conn
+            .query(
+                "SELECT i.ord::int, e.title, e.summary, e.body \
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS i(kb, id, ord) \
+                 JOIN live_entries e ON e.kb = i.kb AND e.id = i.id",
+                &[&kbs, &ids],
+            )
+            .await
+            .map_err(self.pg())?;
+        let mut out = vec![Snippet::default(); keys.len()];
+        for r in &rows {
+            let i = get::<i32>(r, 0)? as usize - 1;
+            let (title, summary, body): (String, String, String) =
+                (get(r, 1)?, get(r, 2)?, get(r, 3)?);
+            out[i] = plan
+                .highlighter
+                .snippet(&snippet_text(&title, &summary, &body));
+        }
+        Ok(out)
+    }
+}
+
+/// The text a snippet is cut from: title, summary and body, one per line.
+fn snippet_text(title: &str, summary: &str, body: &str) -> String {
+    format!("{title}\n{summary}\n{body}")
+}
+
+impl PgStore {
+    /// The page of a keyword query: its rows (entries with their scores, or with
+    /// `keys_only` just kb, id and score) and the plan that made them; `None` when
+    /// nothing can match.
+    async fn keyword_page(
+        &self,
+        query: &str,
+        filter: &Filter,
+        keys_only: bool,
+    ) -> Result<Option<(Plan, Vec<tokio_postgres::Row>)>> {
         let conn = self.conn().await?;
         let Some((plan, ranked)) = self.keyword_candidates(&conn, query, filter).await? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let want = filter.offset + filter.effective_limit();
         let mut take = (want * CANDIDATES_PER_HIT).max(MIN_CANDIDATES);
         let rows = loop {
             let cut = cut_at(&ranked, take);
-            let (sql, p) = page_sql(&plan, filter, &ranked[..cut])?;
+            let (sql, p) = page_sql(&plan, filter, &ranked[..cut], keys_only)?;
             let rows = match p.typed() {
                 Some(typed) => conn.query_cached(&sql, &typed).await,
                 None => conn.query(&sql, &p.refs()).await,
@@ -42,19 +131,7 @@ impl SearchStore for PgStore {
             }
             take = take.saturating_mul(4);
         };
-        rows.iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let entry = read_entry(r, 0)?;
-                let text = format!("{}\n{}\n{}", entry.title, entry.summary, entry.body);
-                Ok(SearchHit {
-                    snippet: plan.highlighter.snippet(&text),
-                    entry,
-                    score: get::<f64>(r, ENTRY_WIDTH)?.max(0.0),
-                    rank: filter.offset + i + 1,
-                })
-            })
-            .collect()
+        Ok(Some((plan, rows)))
     }
 }
 
@@ -91,7 +168,12 @@ impl PgStore {
         drop(conn);
         let (postings, p) = postings_sql(&plan);
         let first = self.explain(&postings, &p).await?;
-        let (page, p) = page_sql(&plan, filter, &ranked[..cut_at(&ranked, MIN_CANDIDATES)])?;
+        let (page, p) = page_sql(
+            &plan,
+            filter,
+            &ranked[..cut_at(&ranked, MIN_CANDIDATES)],
+            false,
+        )?;
         let second = self.explain(&page, &p).await?;
         Ok(Value::Array(vec![first, second]))
     }

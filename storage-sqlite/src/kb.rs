@@ -78,14 +78,17 @@ impl KbStore for SqliteStore {
             let mut vectors = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let now = now.timestamp_micros();
+            // Entries: never later than the store's clock, which `live_entries` reads by,
+            // so an entry is collected only once every reader already misses it.
+            let entries_now = now.min(crate::store::now());
             let names: Vec<String> = {
                 query(&tx, "SELECT name FROM kbs WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY name", [now], |r| r.get(0))?
             };
             let kbs = delete_kbs_in(&tx, &names)?;
             // Expired entries of the KBs that remain: index rows first, then the entries
             // (vectors, queue items, tags, links, stars and memberships cascade).
-            fts_delete_where(&tx, "expires_at <= ?1", &now)?;
-            let entries = execute(&tx, "DELETE FROM entries WHERE expires_at <= ?1", [now])?;
+            fts_delete_where(&tx, "expires_at <= ?1", &entries_now)?;
+            let entries = execute(&tx, "DELETE FROM entries WHERE expires_at <= ?1", [entries_now])?;
             sql(tx.commit())?;
             let report = GcReport {
                 kbs,

@@ -149,7 +149,7 @@ impl OrganiseStore for SqliteStore {
         name: &str,
         description: &str,
     ) -> Result<Collection> {
-        validate_name("collection name", name)?;
+        validate_collection(name, description)?;
         let (kb, name, description) = (kb.to_owned(), name.to_owned(), description.to_owned());
         self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;

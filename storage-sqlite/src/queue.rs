@@ -126,7 +126,7 @@ impl QueueStore for SqliteStore {
         max_attempts: u32,
     ) -> Result<FailOutcome> {
         let item = item.clone();
-        let error: String = error.chars().take(4000).collect();
+        let error = queue_error_text(error);
         self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let Some(rowid) = rowid_of(&tx, &item.key)? else {

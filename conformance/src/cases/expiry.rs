@@ -15,6 +15,7 @@ crate::area! {
     coordination_does_not_see_an_expired_entry,
     stars_and_collections_hide_members_once_expired,
     gc_removes_expired_entries_and_a_rewrite_starts_afresh,
+    gc_with_a_clock_ahead_of_the_stores_keeps_entries_readers_still_see,
 }
 
 fn key(id: &str) -> EntryKey {
@@ -229,5 +230,16 @@ async fn gc_removes_expired_entries_and_a_rewrite_starts_afresh(s: S) -> Result<
     assert!(fresh.created_at > old.created_at, "created afresh");
     assert_eq!(fresh.expires_at, None);
     assert_eq!(s.get_entry(&key("x")).await?, Some(fresh));
+    Ok(())
+}
+
+/// `gc_expired` given a time ahead of the store's clock (another host's, running fast)
+/// deletes no entry that reads still show: for entries, the store's clock decides.
+async fn gc_with_a_clock_ahead_of_the_stores_keeps_entries_readers_still_see(s: S) -> Result<()> {
+    kb(&s, "m").await?;
+    put(&s, note("m", "soon", "t", "b").ttl(Duration::hours(1))).await?;
+    let report = s.gc_expired(Utc::now() + Duration::hours(2)).await?;
+    assert_eq!(report.entries, 0);
+    assert!(s.get_entry(&key("soon")).await?.is_some());
     Ok(())
 }

@@ -17,6 +17,7 @@ crate::area! {
     collections_keep_order_and_insert_at_position,
     collections_list_and_reject_duplicates,
     collection_errors_are_not_found,
+    descriptions_with_nul_or_too_long_are_invalid_input,
     deleting_an_entry_removes_its_stars_and_memberships,
     stars_racing_the_deletion_of_their_entry_are_applied_or_not_found,
     a_removal_racing_an_addition_to_the_same_collection_is_not_lost,
@@ -306,5 +307,28 @@ async fn a_removal_racing_an_addition_to_the_same_collection_is_not_lost(s: S) -
         members.sort();
         assert_eq!(members, new, "round {round}");
     }
+    Ok(())
+}
+
+/// A collection's or a KB's description with a NUL, or longer than the bound, is
+/// `InvalidInput`, and nothing is created.
+async fn descriptions_with_nul_or_too_long_are_invalid_input(s: S) -> Result<()> {
+    kb(&s, "k").await?;
+    let long = "x".repeat(MAX_DESCRIPTION_BYTES + 1);
+    for description in ["bad\0byte", long.as_str()] {
+        assert!(matches!(
+            s.create_collection("k", "c", description).await,
+            Err(StorageError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            s.create_kb(&NewKnowledgeBase::persistent("other").description(description))
+                .await,
+            Err(StorageError::InvalidInput { .. })
+        ));
+    }
+    assert!(s.list_collections("k").await?.is_empty());
+    assert!(s.get_kb("other").await?.is_none());
+    s.create_collection("k", "c", &"x".repeat(MAX_DESCRIPTION_BYTES))
+        .await?;
     Ok(())
 }

@@ -26,6 +26,7 @@ crate::area! {
     a_worker_whose_lease_ran_out_cannot_complete_or_fail_the_item_claimed_again,
     completing_with_passages_writes_them_and_dequeues_the_items,
     late_passages_of_a_lost_lease_leave_the_new_owners_vectors,
+    a_failure_text_with_nul_or_of_any_length_is_kept_readable,
 }
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -455,5 +456,20 @@ async fn late_passages_of_a_lost_lease_leave_the_new_owners_vectors(s: S) -> Res
         s.get_vector(&owner[1].key).await?,
         Some(vec![3.0, 1.0, 0.0])
     );
+    Ok(())
+}
+
+/// A failure's text is kept whatever it holds: a NUL (which Postgres cannot store)
+/// becomes U+FFFD, and a long text is cut to its first characters.
+async fn a_failure_text_with_nul_or_of_any_length_is_kept_readable(s: S) -> Result<()> {
+    three(&s).await?;
+    let items = s.claim_embedding_batch("w", 2, LEASE).await?;
+    let long = "é".repeat(MAX_QUEUE_ERROR_CHARS + 500);
+    s.fail_embedding(&items[0], "bad\0byte", 1).await?;
+    s.fail_embedding(&items[1], &long, 1).await?;
+    let failed = s.failed_embeddings().await?;
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0].last_error, "bad\u{fffd}byte");
+    assert_eq!(failed[1].last_error.chars().count(), MAX_QUEUE_ERROR_CHARS);
     Ok(())
 }

@@ -31,6 +31,8 @@ crate::area! {
     and_scores_sum_each_words_score,
     rare_terms_and_short_entries_rank_higher,
     a_body_of_more_words_than_a_row_index_holds_is_indexed_and_leaves_the_scores_when_deleted,
+    ranked_search_is_the_ranking_of_search,
+    snippets_of_keys_are_the_snippets_search_gives,
 }
 
 /// A single term finds every entry containing it, in title or body.
@@ -611,4 +613,60 @@ async fn scored(s: &S, q: &str) -> Result<Vec<(String, f64)>> {
         .into_iter()
         .map(|h| (h.entry.id, h.score))
         .collect())
+}
+
+/// `search_ranked` returns `search`'s keys, scores and ranks, page by page, under filters.
+async fn ranked_search_is_the_ranking_of_search(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    for q in [
+        "apple",
+        "cinnamon OR apple OR banana",
+        "\"banana bread\"",
+        "walnu*",
+        "nothingmatches",
+    ] {
+        for filter in [
+            Filter::new(),
+            Filter::new().kb("food").limit(2),
+            Filter::new().kb("food").limit(2).offset(1),
+        ] {
+            let full: Vec<(EntryKey, f64, usize)> = s
+                .search(q, &filter)
+                .await?
+                .into_iter()
+                .map(|h| (h.entry.key(), h.score, h.rank))
+                .collect();
+            let ranked: Vec<(EntryKey, f64, usize)> = s
+                .search_ranked(q, &filter)
+                .await?
+                .into_iter()
+                .map(|h| (h.key, h.score, h.rank))
+                .collect();
+            assert_eq!(ranked, full, "{q:?} {filter:?}");
+        }
+    }
+    assert!(matches!(
+        s.search_ranked("(unbalanced", &Filter::new()).await,
+        Err(StorageError::InvalidQuery { .. })
+    ));
+    Ok(())
+}
+
+/// `snippets` cuts, for given keys, the snippets `search` shows them with; a key that is
+/// absent or does not match gets an empty one.
+async fn snippets_of_keys_are_the_snippets_search_gives(s: S) -> Result<()> {
+    food_corpus(&s).await?;
+    let hits = s.search("cinnamon OR apple", &Filter::new()).await?;
+    assert!(hits.len() >= 2);
+    let mut keys: Vec<EntryKey> = hits.iter().map(|h| h.entry.key()).collect();
+    keys.reverse();
+    let snippets = s.snippets("cinnamon OR apple", &keys).await?;
+    let expected: Vec<Snippet> = hits.iter().rev().map(|h| h.snippet.clone()).collect();
+    assert_eq!(snippets, expected);
+    let odd = [EntryKey::new("food", "missing"), EntryKey::new("food", "d")];
+    assert_eq!(
+        s.snippets("yogurt", &odd).await?,
+        [Snippet::default(), Snippet::default()]
+    );
+    Ok(())
 }

@@ -102,6 +102,8 @@ passes_through!(GraphStore {
 
 passes_through!(SearchStore {
     fn search(&self, query: &str, filter: &Filter) -> Vec<SearchHit>;
+    fn search_ranked(&self, query: &str, filter: &Filter) -> Vec<RankedKey>;
+    fn snippets(&self, query: &str, keys: &[EntryKey]) -> Vec<Snippet>;
 });
 
 passes_through!(VectorStore {

@@ -63,10 +63,11 @@ impl NewKnowledgeBase {
         self.description = d.into();
         self
     }
-    /// Rejects a malformed name or a description with a NUL character.
+    /// Rejects a malformed name, or a description with a NUL character or longer than
+    /// [`MAX_DESCRIPTION_BYTES`].
     pub fn validate(&self) -> Result<()> {
         validate_name("knowledge base name", &self.name)?;
-        check_no_nul("knowledge base description", &self.description)
+        check_description("knowledge base description", &self.description)
     }
 }
 

@@ -38,6 +38,13 @@ pub fn validate_setting_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Rejects a collection whose name is not a valid name, or whose description holds a NUL
+/// or is longer than [`MAX_DESCRIPTION_BYTES`](crate::MAX_DESCRIPTION_BYTES).
+pub fn validate_collection(name: &str, description: &str) -> Result<()> {
+    super::validation::validate_name("collection name", name)?;
+    super::validation::check_description("collection description", description)
+}
+
 /// A named, ordered list of entries of one KB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -84,6 +84,17 @@ pub struct SearchHit {
     pub snippet: Snippet,
 }
 
+/// One full-text match without its entry or snippet ([`SearchStore::search_ranked`](crate::SearchStore::search_ranked)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedKey {
+    /// The matching entry.
+    pub key: EntryKey,
+    /// As [`SearchHit::score`].
+    pub score: f64,
+    /// As [`SearchHit::rank`].
+    pub rank: usize,
+}
+
 /// One semantic search result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SemanticHit {

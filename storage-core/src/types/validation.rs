@@ -30,6 +30,21 @@ pub fn check_batch(entries: &[NewEntry]) -> Result<()> {
     check_count("entries in one write", entries.len(), MAX_ENTRIES_PER_BATCH)
 }
 
+/// Longest description of a KB or a collection, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 64 * 1024;
+
+/// A description: at most [`MAX_DESCRIPTION_BYTES`], no NUL.
+pub(super) fn check_description(what: &str, s: &str) -> Result<()> {
+    check_no_nul(what, s)?;
+    if s.len() > MAX_DESCRIPTION_BYTES {
+        return Err(StorageError::invalid_input(format!(
+            "{what} is {} bytes; at most {MAX_DESCRIPTION_BYTES} are allowed",
+            s.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Rejects text containing NUL (`\0`). Postgres cannot store it in `text` or `jsonb`
 /// (`\u0000`) while SQLite can, so without this rule the same write succeeded on one
 /// backend and failed with an engine error on the other.

@@ -76,6 +76,20 @@ pub fn check_lease(lease: std::time::Duration) -> Result<()> {
     Ok(())
 }
 
+/// Most characters of a failure's text a queue item keeps.
+pub const MAX_QUEUE_ERROR_CHARS: usize = 4000;
+
+/// The text a failed queue item keeps: its first [`MAX_QUEUE_ERROR_CHARS`] characters,
+/// a NUL replaced by U+FFFD. A provider's message is not the caller's data: refusing it
+/// (Postgres cannot store NUL) would lose the failure itself.
+pub fn queue_error_text(error: &str) -> String {
+    error
+        .chars()
+        .take(MAX_QUEUE_ERROR_CHARS)
+        .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+        .collect()
+}
+
 /// One claimed item of the embedding queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueItem {

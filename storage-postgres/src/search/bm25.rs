@@ -170,6 +170,7 @@ pub(crate) fn page_sql(
     plan: &Plan,
     filter: &Filter,
     candidates: &[(i64, f64)],
+    keys_only: bool,
 ) -> Result<(String, Params)> {
     let mut p = Params::default();
     let docs = p.push(candidates.iter().map(|c| c.0).collect::<Vec<i64>>());
@@ -178,6 +179,12 @@ pub(crate) fn page_sql(
     let verify = match &plan.shape {
         Shape::General(q) => format!(" AND e.tsv @@ {}::text::tsquery", p.push(q.clone())),
         _ => String::new(),
+    };
+    // Keys only (`search_ranked`): the page's rows are not read beyond the index entry.
+    let columns = if keys_only {
+        "e.kb, e.id"
+    } else {
+        ENTRY_COLUMNS
     };
     // Candidates are walked best first, each looked up by the doc index (OFFSET 0 keeps
     // the planner from turning the lookups into a scan of `entries`), until the page is
@@ -189,7 +196,7 @@ pub(crate) fn page_sql(
              CROSS JOIN LATERAL \
              (SELECT e.kb, e.id FROM live_entries e WHERE e.doc = c.doc{cond}{verify} OFFSET 0) e \
              ORDER BY c.score DESC, e.kb, e.id LIMIT {} OFFSET {}) \
-         SELECT {ENTRY_COLUMNS}, hits.score FROM hits JOIN live_entries e ON e.doc = hits.doc \
+         SELECT {columns}, hits.score FROM hits JOIN live_entries e ON e.doc = hits.doc \
          ORDER BY hits.score DESC, e.kb, e.id",
         filter.effective_limit(),
         filter.offset
