@@ -74,21 +74,26 @@ pub fn for_each_token_span(text: &str, mut f: impl FnMut(&str, Range<usize>) -> 
 /// `unicode61` keeps the whole run as one token, which only the whole run finds.
 /// (Thai, Lao, Khmer and Myanmar need a dictionary to split and are left as runs.)
 pub fn is_unspaced(c: char) -> bool {
-    matches!(c as u32,
-        0x1100..=0x11FF         // Hangul Jamo
-        | 0x3005..=0x3007       // 々 〆 〇
-        | 0x3040..=0x30FF       // hiragana, katakana (with ー)
-        | 0x3130..=0x318F       // Hangul compatibility Jamo
-        | 0x31F0..=0x31FF       // katakana phonetic extensions
-        | 0x3400..=0x4DBF       // CJK extension A
-        | 0x4E00..=0x9FFF       // CJK unified ideographs
-        | 0xA960..=0xA97F       // Hangul Jamo extended A
-        | 0xAC00..=0xD7FF       // Hangul syllables, Jamo extended B
-        | 0xF900..=0xFAFF       // CJK compatibility ideographs
-        | 0xFF66..=0xFF9F       // half-width katakana
-        | 0x20000..=0x3134F // CJK extensions B–G, compatibility supplement
-    )
+    let c = c as u32;
+    UNSPACED.iter().any(|r| r.contains(&c))
 }
+
+/// The code points [`is_unspaced`] accepts (also what a backend selects rows by when
+/// these rules change, as Postgres' v7 upgrade does).
+pub const UNSPACED: [std::ops::RangeInclusive<u32>; 12] = [
+    0x1100..=0x11FF,   // Hangul Jamo
+    0x3005..=0x3007,   // 々 〆 〇
+    0x3040..=0x30FF,   // hiragana, katakana (with ー)
+    0x3130..=0x318F,   // Hangul compatibility Jamo
+    0x31F0..=0x31FF,   // katakana phonetic extensions
+    0x3400..=0x4DBF,   // CJK extension A
+    0x4E00..=0x9FFF,   // CJK unified ideographs
+    0xA960..=0xA97F,   // Hangul Jamo extended A
+    0xAC00..=0xD7FF,   // Hangul syllables, Jamo extended B
+    0xF900..=0xFAFF,   // CJK compatibility ideographs
+    0xFF66..=0xFF9F,   // half-width katakana
+    0x20000..=0x3134F, // CJK extensions B–G, compatibility supplement
+];
 
 /// A cursor over a text's characters that reads one token at a time.
 struct Scan<'a> {

@@ -1,7 +1,8 @@
 //! Entries: write, read, list, count and the timeline (`EntryStore`). The write path
 //! (batch and single-entry upserts) is in [`upsert`].
 
-pub(crate) mod upsert;
+pub(crate) mod reanalyse;
+mod upsert;
 
 use async_trait::async_trait;
 use storage_core::*;

@@ -471,7 +471,7 @@ CREATE TRIGGER entries_bm25_delete AFTER DELETE ON entries
     // v7: CJK characters are tokens of their own (`storage_core::text::is_unspaced`), so
     // a word inside a sentence is found. Nothing changes in the tables; the entries whose
     // text holds such characters are re-analysed in the client after this step
-    // (`REANALYSED_AT`, `entries::upsert::reanalyse_unspaced`).
+    // (`REANALYSED_AT`, `entries/reanalyse.rs`).
     "SELECT 1",
     // v8: fenced leases on the database's clock. Every claim takes a new token from
     // `embed_leases`; completing or failing an item checks it, so a worker whose lease ran
@@ -674,7 +674,7 @@ async fn migrate_to(
                 .map_err(pg)?;
             }
             if i as u32 + 1 == REANALYSED_AT && current > 0 {
-                crate::entries::upsert::reanalyse_unspaced(&tx, porter)
+                crate::entries::reanalyse::reanalyse_unspaced(&tx, porter)
                     .await
                     .map_err(pg)?;
             }
