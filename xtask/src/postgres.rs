@@ -66,20 +66,23 @@ fn run_in_other_locales(server: &TempServer) -> Result<(), String> {
             "CREATE DATABASE {db} TEMPLATE template0 {options}"
         ))?;
         eprintln!("xtask: the conformance suite in database {db} ({options})");
-        cargo()
-            .args([
-                "test",
-                "-p",
-                "storage-postgres",
-                "--features",
-                "postgres-tests",
-                "--test",
-                "conformance",
-            ])
+        backend_tests()
+            .args(["--test", "conformance"])
             .env("KB_PG_URL", format!("{base}/{db}"))
             .run()?;
     }
     Ok(())
+}
+
+/// `cargo test` of the Postgres backend with its database tests switched on.
+fn backend_tests() -> Cmd {
+    cargo().args([
+        "test",
+        "-p",
+        "storage-postgres",
+        "--features",
+        "postgres-tests",
+    ])
 }
 
 /// What the tests may do to a server this task started: restart it, and reach it over
@@ -98,16 +101,7 @@ fn run_tests(
     targets: &[&str],
     extra: &[String],
 ) -> Result<(), String> {
-    let mut backend = cargo()
-        .args([
-            "test",
-            "-p",
-            "storage-postgres",
-            "--features",
-            "postgres-tests",
-        ])
-        .args(targets)
-        .env("KB_PG_URL", url);
+    let mut backend = backend_tests().args(targets).env("KB_PG_URL", url);
     if let Some(local) = local {
         backend = backend.env("KB_TEST_PG_RESTART", &local.restart);
         if let Some(ca) = &local.tls_ca {
