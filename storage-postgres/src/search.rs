@@ -60,26 +60,26 @@ impl SearchStore for PgStore {
     }
 
     async fn snippets(&self, query: &str, keys: &[EntryKey]) -> Result<Vec<Snippet>> {
-        let node = parse_query(query)?;
         let conn = self.conn().await?;
-        let client: &tokio_postgres::Client = &conn;
-        let stems = self
-            .inner
-            .lexicon
-            .stems(client, query_words(&node))
-            .await
-            .map_err(self.pg())?;
-        let Some(plan) = plan(&node, &stems) else {
+        // The query's candidates decide which keys match (as they decide `search`'s).
+        let Some((plan, ranked)) = self
+            .keyword_candidates(&conn, query, &Filter::new())
+            .await?
+        else {
             return Ok(vec![Snippet::default(); keys.len()]);
         };
         let kbs: Vec<&str> = keys.iter().map(|k| k.kb.as_str()).collect();
         let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        let docs: Vec<i64> = ranked.iter().map(|c| c.0).collect();
+        let tsquery = plan.tsquery();
         let rows = conn
             .query(
                 "SELECT i.ord::int, e.title, e.summary, e.body \
                  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS i(kb, id, ord) \
-                 JOIN live_entries e ON e.kb = i.kb AND e.id = i.id",
-                &[&kbs, &ids],
+                 JOIN live_entries e ON e.kb = i.kb AND e.id = i.id \
+                 WHERE e.doc = ANY($3::bigint[]) \
+                 AND ($4::text IS NULL OR e.tsv @@ $4::text::tsquery)",
+                &[&kbs, &ids, &docs, &tsquery],
             )
             .await
             .map_err(self.pg())?;

@@ -48,6 +48,16 @@ pub(crate) struct Plan {
     pub(crate) highlighter: Highlighter,
 }
 
+impl Plan {
+    /// The tsquery a candidate must also match (phrases, NOT, mixed shapes), if any.
+    pub(crate) fn tsquery(&self) -> Option<&str> {
+        match &self.shape {
+            Shape::General(q) => Some(q),
+            _ => None,
+        }
+    }
+}
+
 /// The plan of a query over its words' stems; `None` when no word of the query is
 /// indexed (all of them stopwords of the configuration), which matches nothing.
 pub(crate) fn plan(node: &QueryNode, stems: &Stems) -> Option<Plan> {
@@ -176,9 +186,9 @@ pub(crate) fn page_sql(
     let docs = p.push(candidates.iter().map(|c| c.0).collect::<Vec<i64>>());
     let scores = p.push(candidates.iter().map(|c| c.1).collect::<Vec<f64>>());
     let cond = filter_sql(filter, &mut p)?;
-    let verify = match &plan.shape {
-        Shape::General(q) => format!(" AND e.tsv @@ {}::text::tsquery", p.push(q.clone())),
-        _ => String::new(),
+    let verify = match plan.tsquery() {
+        Some(q) => format!(" AND e.tsv @@ {}::text::tsquery", p.push(q.to_owned())),
+        None => String::new(),
     };
     // Keys only (`search_ranked`): the page's rows are not read beyond the index entry.
     let columns = if keys_only {
