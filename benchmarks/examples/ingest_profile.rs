@@ -1,5 +1,5 @@
-//! Loads the benchmark corpus (text only, batches of 1,000) through one backend and
-//! prints the time; a target for profilers
+//! Loads the benchmark corpus (batches of 1,000; text only, or with its vectors when a
+//! third argument `vectors` is given) through one backend and prints the time; a target for profilers
 //! (`valgrind --tool=callgrind target/release/examples/ingest_profile 3000`), and the
 //! quick comparison `ingest_profile 10000 sqlite` / `KB_PG_URL=… ingest_profile 10000
 //! postgres`.
@@ -9,15 +9,17 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3000);
     let backend = args.next().unwrap_or_else(|| "sqlite".into());
-    let entries = benchmarks::Corpus::new(benchmarks::SEED).entries("bench", n);
+    let corpus = benchmarks::Corpus::new(benchmarks::SEED);
+    let entries = corpus.entries("bench", n);
+    let vectors = (args.next().as_deref() == Some("vectors")).then_some(&corpus);
     let took = match backend.as_str() {
         "postgres" => {
             let store = benchmarks::pg_store(&benchmarks::require_pg_url(), 40).await;
-            benchmarks::load(&store, Some(&store), &entries, None).await
+            benchmarks::load(&store, Some(&store), &entries, vectors).await
         }
         _ => {
             let store = benchmarks::sqlite_store().await;
-            benchmarks::load(&store, None, &entries, None).await
+            benchmarks::load(&store, None, &entries, vectors).await
         }
     };
     eprintln!(

@@ -379,7 +379,16 @@ impl Parser {
                         t.pos,
                     ));
                 }
-                Ok(QueryNode::Not(Box::new(self.unary()?)))
+                let inner = self.unary()?;
+                // `-(-a)` is the same double negation in parentheses; its canonical text
+                // `--a` would not parse back to it.
+                if inner.is_not() {
+                    return Err(StorageError::invalid_query(
+                        "double negation is not supported",
+                        t.pos,
+                    ));
+                }
+                Ok(QueryNode::Not(Box::new(inner)))
             }
             _ => self.primary(),
         }
@@ -715,6 +724,23 @@ mod tests {
                 QueryNode::Term("0".into()),
                 QueryNode::Not(Box::new(QueryNode::Term("\u{a82d}".into())))
             ])
+        );
+    }
+
+    /// Found by the fuzz run in CI: `-(-a) a` parsed to a double negation whose
+    /// canonical text (`--a a`) did not parse back to it.
+    #[test]
+    fn a_double_negation_in_parentheses_is_an_error() {
+        for q in ["-(-a) a", "b -((-a))", "b NOT (NOT a)", "b -(NOT a)"] {
+            assert!(
+                matches!(parse_query(q), Err(StorageError::InvalidQuery { .. })),
+                "{q}: {:?}",
+                parse_query(q)
+            );
+        }
+        assert!(
+            parse_query("b -(a -c)").is_ok(),
+            "a NOT inside a group is fine"
         );
     }
 
