@@ -6,6 +6,11 @@
 
 #[tokio::main]
 async fn main() {
+    // `RUST_LOG=storage_postgres=debug` shows where each batch's time goes.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3000);
     let backend = args.next().unwrap_or_else(|| "sqlite".into());

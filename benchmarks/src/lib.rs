@@ -17,6 +17,7 @@ pub mod report;
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use storage_core::prelude::*;
 use storage_core::{EmbeddingSpace, EntryKey, NewEntry, NewKnowledgeBase};
 use storage_postgres::{PgConfig, PgStore};
@@ -30,6 +31,9 @@ pub const SEED: u64 = 42;
 pub const INGEST: usize = 10_000;
 /// Entries per `upsert_entries` call: the batch a sync or an import writes.
 pub const BATCH: usize = 1_000;
+
+/// Batches a Postgres load keeps in flight (SQLite: one; its writers take turns).
+pub const PG_BATCHES_IN_FLIGHT: usize = 3;
 /// The page size of the query benches.
 pub const K: usize = 10;
 /// The Postgres pool of the concurrent-writer benches (the store's default).
@@ -87,8 +91,9 @@ pub async fn pg_store(url: &str, ef_search: u32) -> PgStore {
 
 /// Creates the `bench` KB and its embedding space, then loads `entries` through the
 /// protocol in batches of [`BATCH`], with their corpus vectors when `vectors` is given.
-/// On Postgres (`pg`) with vectors, the HNSW index is dropped for the load and built
-/// after it, the recommended bulk path. Returns the time the load took.
+/// On Postgres (`pg`) [`PG_BATCHES_IN_FLIGHT`] batches are written at once, and with
+/// vectors the HNSW index is dropped for the load and built after it: the path
+/// `kb migrate` takes. Returns the time the load took.
 pub async fn load(
     store: &dyn Store,
     pg: Option<&PgStore>,
@@ -109,11 +114,11 @@ pub async fn load(
 
 /// [`load`] with `vector(i)` for entry `i` (any source of vectors of `dimension`).
 /// Returns the whole time and, on Postgres with vectors, the HNSW build's part of it.
-pub async fn load_with(
-    store: &dyn Store,
+pub async fn load_with<'a>(
+    store: &'a dyn Store,
     pg: Option<&PgStore>,
-    entries: &[NewEntry],
-    vector: Option<&dyn Fn(usize) -> Vec<f32>>,
+    entries: &'a [NewEntry],
+    vector: Option<&'a dyn Fn(usize) -> Vec<f32>>,
     dimension: usize,
 ) -> (Duration, Option<Duration>) {
     store
@@ -129,7 +134,7 @@ pub async fn load_with(
     if let Some(pg) = bulk {
         pg.drop_vector_index().await.expect("drop the HNSW index");
     }
-    for (b, chunk) in entries.chunks(BATCH).enumerate() {
+    let batch = |(b, chunk): (usize, &'a [NewEntry])| async move {
         store.upsert_entries(chunk).await.expect("upsert a batch");
         if let Some(vector) = vector {
             let items: Vec<(EntryKey, Vec<f32>)> = chunk
@@ -142,7 +147,22 @@ pub async fn load_with(
                 .await
                 .expect("put a batch of vectors");
         }
-    }
+    };
+    // As `kb migrate` loads (kb-app's `OpenStore::batches_in_flight`); an experiment may
+    // set another count with KB_LOAD_CONCURRENCY.
+    let in_flight = std::env::var("KB_LOAD_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if pg.is_some() {
+            PG_BATCHES_IN_FLIGHT
+        } else {
+            1
+        });
+    futures_util::stream::iter(entries.chunks(BATCH).enumerate())
+        .map(batch)
+        .buffer_unordered(in_flight.max(1))
+        .collect::<Vec<()>>()
+        .await;
     let build = match bulk {
         Some(pg) => {
             let t = Instant::now();

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use storage_core::{
     EntryKey, EntryPassages, Filter, LifecycleFilter, NewKnowledgeBase, PassageVector,
@@ -154,7 +155,7 @@ pub async fn migrate(
                 .map(|e| (e.id, (e.content_hash, e.status, e.assignee)))
                 .collect();
         let entries = all_entries(src.as_ref(), &kb.name).await?;
-        let mut batch = Vec::with_capacity(batch_size);
+        let mut changed = Vec::with_capacity(entries.len());
         for e in &entries {
             let same = existing.get(&e.id).is_some_and(|(h, s, a)| {
                 *h == e.content_hash && *s == e.status && *a == e.assignee
@@ -162,20 +163,21 @@ pub async fn migrate(
             if same {
                 r.entries_unchanged += 1;
                 progress.advance(1);
-                continue;
-            }
-            batch.push(e.to_new());
-            if batch.len() >= batch_size.max(1) {
-                dst.upsert_entries(&batch).await?;
-                r.entries_copied += batch.len() as u64;
-                progress.advance(batch.len() as u64);
-                batch.clear();
+            } else {
+                changed.push(e.to_new());
             }
         }
-        if !batch.is_empty() {
-            dst.upsert_entries(&batch).await?;
-            r.entries_copied += batch.len() as u64;
-            progress.advance(batch.len() as u64);
+        // Keys are unique within a KB, so batches may be written in any order.
+        let to: &dyn Store = dst.as_ref();
+        let writes = changed
+            .chunks(batch_size.max(1))
+            .map(|batch| async move { to.upsert_entries(batch).await.map(|_| batch.len()) });
+        let mut writes =
+            futures_util::stream::iter(writes).buffer_unordered(target.batches_in_flight());
+        while let Some(written) = writes.next().await {
+            let n = written? as u64;
+            r.entries_copied += n;
+            progress.advance(n);
         }
         if space.is_some() {
             let mut items = Vec::new();

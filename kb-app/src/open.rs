@@ -104,6 +104,18 @@ impl OpenStore {
         }
     }
 
+    /// Batches a bulk load keeps in flight at once. SQLite takes one writer at a time, so
+    /// one. On Postgres each batch runs on its own connection, and with three in flight
+    /// one batch's analysis in the client overlaps another's work on the server: a load
+    /// of 20,000 entries ran at 3,321/s with one, 4,348/s with two and 4,693/s with
+    /// three (`KB_LOAD_CONCURRENCY=N ingest_profile 20000 postgres`, 2 cores).
+    pub fn batches_in_flight(&self) -> usize {
+        match &self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres(_) => 3,
+        }
+    }
+
     /// Before a large load of vectors: on Postgres, drops the HNSW index (inserting into
     /// a graph costs several times more per vector than building it once). Returns
     /// whether [`finish_bulk_load`](Self::finish_bulk_load) must rebuild it.

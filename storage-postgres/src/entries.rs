@@ -1,8 +1,12 @@
 //! Entries: write, read, list, count and the timeline (`EntryStore`). The write path
-//! (batch and single-entry upserts) is in [`upsert`].
+//! (batch and single-entry upserts) is in [`upsert`]; concurrent single-entry upserts
+//! are combined into batches by [`combine`].
 
+mod combine;
 pub(crate) mod reanalyse;
 mod upsert;
+
+pub(crate) use combine::Combiner;
 
 use async_trait::async_trait;
 use storage_core::*;
@@ -14,7 +18,10 @@ use crate::store::PgStore;
 #[async_trait]
 impl EntryStore for PgStore {
     async fn upsert_entries(&self, entries: &[NewEntry]) -> Result<Vec<Entry>> {
-        upsert::upsert_entries(self, entries).await
+        match entries {
+            [one] => Ok(vec![combine::upsert_combined(self, one.clone()).await?]),
+            _ => upsert::upsert_entries(self, entries).await,
+        }
     }
 
     async fn get_entry(&self, key: &EntryKey) -> Result<Option<Entry>> {

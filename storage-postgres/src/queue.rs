@@ -100,6 +100,7 @@ impl QueueStore for PgStore {
         let ids: Vec<&str> = done.iter().map(|(i, _)| i.key.id.as_str()).collect();
         let pg = self.pg();
         let mut conn = self.conn().await?;
+        let conn_statements = conn.statements();
         let tx = conn.transaction().await.map_err(&pg)?;
         // The queue rows, locked in entry order (so two completing workers never wait on
         // each other in a cycle) until this transaction ends.
@@ -138,7 +139,9 @@ impl QueueStore for PgStore {
             .zip(&out)
             .filter(|(_, c)| held(c))
             .map(|((_, p), _)| p);
-        write_passages(&tx, writes).await.map_err(&pg)?;
+        write_passages(&tx, &conn_statements, writes)
+            .await
+            .map_err(&pg)?;
         let pick = |want: Completion| -> (Vec<&str>, Vec<&str>) {
             done.iter()
                 .zip(&out)

@@ -32,6 +32,13 @@ pub(crate) struct Inner {
     pub(crate) space: std::sync::RwLock<Option<EmbeddingSpace>>,
     /// Stems of the words seen, for analysing entries and queries (search/analyze.rs).
     pub(crate) lexicon: crate::search::analyze::Lexicon,
+    /// Single-entry upserts waiting to be written together (entries/combine.rs).
+    pub(crate) combiner: crate::entries::Combiner,
+    /// Upserts that may hold a connection at once: half the pool, so that many writers
+    /// (each holding its connection for a whole batch) cannot leave searches waiting
+    /// for one. At 32 writers of batches of 100 on a pool of 16, searches waited 1.2 s
+    /// (p50) before this bound.
+    pub(crate) writers: tokio::sync::Semaphore,
     /// Whether the server compresses with lz4 (read at open; see entries.rs `stage`).
     pub(crate) lz4: std::sync::atomic::AtomicBool,
     /// Drops the schema when the last clone goes away (test stores only).
@@ -140,6 +147,8 @@ impl PgStore {
                 config: config.clone(),
                 endpoint,
                 space: std::sync::RwLock::new(None),
+                combiner: Default::default(),
+                writers: tokio::sync::Semaphore::new((config.pool_max_size as usize / 2).max(1)),
                 lexicon: crate::search::analyze::Lexicon::new(
                     config.text_search_config == crate::config::PORTER_CONFIG,
                 ),

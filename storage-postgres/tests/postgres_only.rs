@@ -542,3 +542,82 @@ async fn a_database_in_the_c_locale_finds_words_of_every_script() {
         ]
     );
 }
+
+/// Concurrent single-entry upserts are written together (entries/combine.rs); each
+/// writer still gets its own entry back, and an error reaches only the writer that
+/// caused it: the notes for a KB that does not exist fail, the others in the same
+/// moment are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_single_upserts_each_get_their_own_result() {
+    let store = std::sync::Arc::new(PgStore::open_for_test(&test_url()).await.unwrap());
+    store
+        .create_kb(&NewKnowledgeBase::persistent("notes"))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..96)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let kb = if i % 8 == 0 { "missing" } else { "notes" };
+                let e = NewEntry::new(kb, format!("n{i}"))
+                    .title(format!("note {i}"))
+                    .body(format!("shared words and word{i}"));
+                (i, store.upsert_entry(&e).await)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        if i % 8 == 0 {
+            assert!(
+                matches!(r, Err(StorageError::NotFound { .. })),
+                "note {i}: {r:?}"
+            );
+        } else {
+            let e = r.unwrap_or_else(|e| panic!("note {i}: {e}"));
+            assert_eq!(
+                (e.id.as_str(), e.title.as_str()),
+                (&*format!("n{i}"), &*format!("note {i}"))
+            );
+        }
+    }
+    let hits = store
+        .search("shared", &Filter::new().kb("notes").limit(200))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 84, "every note of the existing KB, searchable");
+}
+
+/// A writer that gives up (its future dropped while its note waits) strands nobody:
+/// the notes queued with it are still written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_single_upsert_strands_no_other_writer() {
+    let store = std::sync::Arc::new(PgStore::open_for_test(&test_url()).await.unwrap());
+    store
+        .create_kb(&NewKnowledgeBase::persistent("notes"))
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let e = NewEntry::new("notes", format!("r{round}-{i}")).body("words");
+                    store.upsert_entry(&e).await
+                })
+            })
+            .collect();
+        // Every other writer gives up at once.
+        for (i, t) in tasks.into_iter().enumerate() {
+            if i % 2 == 0 {
+                t.abort();
+            } else {
+                tokio::time::timeout(Duration::from_secs(30), t)
+                    .await
+                    .expect("a writer was stranded")
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+    }
+}

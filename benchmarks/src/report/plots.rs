@@ -199,7 +199,7 @@ where
         * 1.15;
     let mut chart = ChartBuilder::on(&right)
         .caption(
-            "Concurrent writers (8 readers searching)",
+            "Concurrent writers (8 readers, 200 searches/s)",
             ("sans-serif", 20),
         )
         .margin(12)

@@ -34,6 +34,8 @@ pub(super) async fn upsert_entries(store: &PgStore, entries: &[NewEntry]) -> Res
     let mut staged = Staged::batch(&entries)?;
     let ts = now();
     let pg = store.pg();
+    // Never closed, so it always gives a permit.
+    let _writing = store.inner.writers.acquire().await;
     let mut conn = store.conn().await?;
     let started = std::time::Instant::now();
     let c = conn.statements();
@@ -677,6 +679,7 @@ async fn write_postings(
     if blocks.is_empty() {
         return Ok(());
     }
+    tracing::debug!(blocks = blocks.len(), "postings");
     let mut blocks: Vec<(&str, Block)> = blocks.into_iter().collect();
     blocks.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let sink = tx
