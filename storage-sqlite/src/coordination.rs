@@ -23,7 +23,7 @@ impl CoordinationStore for SqliteStore {
         validate_claim(new_status, assignee)?;
         let (key, expected) = (key.clone(), expected.map(str::to_owned));
         let (new_status, assignee) = (new_status.to_owned(), assignee.to_owned());
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             // One conditional UPDATE is the compare-and-set; `IS` also matches NULL.
             let n = execute(
@@ -70,7 +70,7 @@ impl CoordinationStore for SqliteStore {
             .map(str::to_owned)
             .collect();
         let (key, expected, new) = (key.clone(), expected.cloned(), new.clone());
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let Some(entry) = get_entry_by_key(&tx, &key)? else {
                 return Ok(CasOutcome::NotFound);

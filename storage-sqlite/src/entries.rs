@@ -24,7 +24,7 @@ impl EntryStore for SqliteStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let now = now();
             let mut known = HashSet::new();
@@ -63,7 +63,7 @@ impl EntryStore for SqliteStore {
 
     async fn delete_entry(&self, key: &EntryKey) -> Result<bool> {
         let key = key.clone();
-        self.run_write(move |c, shared| {
+        self.run(move |c, shared| {
             let mut vectors = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let Some(rowid) = rowid_of(&tx, &key)? else {

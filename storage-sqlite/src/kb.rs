@@ -59,7 +59,7 @@ impl KbStore for SqliteStore {
 
     async fn delete_kb(&self, name: &str) -> Result<bool> {
         let name = name.to_owned();
-        self.run_write(move |c, shared| {
+        self.run(move |c, shared| {
             let mut vectors = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             if !kb_exists(&tx, &name)? {
@@ -74,7 +74,7 @@ impl KbStore for SqliteStore {
     }
 
     async fn gc_expired(&self, now: DateTime<Utc>) -> Result<GcReport> {
-        self.run_write(move |c, shared| {
+        self.run(move |c, shared| {
             let mut vectors = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let now = now.timestamp_micros();

@@ -52,7 +52,7 @@ impl OrganiseStore for SqliteStore {
         validate_setting_key(key)?;
         check_json_text("setting", value)?;
         let (kb, key, value) = (scope.kb_key().to_owned(), key.to_owned(), value.to_string());
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             if !kb.is_empty() && !kb_exists(&tx, &kb)? {
                 return Err(StorageError::kb_not_found(&kb));
@@ -99,7 +99,7 @@ impl OrganiseStore for SqliteStore {
 
     async fn star(&self, key: &EntryKey) -> Result<()> {
         let key = key.clone();
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let rowid =
                 live_rowid_of(&tx, &key)?.ok_or_else(|| StorageError::entry_not_found(&key))?;
@@ -151,7 +151,7 @@ impl OrganiseStore for SqliteStore {
     ) -> Result<Collection> {
         validate_collection(name, description)?;
         let (kb, name, description) = (kb.to_owned(), name.to_owned(), description.to_owned());
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             if !kb_exists(&tx, &kb)? {
                 return Err(StorageError::kb_not_found(&kb));
@@ -220,7 +220,7 @@ impl OrganiseStore for SqliteStore {
         position: Option<usize>,
     ) -> Result<()> {
         let (kb, name, key) = (kb.to_owned(), name.to_owned(), EntryKey::new(kb, id));
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let coll = collection_rowid(&tx, &kb, &name)?;
             let rowid = live_rowid_of(&tx, &key)?.ok_or_else(|| StorageError::entry_not_found(&key))?;

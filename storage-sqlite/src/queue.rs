@@ -23,7 +23,7 @@ impl QueueStore for SqliteStore {
         // Clamped: `as i64` turned usize::MAX into -1 (no limit in SQLite, an error in Postgres).
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let worker = worker.to_owned();
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let now = now();
             // At most MAX_LEASE (checked above), so neither the cast nor the sum can overflow.
             let until = now + lease.as_micros() as i64;
@@ -66,7 +66,7 @@ impl QueueStore for SqliteStore {
 
     async fn complete_embedding(&self, items: &[QueueItem]) -> Result<u64> {
         let items = items.to_vec();
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let mut removed = 0;
             for it in &items {
@@ -88,7 +88,7 @@ impl QueueStore for SqliteStore {
         done: &[(QueueItem, EntryPassages)],
     ) -> Result<Vec<Completion>> {
         let done = done.to_vec();
-        self.run_write(move |c, shared| {
+        self.run(move |c, shared| {
             let passages: Vec<EntryPassages> = done.iter().map(|(_, p)| p.clone()).collect();
             let space = read_space(c)?.ok_or_else(StorageError::no_embedding_space)?;
             check_passages(&passages, space.dimension)?;
@@ -127,7 +127,7 @@ impl QueueStore for SqliteStore {
     ) -> Result<FailOutcome> {
         let item = item.clone();
         let error = queue_error_text(error);
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let Some(rowid) = rowid_of(&tx, &item.key)? else {
                 return Ok(FailOutcome::NotQueued);
@@ -211,7 +211,7 @@ impl QueueStore for SqliteStore {
                 "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.entry = e.rowid)"
             },
         );
-        self.run_write(move |c, _| {
+        self.run(move |c, _| {
             let mut params = vec![SqlValue::Integer(now())];
             params.extend(w.params);
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;

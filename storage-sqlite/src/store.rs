@@ -26,11 +26,6 @@ pub(crate) type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 /// State shared by all connections of one store.
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
-    /// Held by a writer of this process from before it takes a connection until its
-    /// transaction ends: SQLite writes one at a time anyway, and writers queued here hold
-    /// no connection, so searches always find one. (Before, 32 writers of batches waited
-    /// for the write lock on the pool's 8 connections, and searches waited 0.5 s for one.)
-    pub(crate) writer: tokio::sync::Mutex<()>,
     /// `None` until the first semantic query loads it; reset to `None` by bulk deletes.
     /// Writers that touch vectors hold the write lock across their transaction, so the
     /// index and the table never disagree once the lock is released.
@@ -134,17 +129,6 @@ impl SqliteStore {
     /// Path of the database file.
     pub fn path(&self) -> &std::path::Path {
         &self.path
-    }
-
-    /// [`run`](Self::run) for a write transaction: first waits its turn among this
-    /// process's writers (`Inner::writer`), without holding a connection.
-    pub(crate) async fn run_write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Conn, &Inner) -> Result<T> + Send + 'static,
-    {
-        let _turn = self.shared.writer.lock().await;
-        self.run(f).await
     }
 
     /// The one bridge from async to SQLite: runs `f` with a pooled connection on the

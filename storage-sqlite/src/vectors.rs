@@ -25,7 +25,7 @@ impl VectorStore for SqliteStore {
     }
 
     async fn reset_embedding_space(&self) -> Result<u64> {
-        self.run_write(move |c, shared| {
+        self.run(move |c, shared| {
             let mut index = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let now = now();
@@ -70,7 +70,7 @@ impl VectorStore for SqliteStore {
 
     async fn put_passages(&self, items: &[EntryPassages]) -> Result<()> {
         let items = items.to_vec();
-        self.run_write(move |c, shared| {
+        self.run(move |c, shared| {
             let space = read_space(c)?.ok_or_else(StorageError::no_embedding_space)?;
             check_passages(&items, space.dimension)?;
             let mut index = shared.vectors.write().expect("vector lock");
@@ -111,7 +111,7 @@ impl VectorStore for SqliteStore {
 
     async fn delete_vector(&self, key: &EntryKey) -> Result<bool> {
         let key = key.clone();
-        self.run_write(move |c, shared| {
+        self.run(move |c, shared| {
             let mut index = shared.vectors.write().expect("vector lock");
             let tx = sql(c.transaction_with_behavior(TransactionBehavior::Immediate))?;
             let Some(rowid) = rowid_of(&tx, &key)? else {
