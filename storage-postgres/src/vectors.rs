@@ -462,7 +462,7 @@ pub(crate) fn semantic_count_sql(q: &SemanticQuery) -> Result<(String, Params)> 
 pub(crate) async fn write_passages<'a>(
     tx: &tokio_postgres::Transaction<'_>,
     c: &StatementCache,
-    items: impl Iterator<Item = &'a EntryPassages> + Clone,
+    items: impl Iterator<Item = &'a EntryPassages>,
 ) -> std::result::Result<usize, tokio_postgres::Error> {
     let items: Vec<&EntryPassages> = items.collect();
     if items.is_empty() {
